@@ -1,0 +1,208 @@
+//! TS-0009 request mapping: an HTTP request head becomes a [`Primitive`].
+//!
+//! Targets are normalised to SP-relative form so that one Cedar path names one resource:
+//! `/~/id-in/cse-in/x` and (CSE-relative) `/cse-in/x` both become `/id-in/cse-in/x`;
+//! `/_/sp/id-in/x` becomes `//sp/id-in/x`. Paths that could mean different resources to us and
+//! to the upstream (dot segments, empty segments, encoded `/`, `.` or `\`) are refused.
+
+use bytes::Bytes;
+use http::header::AUTHORIZATION;
+use http::request::Parts;
+use http::{HeaderMap, Method};
+
+use crate::primitive::{Operation, Peer, Primitive, Security};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("missing X-M2M-Origin")]
+    MissingOrigin,
+    #[error("missing X-M2M-RI")]
+    MissingRequestId,
+    #[error("header {0} is not valid text")]
+    BadHeader(&'static str),
+    #[error("method {0} has no oneM2M operation")]
+    BadMethod(String),
+    #[error("target path is not a normalised oneM2M target")]
+    BadPath,
+    #[error("ty in Content-Type is not a resource type number")]
+    BadResourceType,
+}
+
+pub const ORIGIN: &str = "x-m2m-origin";
+pub const REQUEST_ID: &str = "x-m2m-ri";
+pub const RELEASE: &str = "x-m2m-rvi";
+pub const ORIGINATING_TIME: &str = "x-m2m-ot";
+pub const REQUEST_EXPIRY: &str = "x-m2m-ret";
+pub const SIGNATURE: &str = "x-m2m-as";
+
+/// Decodes the head of a request; the content is attached later.
+pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, DecodeError> {
+    let headers = &parts.headers;
+    let ty = resource_type(headers)?;
+    let op = operation(&parts.method, ty.is_some())?;
+    let fr = header(headers, ORIGIN)?
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::MissingOrigin)?;
+    let rqi = header(headers, REQUEST_ID)?
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::MissingRequestId)?;
+    Ok(Primitive {
+        op,
+        to: target(parts.uri.path(), cse_id)?,
+        fr: fr.to_owned(),
+        rqi: rqi.to_owned(),
+        rvi: header(headers, RELEASE)?.map(str::to_owned),
+        ot: header(headers, ORIGINATING_TIME)?.map(str::to_owned),
+        rqet: header(headers, REQUEST_EXPIRY)?.map(str::to_owned),
+        ty,
+        content: Bytes::new(),
+        security: Security {
+            tokens: tokens(headers)?,
+            token_ids: query_list(parts.uri.query(), "tids"),
+            aus: header(headers, SIGNATURE)?.map(str::to_owned),
+        },
+        peer,
+    })
+}
+
+fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, DecodeError> {
+    headers
+        .get(name)
+        .map(|v| v.to_str().map_err(|_| DecodeError::BadHeader(name)))
+        .transpose()
+}
+
+fn operation(method: &Method, has_ty: bool) -> Result<Operation, DecodeError> {
+    Ok(match *method {
+        Method::POST if has_ty => Operation::Create,
+        Method::POST => Operation::Notify,
+        Method::GET => Operation::Retrieve,
+        Method::PUT => Operation::Update,
+        Method::DELETE => Operation::Delete,
+        ref other => return Err(DecodeError::BadMethod(other.to_string())),
+    })
+}
+
+/// `ty` from `Content-Type: application/json;ty=4`.
+fn resource_type(headers: &HeaderMap) -> Result<Option<u16>, DecodeError> {
+    let Some(content_type) = header(headers, "content-type")? else {
+        return Ok(None);
+    };
+    for param in content_type.split(';').skip(1) {
+        if let Some((key, value)) = param.split_once('=') {
+            if key.trim().eq_ignore_ascii_case("ty") {
+                return value
+                    .trim()
+                    .parse()
+                    .map(Some)
+                    .map_err(|_| DecodeError::BadResourceType);
+            }
+        }
+    }
+    Ok(None)
+}
+
+/// Tokens from `Authorization: Bearer <jwt>` or `Bearer <jwt>+<jwt>`.
+fn tokens(headers: &HeaderMap) -> Result<Vec<String>, DecodeError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
+        return Ok(Vec::new());
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| DecodeError::BadHeader("authorization"))?;
+    let Some(list) = value.strip_prefix("Bearer ") else {
+        return Ok(Vec::new());
+    };
+    Ok(list
+        .split('+')
+        .filter(|t| !t.is_empty())
+        .map(str::to_owned)
+        .collect())
+}
+
+fn query_list(query: Option<&str>, key: &str) -> Vec<String> {
+    query
+        .into_iter()
+        .flat_map(|q| q.split('&'))
+        .filter_map(|pair| pair.split_once('='))
+        .filter(|(k, _)| *k == key)
+        .flat_map(|(_, v)| v.split('+'))
+        .filter(|v| !v.is_empty())
+        .map(str::to_owned)
+        .collect()
+}
+
+/// The SP-relative target for a request path (see the module docs).
+pub fn target(path: &str, cse_id: &str) -> Result<String, DecodeError> {
+    let (prefix, rest) = if let Some(rest) = path.strip_prefix("/~/") {
+        ("/", rest)
+    } else if let Some(rest) = path.strip_prefix("/_/") {
+        ("//", rest)
+    } else {
+        let rest = path.strip_prefix('/').ok_or(DecodeError::BadPath)?;
+        return checked(rest).map(|rest| format!("{cse_id}/{rest}"));
+    };
+    checked(rest).map(|rest| format!("{prefix}{rest}"))
+}
+
+fn checked(rest: &str) -> Result<&str, DecodeError> {
+    let lower = rest.to_ascii_lowercase();
+    let suspicious = rest.is_empty()
+        || rest
+            .split('/')
+            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+        || rest.contains('\\')
+        || ["%2f", "%2e", "%5c", "%00"]
+            .iter()
+            .any(|enc| lower.contains(enc));
+    if suspicious {
+        Err(DecodeError::BadPath)
+    } else {
+        Ok(rest)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sp_relative_and_cse_relative_paths_name_the_same_target() {
+        assert_eq!(
+            target("/~/id-in/cse-in/x", "/id-in").unwrap(),
+            "/id-in/cse-in/x"
+        );
+        assert_eq!(target("/cse-in/x", "/id-in").unwrap(), "/id-in/cse-in/x");
+        assert_eq!(target("/_/sp/id-in/x", "/id-in").unwrap(), "//sp/id-in/x");
+    }
+
+    #[test]
+    fn ambiguous_paths_are_refused() {
+        for bad in [
+            "/cse-in/a/../b",
+            "/cse-in/./a",
+            "/cse-in//a",
+            "/cse-in/%2e%2e/a",
+            "/cse-in/a%2Fb",
+            "/",
+            "/~/",
+            "/cse-in\\a",
+        ] {
+            assert_eq!(target(bad, "/id-in"), Err(DecodeError::BadPath), "{bad}");
+        }
+    }
+
+    #[test]
+    fn post_with_ty_is_create_and_without_is_notify() {
+        assert_eq!(operation(&Method::POST, true), Ok(Operation::Create));
+        assert_eq!(operation(&Method::POST, false), Ok(Operation::Notify));
+        assert!(operation(&Method::PATCH, false).is_err());
+    }
+
+    #[test]
+    fn bearer_tokens_are_split_on_plus() {
+        let mut headers = HeaderMap::new();
+        headers.insert(AUTHORIZATION, "Bearer a.b.c+d.e.f".parse().unwrap());
+        assert_eq!(tokens(&headers).unwrap(), ["a.b.c", "d.e.f"]);
+    }
+}

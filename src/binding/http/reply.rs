@@ -1,0 +1,60 @@
+//! oneM2M error responses of the HTTP binding: status, `X-M2M-RSC`, and a JSON `m2m:dbg` that
+//! names the class of the problem only. Echoes `X-M2M-RI` and `X-M2M-RVI` when the request had
+//! them.
+
+use bytes::Bytes;
+use http::header::{HeaderValue, CONTENT_TYPE};
+use http::{HeaderMap, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+
+use super::decode::{RELEASE, REQUEST_ID};
+use super::Body;
+
+/// oneM2M response status codes the gateway itself produces (TS-0004 §6.6).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rsc {
+    BadRequest = 4000,
+    OriginatorHasNoPrivilege = 4103,
+    TargetNotReachable = 5103,
+}
+
+impl Rsc {
+    /// The HTTP status TS-0009 maps this code to.
+    fn status(self) -> StatusCode {
+        match self {
+            Rsc::BadRequest => StatusCode::BAD_REQUEST,
+            Rsc::OriginatorHasNoPrivilege => StatusCode::FORBIDDEN,
+            Rsc::TargetNotReachable => StatusCode::NOT_FOUND,
+        }
+    }
+}
+
+/// An error answer with TS-0009's status for `rsc`.
+pub fn error(request: &HeaderMap, rsc: Rsc, debug: &str) -> Response<Body> {
+    error_with_status(request, rsc, rsc.status(), debug)
+}
+
+/// An error answer whose HTTP status says more than TS-0009's mapping (413, 431).
+pub fn error_with_status(
+    request: &HeaderMap,
+    rsc: Rsc,
+    status: StatusCode,
+    debug: &str,
+) -> Response<Body> {
+    let body = serde_json::json!({ "m2m:dbg": debug }).to_string();
+    let mut response = Response::new(
+        Full::new(Bytes::from(body))
+            .map_err(|never| match never {})
+            .boxed(),
+    );
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    headers.insert("x-m2m-rsc", HeaderValue::from(rsc as u16));
+    for name in [REQUEST_ID, RELEASE] {
+        if let Some(value) = request.get(name) {
+            headers.insert(name, value.clone());
+        }
+    }
+    response
+}

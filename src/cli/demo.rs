@@ -1,0 +1,277 @@
+//! `m2mguard demo`: the gateway on the built-in configuration in front of an in-process
+//! oneM2M CSE, a scripted scenario over real loopback sockets, and a table of the decisions.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request};
+use http_body_util::{BodyExt, Full};
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio::sync::broadcast;
+
+use m2mguard::admin::client::AdminClient;
+use m2mguard::config::Config;
+use m2mguard::gateway::Gateway;
+use m2mguard::guard::DecisionRecord;
+use m2mguard::minicse;
+
+use super::Failure;
+
+type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+
+/// One scripted step: a request, or an operator action through the admin API.
+enum Step {
+    Request {
+        fr: &'static str,
+        method: Method,
+        path: &'static str,
+        ty: Option<u8>,
+        body: &'static str,
+    },
+    Deactivate(&'static str),
+}
+
+const SCRIPT: &[Step] = &[
+    Step::Request {
+        fr: "Cmeter-01",
+        method: Method::POST,
+        path: "/cse-in",
+        ty: Some(3),
+        body: r#"{"m2m:cnt":{"rn":"meter-01"}}"#,
+    },
+    Step::Request {
+        fr: "Cmeter-01",
+        method: Method::POST,
+        path: "/cse-in/meter-01",
+        ty: Some(4),
+        body: r#"{"m2m:cin":{"con":"21.5"}}"#,
+    },
+    Step::Request {
+        fr: "Clamp-01",
+        method: Method::GET,
+        path: "/cse-in/meter-01",
+        ty: None,
+        body: "",
+    },
+    Step::Request {
+        fr: "Clamp-01",
+        method: Method::POST,
+        path: "/cse-in/meter-01",
+        ty: Some(4),
+        body: r#"{"m2m:cin":{"con":"off"}}"#,
+    },
+    Step::Request {
+        fr: "Cmeter-01",
+        method: Method::DELETE,
+        path: "/cse-in/meter-01",
+        ty: None,
+        body: "",
+    },
+    Step::Request {
+        fr: "Cstranger",
+        method: Method::GET,
+        path: "/cse-in",
+        ty: None,
+        body: "",
+    },
+    Step::Deactivate("Clamp-01"),
+    Step::Request {
+        fr: "Clamp-01",
+        method: Method::GET,
+        path: "/cse-in/meter-01",
+        ty: None,
+        body: "",
+    },
+    Step::Request {
+        fr: "CAdmin",
+        method: Method::DELETE,
+        path: "/cse-in/meter-01",
+        ty: None,
+        body: "",
+    },
+];
+
+pub async fn demo() -> Result<(), Failure> {
+    let mut config = Config::builtin()
+        .map_err(|e| Failure::config(anyhow::anyhow!("built-in config: {e:?}")))?;
+    let data = tempfile::tempdir().map_err(Failure::startup)?;
+    let cse = minicse::start(loopback(), &config.gateway.cse_id, "cse-in")
+        .await
+        .map_err(Failure::startup)?;
+    config.gateway.data_dir = data.path().to_owned();
+    config.admin.listen = loopback();
+    if let Some(http) = config.http.as_mut() {
+        http.listen = loopback();
+        http.upstream = format!("http://{}", cse.addr)
+            .parse()
+            .map_err(Failure::startup)?;
+    }
+    let gateway = Gateway::start(config).await.map_err(Failure::startup)?;
+    let gateway_addr = gateway
+        .http_addr
+        .ok_or_else(|| Failure::startup(anyhow::anyhow!("no HTTP listener")))?;
+    println!(
+        "m2mguard demo: gateway http://{gateway_addr} -> in-process CSE http://{}, admin http://{}",
+        cse.addr, gateway.admin_addr
+    );
+    println!("(built-in config, policies from ./policies, repository in a temporary directory)\n");
+
+    let decisions = gateway.state.decisions.subscribe();
+    let rows = play(gateway_addr, gateway.admin_addr, decisions).await;
+    gateway.shutdown().await;
+    let rows = rows?;
+    print!(
+        "{}",
+        table(
+            &[
+                "#",
+                "ORIGINATOR",
+                "OPERATION",
+                "TARGET",
+                "ANSWER",
+                "DECISION",
+                "WHY"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
+
+fn loopback() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 0))
+}
+
+async fn play(
+    gateway: SocketAddr,
+    admin: SocketAddr,
+    mut decisions: broadcast::Receiver<DecisionRecord>,
+) -> Result<Vec<[String; 7]>, Failure> {
+    let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
+    let admin = AdminClient::new(admin);
+    let mut rows = Vec::new();
+    for (n, step) in SCRIPT.iter().enumerate() {
+        let row = match step {
+            Step::Deactivate(id) => {
+                admin.deactivate(id).await.map_err(Failure::startup)?;
+                let who = (*id).to_owned();
+                [
+                    format!("{}", n + 1),
+                    who,
+                    "deactivate".into(),
+                    "(admin API)".into(),
+                    "200".into(),
+                    "-".into(),
+                    "operator deactivates the node".into(),
+                ]
+            }
+            Step::Request {
+                fr,
+                method,
+                path,
+                ty,
+                body,
+            } => {
+                let rqi = format!("demo-{}", n + 1);
+                let answer = send(&client, gateway, fr, method, path, *ty, body, &rqi).await?;
+                let record = next_decision(&mut decisions, &rqi).await?;
+                let decision = match (record.allowed, record.stage) {
+                    (true, _) => "allow".to_owned(),
+                    (false, Some(stage)) => format!("deny ({stage})"),
+                    (false, None) => "deny".to_owned(),
+                };
+                [
+                    format!("{}", n + 1),
+                    (*fr).to_owned(),
+                    record.op.to_owned(),
+                    record.to,
+                    answer,
+                    decision,
+                    record.why,
+                ]
+            }
+        };
+        rows.push(row);
+    }
+    Ok(rows)
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn send(
+    client: &HttpClient,
+    gateway: SocketAddr,
+    fr: &str,
+    method: &Method,
+    path: &str,
+    ty: Option<u8>,
+    body: &str,
+    rqi: &str,
+) -> Result<String, Failure> {
+    let content_type = match ty {
+        Some(ty) => format!("application/json;ty={ty}"),
+        None => "application/json".to_owned(),
+    };
+    let request = Request::builder()
+        .method(method.clone())
+        .uri(format!("http://{gateway}{path}"))
+        .header("X-M2M-Origin", fr)
+        .header("X-M2M-RI", rqi)
+        .header("X-M2M-RVI", "4")
+        .header("Accept", "application/json")
+        .header("Content-Type", content_type)
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .map_err(Failure::startup)?;
+    let response = client.request(request).await.map_err(Failure::startup)?;
+    let status = response.status().as_u16();
+    let rsc = response
+        .headers()
+        .get("x-m2m-rsc")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("-")
+        .to_owned();
+    let _ = response.into_body().collect().await;
+    Ok(format!("{status} rsc={rsc}"))
+}
+
+async fn next_decision(
+    decisions: &mut broadcast::Receiver<DecisionRecord>,
+    rqi: &str,
+) -> Result<DecisionRecord, Failure> {
+    let wait = async {
+        loop {
+            match decisions.recv().await {
+                Ok(record) if record.rqi == rqi => return Ok(record),
+                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
+                Err(e) => return Err(Failure::startup(e)),
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(5), wait)
+        .await
+        .map_err(|_| Failure::startup(anyhow::anyhow!("no decision recorded for {rqi}")))?
+}
+
+/// A plain text table with columns as wide as their widest cell.
+pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
+    let mut widths = header.map(str::len);
+    for row in rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let padded: Vec<String> = cells
+            .iter()
+            .zip(widths)
+            .map(|(c, w)| format!("{c:<w$}"))
+            .collect();
+        format!("{}\n", padded.join("  ").trim_end())
+    };
+    let mut out = line(header.to_vec());
+    for row in rows {
+        out.push_str(&line(row.iter().map(String::as_str).collect()));
+    }
+    out
+}

@@ -1,0 +1,137 @@
+//! The command line: one file per subcommand, exit codes with meaning.
+
+mod check;
+mod demo;
+mod node;
+mod run;
+
+use std::path::PathBuf;
+
+use clap::{Parser, Subcommand};
+
+use m2mguard::config::{Config, ConfigError};
+
+/// Bad configuration or policies (EX_USAGE-like, as sysexits' 64).
+pub const EXIT_CONFIG: u8 = 64;
+/// Start-up failed: a port, the repository, TLS, the admin API unreachable.
+pub const EXIT_STARTUP: u8 = 1;
+
+/// A failed command: what to print and which exit code to leave with.
+pub struct Failure {
+    pub code: u8,
+    pub error: anyhow::Error,
+}
+
+impl Failure {
+    pub fn config(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: EXIT_CONFIG,
+            error: error.into(),
+        }
+    }
+
+    pub fn startup(error: impl Into<anyhow::Error>) -> Self {
+        Failure {
+            code: EXIT_STARTUP,
+            error: error.into(),
+        }
+    }
+}
+
+#[derive(Parser)]
+#[command(
+    name = "m2mguard",
+    version,
+    about = "Security gateway for oneM2M edge deployments",
+    long_about = "m2mguard sits in front of legacy oneM2M devices and CSEs and checks every \
+request before it reaches them: the originator must match its client certificate, must be an \
+active node in the local repository, and must be permitted by the Cedar policies. Allowed \
+requests pass unchanged; denied ones get a oneM2M 4103 error.",
+    after_help = "Exit codes: 0 success; 64 invalid configuration or policies; 1 start-up or \
+admin API failure.\n\nLogging: RUST_LOG=debug (or info, warn) selects the log level; \
+m2mguard=debug shows every decision.\n\nStart with `m2mguard demo`, then see README.md."
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the policies.
+    Run {
+        /// Configuration file (TOML).
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "config/m2mguard.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Validate a configuration and every policy file, then exit: 0 if all is well, 64 with
+    /// every error located (file:line:column) otherwise.
+    Check {
+        /// Configuration file (TOML).
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "config/m2mguard.toml"
+        )]
+        config: PathBuf,
+    },
+    /// Run a short scripted scenario against an in-process oneM2M CSE on the built-in
+    /// configuration, print each decision and why, and exit. Binds only free loopback ports
+    /// and keeps its repository in a temporary directory.
+    Demo,
+    /// List, show, activate or deactivate nodes through a running gateway's admin API.
+    Node {
+        /// Configuration file whose [admin] listen address is used.
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "config/m2mguard.toml"
+        )]
+        config: PathBuf,
+        /// Admin API address (ip:port); overrides the configuration file.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<std::net::SocketAddr>,
+        #[command(subcommand)]
+        action: node::Action,
+    },
+}
+
+pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    match cli.command {
+        Command::Run { config } => run::run(&config).await,
+        Command::Check { config } => check::check(&config),
+        Command::Demo => demo::demo().await,
+        Command::Node {
+            config,
+            admin,
+            action,
+        } => node::node(&config, admin, action).await,
+    }
+}
+
+/// Loads a configuration, turning its errors into one located list (exit 64).
+pub fn load_config(path: &std::path::Path) -> Result<Config, Failure> {
+    Config::load(path).map_err(|errors| Failure::config(anyhow::anyhow!(config_errors(&errors))))
+}
+
+fn config_errors(errors: &[ConfigError]) -> String {
+    let lines: Vec<String> = errors.iter().map(|e| format!("  {e}")).collect();
+    format!("invalid configuration:\n{}", lines.join("\n"))
+}
+
+/// Logs to stderr; RUST_LOG overrides the default of `info`.
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}

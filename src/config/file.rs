@@ -1,0 +1,77 @@
+//! The configuration file as written: raw serde types, no meaning attached yet.
+//!
+//! Unknown keys are refused (`deny_unknown_fields`) so that a misspelt security setting can
+//! never be silently ignored. [`super::validate`] turns these into runtime types.
+
+use serde::Deserialize;
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub gateway: FileGateway,
+    pub http: Option<FileHttp>,
+    pub admin: FileAdmin,
+    pub policy: FilePolicy,
+    #[serde(default)]
+    pub nodes: Vec<FileNode>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileGateway {
+    pub cse_id: String,
+    pub data_dir: String,
+    pub node_cache_capacity: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub listen: String,
+    pub upstream: String,
+    pub max_header_bytes: Option<u64>,
+    pub max_body_bytes: Option<u64>,
+    pub header_read_timeout_ms: Option<u64>,
+    pub upstream_timeout_ms: Option<u64>,
+    pub tls: Option<FileServerTls>,
+    pub upstream_tls: Option<FileUpstreamTls>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServerTls {
+    pub cert: String,
+    pub key: String,
+    pub client_ca: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileUpstreamTls {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAdmin {
+    pub listen: String,
+    #[serde(default)]
+    pub allow_remote: bool,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FilePolicy {
+    pub dir: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileNode {
+    pub id: String,
+    pub kind: Option<String>,
+    #[serde(default)]
+    pub groups: Vec<String>,
+}

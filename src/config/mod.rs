@@ -1,0 +1,439 @@
+//! Configuration: TOML text → [`file::FileConfig`] (raw) → [`Config`] (validated, runtime).
+//!
+//! In: the text of `config/m2mguard.toml` (also the built-in default). Out: a [`Config`] whose
+//! every field has been checked, TLS material loaded, or the full list of [`ConfigError`]s,
+//! each located at the line and column of the offending key. Relative paths are taken from the
+//! working directory. Nothing here binds a port.
+
+mod file;
+mod locate;
+
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use http::Uri;
+use rustls_pki_types::CertificateDer;
+
+use crate::store::{NodeKind, NodeSeed};
+use crate::tls::{self, KeyPair};
+use file::{FileConfig, FileHttp, FileServerTls, FileUpstreamTls};
+pub use locate::line_col;
+
+/// The annotated default configuration, compiled in.
+pub const DEFAULT_TOML: &str = include_str!("../../config/m2mguard.toml");
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub gateway: GatewayConfig,
+    pub http: Option<HttpConfig>,
+    pub admin: AdminConfig,
+    pub policy_dir: PathBuf,
+    pub nodes: Vec<NodeSeed>,
+}
+
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// The CSE-ID this gateway answers for, e.g. `/id-in`.
+    pub cse_id: String,
+    pub data_dir: PathBuf,
+    pub node_cache_capacity: u64,
+}
+
+#[derive(Debug, Clone)]
+pub struct HttpConfig {
+    pub listen: SocketAddr,
+    pub upstream: Uri,
+    pub max_header_bytes: usize,
+    pub max_body_bytes: usize,
+    pub header_read_timeout: Duration,
+    pub upstream_timeout: Duration,
+    pub tls: Option<ServerTls>,
+    /// Trust anchors and client identity for an `https` upstream.
+    pub upstream_tls: Option<UpstreamTls>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerTls {
+    pub identity: KeyPair,
+    /// When set, clients must present a certificate chaining to one of these.
+    pub client_ca: Option<Vec<CertificateDer<'static>>>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamTls {
+    pub ca: Vec<CertificateDer<'static>>,
+    pub client: Option<KeyPair>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+/// One problem with the configuration, located in its source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub file: String,
+    pub line: Option<usize>,
+    pub col: Option<usize>,
+    /// Dotted key path, empty for syntax errors.
+    pub key: String,
+    pub message: String,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.file)?;
+        if let (Some(line), Some(col)) = (self.line, self.col) {
+            write!(f, ":{line}:{col}")?;
+        }
+        if self.key.is_empty() {
+            write!(f, ": {}", self.message)
+        } else {
+            write!(f, ": {}: {}", self.key, self.message)
+        }
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+impl Config {
+    /// Reads and validates a configuration file.
+    pub fn load(path: &Path) -> Result<Config, Vec<ConfigError>> {
+        let name = path.display().to_string();
+        match std::fs::read_to_string(path) {
+            Ok(text) => Config::parse(&text, &name),
+            Err(e) => Err(vec![ConfigError {
+                file: name,
+                line: None,
+                col: None,
+                key: String::new(),
+                message: format!("cannot read: {e}"),
+            }]),
+        }
+    }
+
+    /// The built-in default configuration.
+    pub fn builtin() -> Result<Config, Vec<ConfigError>> {
+        Config::parse(DEFAULT_TOML, "<built-in config>")
+    }
+
+    /// Parses and validates TOML `text`; `name` is used in error locations.
+    pub fn parse(text: &str, name: &str) -> Result<Config, Vec<ConfigError>> {
+        let raw: FileConfig = toml::from_str(text).map_err(|e| {
+            let (line, col) = e.span().map(|s| line_col(text, s.start)).unzip();
+            vec![ConfigError {
+                file: name.to_owned(),
+                line,
+                col,
+                key: String::new(),
+                message: e.message().trim().to_owned(),
+            }]
+        })?;
+        let mut v = Validator::default();
+        let config = v.config(raw);
+        if v.errors.is_empty() {
+            Ok(config)
+        } else {
+            Err(v
+                .errors
+                .into_iter()
+                .map(|(key, message)| {
+                    let (line, col) = locate::locate(text, &key).unzip();
+                    ConfigError {
+                        file: name.to_owned(),
+                        line,
+                        col,
+                        key,
+                        message,
+                    }
+                })
+                .collect())
+        }
+    }
+}
+
+/// Collects every problem instead of stopping at the first.
+#[derive(Default)]
+struct Validator {
+    errors: Vec<(String, String)>,
+}
+
+impl Validator {
+    fn err(&mut self, key: impl Into<String>, message: impl Into<String>) {
+        self.errors.push((key.into(), message.into()));
+    }
+
+    fn config(&mut self, raw: FileConfig) -> Config {
+        let cse_id = raw.gateway.cse_id;
+        if !is_cse_id(&cse_id) {
+            self.err(
+                "gateway.cse_id",
+                format!("{cse_id:?} is not a CSE-ID (expected \"/\" followed by a name without \"/\", e.g. \"/id-in\")"),
+            );
+        }
+        if raw.gateway.data_dir.is_empty() {
+            self.err(
+                "gateway.data_dir",
+                "must not be empty (expected a directory path)",
+            );
+        }
+        let node_cache_capacity = self.range(
+            "gateway.node_cache_capacity",
+            raw.gateway.node_cache_capacity,
+            100_000,
+            16..=100_000_000,
+        );
+        let http = raw.http.map(|h| self.http(h));
+        let admin_listen = self.addr("admin.listen", &raw.admin.listen);
+        if let Some(addr) = admin_listen {
+            if !addr.ip().is_loopback() && !raw.admin.allow_remote {
+                self.err(
+                    "admin.listen",
+                    format!("{addr} is not a loopback address; the admin API has no authentication of its own (expected 127.0.0.1 or ::1, or set admin.allow_remote = true)"),
+                );
+            }
+        }
+        let policy_dir = PathBuf::from(&raw.policy.dir);
+        if !policy_dir.is_dir() {
+            self.err(
+                "policy.dir",
+                format!("{:?} is not a directory (expected the directory holding m2mguard.cedarschema and *.cedar)", raw.policy.dir),
+            );
+        }
+        let nodes = self.nodes(raw.nodes);
+        if http.is_none() {
+            self.err(
+                "http",
+                "no listener is configured (expected an [http] table)",
+            );
+        }
+        Config {
+            gateway: GatewayConfig {
+                cse_id,
+                data_dir: PathBuf::from(raw.gateway.data_dir),
+                node_cache_capacity,
+            },
+            http,
+            admin: AdminConfig {
+                listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            },
+            policy_dir,
+            nodes,
+        }
+    }
+
+    fn http(&mut self, h: FileHttp) -> HttpConfig {
+        let listen = self.addr("http.listen", &h.listen);
+        let upstream = self.upstream(&h.upstream);
+        let https_upstream = upstream
+            .as_ref()
+            .is_some_and(|u| u.scheme_str() == Some("https"));
+        let upstream_tls = h.upstream_tls.and_then(|t| self.upstream_tls(t));
+        if https_upstream && upstream_tls.is_none() {
+            self.err(
+                "http.upstream",
+                "an https upstream needs [http.upstream_tls] with ca = <PEM file of trusted CAs>",
+            );
+        }
+        HttpConfig {
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            upstream: upstream.unwrap_or_default(),
+            max_header_bytes: self.range(
+                "http.max_header_bytes",
+                h.max_header_bytes,
+                16 * 1024,
+                1024..=1024 * 1024,
+            ) as usize,
+            max_body_bytes: self.range(
+                "http.max_body_bytes",
+                h.max_body_bytes,
+                1024 * 1024,
+                1..=256 * 1024 * 1024,
+            ) as usize,
+            header_read_timeout: Duration::from_millis(self.range(
+                "http.header_read_timeout_ms",
+                h.header_read_timeout_ms,
+                10_000,
+                100..=600_000,
+            )),
+            upstream_timeout: Duration::from_millis(self.range(
+                "http.upstream_timeout_ms",
+                h.upstream_timeout_ms,
+                10_000,
+                100..=600_000,
+            )),
+            tls: h.tls.and_then(|t| self.server_tls(t)),
+            upstream_tls,
+        }
+    }
+
+    fn upstream(&mut self, text: &str) -> Option<Uri> {
+        let expected = "expected http://host:port or https://host:port, without a path";
+        match text.parse::<Uri>() {
+            Ok(uri)
+                if matches!(uri.scheme_str(), Some("http" | "https"))
+                    && uri.authority().is_some()
+                    && matches!(uri.path(), "" | "/")
+                    && uri.query().is_none() =>
+            {
+                Some(uri)
+            }
+            Ok(_) => {
+                self.err("http.upstream", format!("{text:?}: {expected}"));
+                None
+            }
+            Err(e) => {
+                self.err("http.upstream", format!("{text:?}: {e} ({expected})"));
+                None
+            }
+        }
+    }
+
+    fn server_tls(&mut self, t: FileServerTls) -> Option<ServerTls> {
+        let certs = self.certs("http.tls.cert", &t.cert);
+        let key = self.key("http.tls.key", &t.key);
+        let client_ca = match &t.client_ca {
+            Some(path) => Some(self.certs("http.tls.client_ca", path)?),
+            None => None,
+        };
+        let identity = KeyPair {
+            certs: certs?,
+            key: std::sync::Arc::new(key?),
+        };
+        if let Err(e) = tls::server_config(&identity, client_ca.as_deref()) {
+            self.err("http.tls", e.to_string());
+            return None;
+        }
+        Some(ServerTls {
+            identity,
+            client_ca,
+        })
+    }
+
+    fn upstream_tls(&mut self, t: FileUpstreamTls) -> Option<UpstreamTls> {
+        let Some(ca_path) = &t.ca else {
+            self.err(
+                "http.upstream_tls",
+                "missing ca (expected a PEM file of CAs trusted for the upstream)",
+            );
+            return None;
+        };
+        let ca = self.certs("http.upstream_tls.ca", ca_path)?;
+        let client = match (&t.cert, &t.key) {
+            (Some(cert), Some(key)) => {
+                let certs = self.certs("http.upstream_tls.cert", cert)?;
+                let key = self.key("http.upstream_tls.key", key)?;
+                Some(KeyPair {
+                    certs,
+                    key: std::sync::Arc::new(key),
+                })
+            }
+            (None, None) => None,
+            _ => {
+                self.err(
+                    "http.upstream_tls",
+                    "cert and key go together (expected both or neither)",
+                );
+                return None;
+            }
+        };
+        Some(UpstreamTls { ca, client })
+    }
+
+    fn certs(&mut self, key: &str, path: &str) -> Option<Vec<CertificateDer<'static>>> {
+        tls::load_certs(Path::new(path))
+            .map_err(|e| self.err(key, e.to_string()))
+            .ok()
+    }
+
+    fn key(&mut self, key: &str, path: &str) -> Option<rustls_pki_types::PrivateKeyDer<'static>> {
+        tls::load_key(Path::new(path))
+            .map_err(|e| self.err(key, e.to_string()))
+            .ok()
+    }
+
+    fn addr(&mut self, key: &str, text: &str) -> Option<SocketAddr> {
+        text.parse()
+            .map_err(|_| {
+                self.err(key, format!("{text:?} is not a socket address (expected ip:port, e.g. 127.0.0.1:18080 or [::1]:18080)"))
+            })
+            .ok()
+    }
+
+    fn range(
+        &mut self,
+        key: &str,
+        value: Option<u64>,
+        default: u64,
+        allowed: std::ops::RangeInclusive<u64>,
+    ) -> u64 {
+        let value = value.unwrap_or(default);
+        if allowed.contains(&value) {
+            value
+        } else {
+            self.err(
+                key,
+                format!(
+                    "{value} is out of range (expected {} to {})",
+                    allowed.start(),
+                    allowed.end()
+                ),
+            );
+            default
+        }
+    }
+
+    fn nodes(&mut self, raw: Vec<file::FileNode>) -> Vec<NodeSeed> {
+        let mut seen = std::collections::HashSet::new();
+        let mut nodes = Vec::with_capacity(raw.len());
+        for (i, n) in raw.into_iter().enumerate() {
+            if n.id.is_empty() || n.id.len() > 256 || n.id.chars().any(char::is_control) {
+                self.err(
+                    format!("nodes[{i}].id"),
+                    "expected a non-empty originator id of at most 256 printable characters",
+                );
+            } else if !seen.insert(n.id.clone()) {
+                self.err(
+                    format!("nodes[{i}].id"),
+                    format!("{:?} is listed twice (expected each node once)", n.id),
+                );
+            }
+            let kind = match n.kind.as_deref().unwrap_or("ae") {
+                "ae" => NodeKind::Ae,
+                "cse" => NodeKind::Cse,
+                other => {
+                    self.err(
+                        format!("nodes[{i}].kind"),
+                        format!("{other:?} is not a node kind (expected \"ae\" or \"cse\")"),
+                    );
+                    NodeKind::Ae
+                }
+            };
+            for (j, g) in n.groups.iter().enumerate() {
+                if g.is_empty() || g.chars().any(|c| c.is_control() || c == '"') {
+                    self.err(
+                        format!("nodes[{i}].groups[{j}]"),
+                        "expected a non-empty group name without quotes",
+                    );
+                }
+            }
+            nodes.push(NodeSeed {
+                id: n.id,
+                kind,
+                groups: n.groups,
+            });
+        }
+        nodes
+    }
+}
+
+fn is_cse_id(id: &str) -> bool {
+    id.strip_prefix('/')
+        .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,195 @@
+//! Wiring: from a validated [`Config`] to running listeners, and back down again.
+//!
+//! Start-up order: policies (invalid ones are a configuration error) → repository → seed nodes
+//! → bind every port → serve. Nothing is served until all ports are bound. SIGHUP and
+//! `POST /v1/reload` reload the policies; a failed reload keeps the set in force.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio::sync::{broadcast, watch};
+use tokio::task::JoinSet;
+
+use crate::admin;
+use crate::binding::http::{self, HttpBinding, Listener};
+use crate::config::Config;
+use crate::guard::{DecisionRecord, Guard};
+use crate::metrics::Metrics;
+use crate::policy::{Policies, PolicyError};
+use crate::store::{Nodes, SledStore, Store, StoreError};
+use crate::tls::{self, TlsError};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error("policies are invalid:\n{}", list(.0))]
+    Policies(Vec<PolicyError>),
+    #[error("cannot open the repository in {dir}: {source}")]
+    Store { dir: String, source: StoreError },
+    #[error("cannot listen on {addr} ({what}): {source}")]
+    Bind {
+        what: &'static str,
+        addr: SocketAddr,
+        source: std::io::Error,
+    },
+    #[error("TLS set-up failed: {0}")]
+    Tls(#[from] TlsError),
+}
+
+fn list(errors: &[PolicyError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// What the admin API and the bindings share.
+pub struct State {
+    pub nodes: Arc<Nodes>,
+    pub policies: Arc<Policies>,
+    pub metrics: Arc<Metrics>,
+    /// Every decision, for whoever subscribes (the demo; later the audit log).
+    pub decisions: broadcast::Sender<DecisionRecord>,
+}
+
+impl State {
+    /// Reloads the policies and records the outcome.
+    pub fn reload_policies(&self) -> Result<usize, Vec<PolicyError>> {
+        let result = self.policies.reload();
+        match &result {
+            Ok(count) => tracing::info!(policies = count, "policies reloaded"),
+            Err(errors) => {
+                tracing::warn!(errors = %list(errors), "policy reload failed; keeping the policies in force")
+            }
+        }
+        self.metrics
+            .policy_reload(result.as_ref().map(|&n| n).map_err(|_| ()));
+        result
+    }
+}
+
+/// A running gateway. Drop it only through [`Gateway::shutdown`].
+pub struct Gateway {
+    pub http_addr: Option<SocketAddr>,
+    pub admin_addr: SocketAddr,
+    pub state: Arc<State>,
+    shutdown: watch::Sender<bool>,
+    tasks: JoinSet<()>,
+}
+
+impl Gateway {
+    pub async fn start(config: Config) -> Result<Gateway, StartError> {
+        let policies = Arc::new(Policies::load(&config.policy_dir).map_err(StartError::Policies)?);
+        let store_err = |source| StartError::Store {
+            dir: config.gateway.data_dir.display().to_string(),
+            source,
+        };
+        let store: Arc<dyn Store> =
+            Arc::new(SledStore::open(&config.gateway.data_dir).map_err(store_err)?);
+        let nodes = Arc::new(Nodes::new(store, config.gateway.node_cache_capacity));
+        nodes.seed(&config.nodes).map_err(store_err)?;
+        let metrics = Arc::new(Metrics::new());
+        metrics.policy_reload(Ok(policies.current().count));
+        let (decisions, _) = broadcast::channel(1024);
+        let state = Arc::new(State {
+            nodes: nodes.clone(),
+            policies: policies.clone(),
+            metrics: metrics.clone(),
+            decisions: decisions.clone(),
+        });
+        let guard = Arc::new(Guard::new(nodes, policies));
+
+        let (shutdown, stop) = watch::channel(false);
+        let mut tasks = JoinSet::new();
+        let mut http_addr = None;
+        if let Some(h) = &config.http {
+            let binding = Arc::new(HttpBinding::new(
+                h,
+                &config.gateway.cse_id,
+                guard,
+                metrics,
+                decisions,
+            )?);
+            let tls = match &h.tls {
+                Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
+                    &t.identity,
+                    t.client_ca.as_deref(),
+                )?)),
+                None => None,
+            };
+            let tcp = bind("http", h.listen).await?;
+            http_addr = Some(tcp.local_addr().map_err(|source| StartError::Bind {
+                what: "http",
+                addr: h.listen,
+                source,
+            })?);
+            let listener = Listener {
+                tcp,
+                tls,
+                max_header_bytes: h.max_header_bytes,
+                header_read_timeout: h.header_read_timeout,
+            };
+            tasks.spawn(http::serve(
+                listener,
+                binding,
+                stop.clone(),
+                Duration::from_secs(10),
+            ));
+        }
+        let admin_tcp = bind("admin", config.admin.listen).await?;
+        let admin_addr = admin_tcp.local_addr().map_err(|source| StartError::Bind {
+            what: "admin",
+            addr: config.admin.listen,
+            source,
+        })?;
+        tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
+        tasks.spawn(reload_on_sighup(state.clone(), stop));
+        tracing::info!(http = ?http_addr, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        Ok(Gateway {
+            http_addr,
+            admin_addr,
+            state,
+            shutdown,
+            tasks,
+        })
+    }
+
+    /// Stops accepting, lets open requests finish, and releases the repository.
+    pub async fn shutdown(mut self) {
+        let _ = self.shutdown.send(true);
+        while self.tasks.join_next().await.is_some() {}
+    }
+}
+
+async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| StartError::Bind { what, addr, source })
+}
+
+#[cfg(unix)]
+async fn reload_on_sighup(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    use tokio::signal::unix::{signal, SignalKind};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        tracing::warn!("cannot watch SIGHUP; reload through POST /v1/reload");
+        return;
+    };
+    loop {
+        tokio::select! {
+            Some(()) = hup.recv() => { let _ = state.reload_policies(); }
+            () = crate::gateway::stopped(&mut stop) => return,
+        }
+    }
+}
+
+#[cfg(not(unix))]
+async fn reload_on_sighup(_state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    stopped(&mut stop).await;
+}
+
+/// Resolves once `stop` has turned true (or its sender is gone).
+pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}

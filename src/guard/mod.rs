@@ -1,0 +1,60 @@
+//! The guard: one ordered pipeline of checks that every request passes through, whatever
+//! binding it came on.
+//!
+//! In: a [`Primitive`], the repository ([`Nodes`]), the policy set in force ([`Policies`]) and
+//! `now`. Out: a [`Verdict`]. Order, cheapest first: identity binding → node status → Cedar
+//! policy. The message checks (check value, replay, token, plausibility) go between status and
+//! policy when they arrive. Each stage is a function of its inputs; none does network I/O.
+//! Every failure, internal ones included, is a denial: the guard fails closed.
+
+mod identity;
+mod policy;
+mod status;
+mod verdict;
+
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use cedar_policy::Authorizer;
+
+use crate::policy::Policies;
+use crate::primitive::Primitive;
+use crate::store::Nodes;
+pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
+
+pub struct Guard {
+    nodes: Arc<Nodes>,
+    policies: Arc<Policies>,
+    names: policy::Names,
+    authorizer: Authorizer,
+}
+
+impl Guard {
+    pub fn new(nodes: Arc<Nodes>, policies: Arc<Policies>) -> Self {
+        Guard {
+            nodes,
+            policies,
+            names: policy::Names::new(),
+            authorizer: Authorizer::new(),
+        }
+    }
+
+    /// Decides one request.
+    pub fn decide(&self, p: &Primitive, now: SystemTime) -> Verdict {
+        match self.run(p, now) {
+            Ok(permit) => Verdict::Allow(permit),
+            Err(denial) => Verdict::Deny(denial),
+        }
+    }
+
+    fn run(&self, p: &Primitive, now: SystemTime) -> Result<Permit, Denial> {
+        identity::check(p)?;
+        let node = status::check(&self.nodes, &p.fr)?;
+        let bundle = self.policies.current();
+        let ids = policy::check(&self.names, &self.authorizer, &bundle, p, &node, now)?;
+        Ok(Permit::new(ids))
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,179 @@
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use super::*;
+use crate::primitive::{Operation, Peer, Protocol, Security};
+use crate::store::{NodeKind, NodeSeed, NodeStatus, SledStore};
+
+struct Fixture {
+    guard: Guard,
+    nodes: Arc<Nodes>,
+    policies: Arc<Policies>,
+    _dir: tempfile::TempDir,
+}
+
+fn fixture() -> Fixture {
+    let dir = tempfile::tempdir().unwrap();
+    let nodes = Arc::new(Nodes::new(
+        Arc::new(SledStore::open(dir.path()).unwrap()),
+        100,
+    ));
+    let seed = |id: &str, groups: &[&str]| NodeSeed {
+        id: id.into(),
+        kind: NodeKind::Ae,
+        groups: groups.iter().map(|g| g.to_string()).collect(),
+    };
+    nodes
+        .seed(&[
+            seed("CAdmin", &["operators"]),
+            seed("Cmeter", &["devices", "meters"]),
+            seed("Clamp", &["devices", "lamps"]),
+        ])
+        .unwrap();
+    let policies = Arc::new(
+        Policies::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap(),
+    );
+    Fixture {
+        guard: Guard::new(nodes.clone(), policies.clone()),
+        nodes,
+        policies,
+        _dir: dir,
+    }
+}
+
+fn request(fr: &str, op: Operation, to: &str) -> Primitive {
+    Primitive {
+        op,
+        to: to.into(),
+        fr: fr.into(),
+        rqi: "r1".into(),
+        rvi: Some("4".into()),
+        ot: None,
+        rqet: None,
+        ty: (op == Operation::Create).then_some(4),
+        content: Default::default(),
+        security: Security::default(),
+        peer: Peer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            protocol: Protocol::Http,
+            tls_identity: None,
+        },
+    }
+}
+
+fn denial(v: Verdict) -> Denial {
+    match v {
+        Verdict::Deny(d) => d,
+        Verdict::Allow(p) => panic!("expected a denial, got {p:?}"),
+    }
+}
+
+#[test]
+fn device_reading_below_the_cse_is_allowed_by_the_named_policy() {
+    let f = fixture();
+    match f.guard.decide(
+        &request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x"),
+        SystemTime::now(),
+    ) {
+        Verdict::Allow(permit) => assert_eq!(permit.policy_ids(), ["devices-read-write"]),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn delete_by_a_device_is_denied_by_policy() {
+    let f = fixture();
+    let d = denial(f.guard.decide(
+        &request("Cmeter", Operation::Delete, "/id-in/cse-in/x"),
+        SystemTime::now(),
+    ));
+    assert_eq!(d.stage, Stage::Policy);
+    assert!(d.reason.contains("only-operators-delete"), "{}", d.reason);
+    assert!(f
+        .guard
+        .decide(
+            &request("CAdmin", Operation::Delete, "/id-in/cse-in/x"),
+            SystemTime::now()
+        )
+        .is_allow());
+}
+
+#[test]
+fn unknown_originator_is_denied_at_status() {
+    let f = fixture();
+    let d = denial(f.guard.decide(
+        &request("Cnobody", Operation::Retrieve, "/id-in/cse-in"),
+        SystemTime::now(),
+    ));
+    assert_eq!(d.stage, Stage::Status);
+    assert!(f
+        .guard
+        .decide(
+            &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
+            SystemTime::now()
+        )
+        .is_allow());
+}
+
+#[test]
+fn deactivated_node_is_denied_from_the_next_request_and_allowed_after_activation() {
+    let f = fixture();
+    let p = request("Clamp", Operation::Retrieve, "/id-in/cse-in/x");
+    assert!(f.guard.decide(&p, SystemTime::now()).is_allow());
+    for status in [
+        NodeStatus::Deactivated,
+        NodeStatus::Suspended,
+        NodeStatus::Revoked,
+    ] {
+        f.nodes.set_status("Clamp", status).unwrap();
+        let d = denial(f.guard.decide(&p, SystemTime::now()));
+        assert_eq!(d.stage, Stage::Status);
+        assert!(d.reason.contains(status.as_str()));
+    }
+    f.nodes.set_status("Clamp", NodeStatus::Active).unwrap();
+    assert!(f.guard.decide(&p, SystemTime::now()).is_allow());
+}
+
+#[test]
+fn originator_must_match_the_certificate_identity() {
+    let f = fixture();
+    let mut p = request("CAdmin", Operation::Retrieve, "/id-in/cse-in");
+    p.peer.tls_identity = Some("Cmeter".into());
+    assert_eq!(
+        denial(f.guard.decide(&p, SystemTime::now())).stage,
+        Stage::Identity
+    );
+    p.fr = "Cmeter".into();
+    assert!(f.guard.decide(&p, SystemTime::now()).is_allow());
+}
+
+#[test]
+fn target_outside_the_permitted_paths_is_denied() {
+    let f = fixture();
+    let d = denial(f.guard.decide(
+        &request("Cmeter", Operation::Retrieve, "/id-other/x"),
+        SystemTime::now(),
+    ));
+    assert_eq!(d.stage, Stage::Policy);
+    assert!(d.reason.starts_with("no policy permits"), "{}", d.reason);
+}
+
+#[test]
+fn requests_conform_to_the_schema() {
+    let f = fixture();
+    let bundle = f.policies.current();
+    let node = f.nodes.get("Cmeter").unwrap().unwrap();
+    for op in Operation::ALL {
+        let p = request("Cmeter", op, "/id-in/cse-in/x");
+        policy::build(
+            &policy::Names::new(),
+            &p,
+            &node,
+            SystemTime::now(),
+            Some(&bundle.schema),
+        )
+        .unwrap();
+    }
+}

@@ -1,0 +1,20 @@
+//! m2mguard: a security gateway for oneM2M edge deployments.
+//!
+//! Bindings (`binding`) decode HTTP requests into a protocol-neutral [`primitive::Primitive`];
+//! the [`guard::Guard`] decides on it against the local repository (`store`) and the Cedar
+//! policies (`policy`); only a [`guard::Permit`] lets a binding forward. `gateway` wires the
+//! parts from a validated [`config::Config`]; `admin` serves health, metrics and node
+//! operations on loopback.
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod binding;
+pub mod config;
+pub mod gateway;
+pub mod guard;
+pub mod metrics;
+pub mod minicse;
+pub mod policy;
+pub mod primitive;
+pub mod store;
+pub mod tls;

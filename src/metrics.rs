@@ -1,0 +1,158 @@
+//! Prometheus metrics shared by the bindings and served by the admin API.
+//!
+//! `m2mguard_requests_total{protocol, operation, verdict, stage}` counts every request by its
+//! outcome (verdict `allow`, `deny` or `malformed`; stage empty unless denied);
+//! `m2mguard_decision_seconds` and `m2mguard_upstream_seconds` are latency histograms by
+//! protocol. Label values are a small closed set, so cardinality stays bounded.
+
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+use crate::primitive::Protocol;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RequestLabels {
+    protocol: &'static str,
+    operation: &'static str,
+    verdict: &'static str,
+    stage: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ProtocolLabel {
+    protocol: &'static str,
+}
+
+type Latency = Family<ProtocolLabel, Histogram, fn() -> Histogram>;
+
+/// How a request ended, for the request counter.
+#[derive(Clone, Copy, Debug)]
+pub enum Outcome {
+    Allow,
+    Deny(&'static str),
+    Malformed,
+}
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    decision: Latency,
+    upstream: Latency,
+    policy_reloads: Family<ReloadLabel, Counter>,
+    policies: Gauge,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ReloadLabel {
+    result: &'static str,
+}
+
+fn decision_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1e-6, 2.0, 20))
+}
+
+fn upstream_buckets() -> Histogram {
+    Histogram::new(exponential_buckets(1e-4, 2.0, 18))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let mut registry = Registry::with_prefix("m2mguard");
+        let requests = Family::<RequestLabels, Counter>::default();
+        let decision: Latency = Family::new_with_constructor(decision_buckets);
+        let upstream: Latency = Family::new_with_constructor(upstream_buckets);
+        let policy_reloads = Family::<ReloadLabel, Counter>::default();
+        let policies = Gauge::default();
+        registry.register(
+            "requests",
+            "Requests by protocol, operation and verdict",
+            requests.clone(),
+        );
+        registry.register(
+            "decision_seconds",
+            "Time the guard took to decide",
+            decision.clone(),
+        );
+        registry.register(
+            "upstream_seconds",
+            "Time until the upstream's response headers",
+            upstream.clone(),
+        );
+        registry.register(
+            "policy_reloads",
+            "Policy reloads by result",
+            policy_reloads.clone(),
+        );
+        registry.register("policies", "Cedar policies in force", policies.clone());
+        Metrics {
+            registry,
+            requests,
+            decision,
+            upstream,
+            policy_reloads,
+            policies,
+        }
+    }
+
+    pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {
+        let (verdict, stage) = match outcome {
+            Outcome::Allow => ("allow", ""),
+            Outcome::Deny(stage) => ("deny", stage),
+            Outcome::Malformed => ("malformed", ""),
+        };
+        self.requests
+            .get_or_create(&RequestLabels {
+                protocol: protocol.as_str(),
+                operation,
+                verdict,
+                stage,
+            })
+            .inc();
+    }
+
+    pub fn decision_seconds(&self, protocol: Protocol, secs: f64) {
+        self.decision
+            .get_or_create(&ProtocolLabel {
+                protocol: protocol.as_str(),
+            })
+            .observe(secs);
+    }
+
+    pub fn upstream_seconds(&self, protocol: Protocol, secs: f64) {
+        self.upstream
+            .get_or_create(&ProtocolLabel {
+                protocol: protocol.as_str(),
+            })
+            .observe(secs);
+    }
+
+    pub fn policy_reload(&self, result: Result<usize, ()>) {
+        let label = if let Ok(count) = result {
+            self.policies.set(i64::try_from(count).unwrap_or(i64::MAX));
+            "ok"
+        } else {
+            "failed"
+        };
+        self.policy_reloads
+            .get_or_create(&ReloadLabel { result: label })
+            .inc();
+    }
+
+    /// The Prometheus text exposition of everything registered.
+    pub fn encode(&self) -> String {
+        let mut out = String::new();
+        // Writing into a String cannot fail.
+        let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
+        out
+    }
+}

@@ -1,0 +1,206 @@
+//! A minimal in-memory oneM2M CSE over HTTP, the upstream of `m2mguard demo` and of tests
+//! that need one without installing a real CSE. It keeps resources in a map keyed by their
+//! SP-relative path and answers create, retrieve, update, delete and notify with TS-0009
+//! status codes; it does no access control of its own. Not for production.
+
+use std::collections::HashMap;
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+
+use bytes::Bytes;
+use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use crate::binding::http::target;
+
+type Resources = Arc<Mutex<HashMap<String, Value>>>;
+
+/// A running mini CSE; aborted on drop.
+pub struct MiniCse {
+    pub addr: SocketAddr,
+    task: JoinHandle<()>,
+}
+
+impl Drop for MiniCse {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Starts a CSE `<cse_id>/<cse_name>` on `listen` (use port 0 for any free port).
+pub async fn start(listen: SocketAddr, cse_id: &str, cse_name: &str) -> std::io::Result<MiniCse> {
+    let listener = TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    let base = format!("{cse_id}/{cse_name}");
+    let resources: Resources = Arc::new(Mutex::new(HashMap::from([(
+        base.clone(),
+        json!({ "m2m:cb": { "rn": cse_name, "ri": cse_name, "csi": cse_id, "ty": 5 } }),
+    )])));
+    let cse_id = cse_id.to_owned();
+    let task = tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            let (resources, cse_id) = (resources.clone(), cse_id.clone());
+            tokio::spawn(async move {
+                let service = service_fn(move |req| {
+                    let (resources, cse_id) = (resources.clone(), cse_id.clone());
+                    async move { Ok::<_, Infallible>(handle(&resources, &cse_id, req).await) }
+                });
+                let _ = http1::Builder::new()
+                    .serve_connection(TokioIo::new(stream), service)
+                    .await;
+            });
+        }
+    });
+    Ok(MiniCse { addr, task })
+}
+
+async fn handle(
+    resources: &Resources,
+    cse_id: &str,
+    req: Request<Incoming>,
+) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let Ok(path) = target(parts.uri.path(), cse_id) else {
+        return answer(
+            &parts.headers,
+            StatusCode::BAD_REQUEST,
+            4000,
+            json!({ "m2m:dbg": "bad target" }),
+        );
+    };
+    let ty = parts
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|ct| ct.split(";ty=").nth(1))
+        .and_then(|ty| ty.parse::<u64>().ok());
+    let mut map = resources.lock().unwrap_or_else(|e| e.into_inner());
+    let (status, rsc, content) = match (&parts.method, ty) {
+        (&Method::POST, Some(ty)) => create(&mut map, &path, ty, &body),
+        (&Method::POST, None) => (StatusCode::OK, 2000, Value::Null),
+        (&Method::GET, _) => match map.get(&path) {
+            Some(resource) => (StatusCode::OK, 2000, resource.clone()),
+            None => not_found(),
+        },
+        (&Method::PUT, _) => update(&mut map, &path, &body),
+        (&Method::DELETE, _) => match map.remove(&path) {
+            Some(_) => {
+                map.retain(|key, _| !key.starts_with(&format!("{path}/")));
+                (StatusCode::OK, 2002, Value::Null)
+            }
+            None => not_found(),
+        },
+        _ => (StatusCode::METHOD_NOT_ALLOWED, 4005, Value::Null),
+    };
+    answer(&parts.headers, status, rsc, content)
+}
+
+fn not_found() -> (StatusCode, u16, Value) {
+    (
+        StatusCode::NOT_FOUND,
+        4004,
+        json!({ "m2m:dbg": "resource does not exist" }),
+    )
+}
+
+fn create(
+    map: &mut HashMap<String, Value>,
+    parent: &str,
+    ty: u64,
+    body: &[u8],
+) -> (StatusCode, u16, Value) {
+    if !map.contains_key(parent) {
+        return not_found();
+    }
+    let Ok(Value::Object(mut outer)) = serde_json::from_slice::<Value>(body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            4000,
+            json!({ "m2m:dbg": "content is not a JSON object" }),
+        );
+    };
+    let Some((kind, Value::Object(mut attrs))) =
+        outer.iter_mut().next().map(|(k, v)| (k.clone(), v.take()))
+    else {
+        return (
+            StatusCode::BAD_REQUEST,
+            4000,
+            json!({ "m2m:dbg": "content has no resource" }),
+        );
+    };
+    let rn = attrs
+        .get("rn")
+        .and_then(Value::as_str)
+        .map_or_else(|| format!("r{}", map.len()), str::to_owned);
+    let path = format!("{parent}/{rn}");
+    if map.contains_key(&path) {
+        return (
+            StatusCode::CONFLICT,
+            4105,
+            json!({ "m2m:dbg": "resource already exists" }),
+        );
+    }
+    attrs.insert("rn".into(), json!(rn));
+    attrs.insert("ri".into(), json!(rn));
+    attrs.insert("ty".into(), json!(ty));
+    let resource = json!({ kind: Value::Object(attrs) });
+    map.insert(path, resource.clone());
+    (StatusCode::CREATED, 2001, resource)
+}
+
+fn update(map: &mut HashMap<String, Value>, path: &str, body: &[u8]) -> (StatusCode, u16, Value) {
+    let Some(existing) = map.get_mut(path) else {
+        return not_found();
+    };
+    let Ok(Value::Object(changes)) = serde_json::from_slice::<Value>(body) else {
+        return (
+            StatusCode::BAD_REQUEST,
+            4000,
+            json!({ "m2m:dbg": "content is not a JSON object" }),
+        );
+    };
+    if let (Some(Value::Object(target)), Some((_, Value::Object(new)))) = (
+        existing.as_object_mut().and_then(|o| o.values_mut().next()),
+        changes.into_iter().next(),
+    ) {
+        target.extend(new);
+    }
+    (StatusCode::OK, 2004, existing.clone())
+}
+
+fn answer(
+    request: &HeaderMap,
+    status: StatusCode,
+    rsc: u16,
+    content: Value,
+) -> Response<Full<Bytes>> {
+    let body = if content.is_null() {
+        Bytes::new()
+    } else {
+        Bytes::from(content.to_string())
+    };
+    let mut response = Response::new(Full::new(body));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert("x-m2m-rsc", HeaderValue::from(rsc));
+    headers.insert("content-type", HeaderValue::from_static("application/json"));
+    for name in ["x-m2m-ri", "x-m2m-rvi"] {
+        if let Some(v) = request.get(name) {
+            headers.insert(name, v.clone());
+        }
+    }
+    response
+}

@@ -1,0 +1,106 @@
+use std::fs;
+use std::path::Path;
+
+use super::*;
+
+const SCHEMA: &str = include_str!("../../policies/m2mguard.cedarschema");
+
+fn dir_with(files: &[(&str, &str)]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    fs::write(dir.path().join(SCHEMA_FILE), SCHEMA).unwrap();
+    for (name, text) in files {
+        fs::write(dir.path().join(name), text).unwrap();
+    }
+    dir
+}
+
+#[test]
+fn shipped_policies_validate_against_the_shipped_schema() {
+    let bundle = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    assert!(bundle.count >= 4);
+}
+
+#[test]
+fn syntax_error_is_located_at_its_line() {
+    let dir = dir_with(&[(
+        "a.cedar",
+        "permit(principal, action, resource);\n\nforbid(principal action, resource);\n",
+    )]);
+    let errors = load_dir(dir.path()).err().unwrap();
+    assert_eq!(errors[0].file, dir.path().join("a.cedar"));
+    assert_eq!(errors[0].line, Some(3), "{errors:?}");
+}
+
+#[test]
+fn type_error_against_the_schema_is_located_in_its_file() {
+    let dir = dir_with(&[
+        ("a.cedar", "permit(principal, action, resource);\n"),
+        ("b.cedar", "// comment\npermit(principal, action, resource)\nwhen { principal.colour == \"red\" };\n"),
+    ]);
+    let errors = load_dir(dir.path()).err().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].file, dir.path().join("b.cedar"));
+    assert_eq!(errors[0].line, Some(3), "{errors:?}");
+    assert!(
+        errors[0].message.contains("colour"),
+        "{}",
+        errors[0].message
+    );
+}
+
+#[test]
+fn duplicate_annotated_ids_are_refused() {
+    let dir = dir_with(&[
+        (
+            "a.cedar",
+            "@id(\"x\")\npermit(principal, action, resource);\n",
+        ),
+        (
+            "b.cedar",
+            "@id(\"x\")\nforbid(principal, action, resource);\n",
+        ),
+    ]);
+    let errors = load_dir(dir.path()).err().unwrap();
+    assert_eq!(errors[0].file, dir.path().join("b.cedar"));
+    assert_eq!(errors[0].line, Some(1));
+}
+
+#[test]
+fn unannotated_policies_are_named_by_file_and_position() {
+    let dir = dir_with(&[("p.cedar", "permit(principal, action, resource);\nforbid(principal, action == Action::\"delete\", resource);\n")]);
+    let bundle = load_dir(dir.path()).unwrap();
+    let mut ids: Vec<String> = bundle.set.policies().map(|p| p.id().to_string()).collect();
+    ids.sort();
+    assert_eq!(ids, ["p.cedar#0", "p.cedar#1"]);
+}
+
+#[test]
+fn failed_reload_keeps_the_set_in_force() {
+    let dir = dir_with(&[("a.cedar", "permit(principal, action, resource);\n")]);
+    let policies = Policies::load(dir.path()).unwrap();
+    fs::write(
+        dir.path().join("a.cedar"),
+        "permit(principal, action, resource\n",
+    )
+    .unwrap();
+    assert!(policies.reload().is_err());
+    assert_eq!(policies.current().count, 1);
+    fs::write(
+        dir.path().join("b.cedar"),
+        "forbid(principal, action, resource);\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("a.cedar"),
+        "permit(principal, action, resource);\n",
+    )
+    .unwrap();
+    assert_eq!(policies.reload().unwrap(), 2);
+}
+
+#[test]
+fn missing_schema_is_an_error_naming_the_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let errors = load_dir(dir.path()).err().unwrap();
+    assert_eq!(errors[0].file, dir.path().join(SCHEMA_FILE));
+}

@@ -1,0 +1,157 @@
+//! [`Nodes`]: the request path's view of the repository, a moka cache in front of a [`Store`].
+//!
+//! Lookups that miss and writes are serialised by one lock, so a reader that loaded a record
+//! can never put it into the cache after a newer write: a status change is seen by the next
+//! request. Unknown ids are cached too, so a flood of made-up originators stays in memory.
+
+use std::sync::{Arc, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+
+use super::{Node, NodeSeed, NodeStatus, Store, StoreError};
+
+pub struct Nodes {
+    store: Arc<dyn Store>,
+    cache: Cache<String, Option<Arc<Node>>>,
+    write: RwLock<()>,
+}
+
+impl Nodes {
+    pub fn new(store: Arc<dyn Store>, capacity: u64) -> Self {
+        Nodes {
+            store,
+            cache: Cache::new(capacity),
+            write: RwLock::new(()),
+        }
+    }
+
+    /// The node with this id, from memory when possible.
+    pub fn get(&self, id: &str) -> Result<Option<Arc<Node>>, StoreError> {
+        if let Some(hit) = self.cache.get(id) {
+            return Ok(hit);
+        }
+        let _read = self.write.read().unwrap_or_else(|e| e.into_inner());
+        let node = self.store.node(id)?.map(Arc::new);
+        self.cache.insert(id.to_owned(), node.clone());
+        Ok(node)
+    }
+
+    pub fn all(&self) -> Result<Vec<Node>, StoreError> {
+        self.store.nodes()
+    }
+
+    /// Sets a node's status; `None` when the node is unknown.
+    pub fn set_status(&self, id: &str, status: NodeStatus) -> Result<Option<Node>, StoreError> {
+        self.update(id, |node| {
+            if node.status != status {
+                node.status = status;
+                node.status_changed_at = unix_now();
+            }
+        })
+    }
+
+    /// Adds configured nodes that the repository does not have (as active) and refreshes the
+    /// kind and groups of those it has, keeping their status.
+    pub fn seed(&self, seeds: &[NodeSeed]) -> Result<(), StoreError> {
+        for seed in seeds {
+            let updated = self.update(&seed.id, |node| {
+                node.kind = seed.kind;
+                node.groups.clone_from(&seed.groups);
+            })?;
+            if updated.is_none() {
+                self.put(Node {
+                    id: seed.id.clone(),
+                    kind: seed.kind,
+                    status: NodeStatus::Active,
+                    groups: seed.groups.clone(),
+                    status_changed_at: unix_now(),
+                })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn put(&self, node: Node) -> Result<(), StoreError> {
+        let _write = self.write.write().unwrap_or_else(|e| e.into_inner());
+        self.store.put_node(&node)?;
+        self.cache.insert(node.id.clone(), Some(Arc::new(node)));
+        Ok(())
+    }
+
+    fn update(&self, id: &str, change: impl FnOnce(&mut Node)) -> Result<Option<Node>, StoreError> {
+        let _write = self.write.write().unwrap_or_else(|e| e.into_inner());
+        let Some(mut node) = self.store.node(id)? else {
+            return Ok(None);
+        };
+        let before = node.clone();
+        change(&mut node);
+        if node != before {
+            self.store.put_node(&node)?;
+        }
+        self.cache
+            .insert(id.to_owned(), Some(Arc::new(node.clone())));
+        Ok(Some(node))
+    }
+}
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::{NodeKind, SledStore};
+
+    fn seeded(dir: &std::path::Path) -> Nodes {
+        let nodes = Nodes::new(Arc::new(SledStore::open(dir).unwrap()), 100);
+        nodes
+            .seed(&[NodeSeed {
+                id: "Cm".into(),
+                kind: NodeKind::Ae,
+                groups: vec!["devices".into()],
+            }])
+            .unwrap();
+        nodes
+    }
+
+    #[test]
+    fn status_change_is_seen_by_the_next_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = seeded(dir.path());
+        assert_eq!(nodes.get("Cm").unwrap().unwrap().status, NodeStatus::Active);
+        nodes.set_status("Cm", NodeStatus::Deactivated).unwrap();
+        assert_eq!(
+            nodes.get("Cm").unwrap().unwrap().status,
+            NodeStatus::Deactivated
+        );
+    }
+
+    #[test]
+    fn status_survives_reopen_and_reseeding() {
+        let dir = tempfile::tempdir().unwrap();
+        seeded(dir.path())
+            .set_status("Cm", NodeStatus::Deactivated)
+            .unwrap();
+        let nodes = seeded(dir.path());
+        assert_eq!(
+            nodes.get("Cm").unwrap().unwrap().status,
+            NodeStatus::Deactivated
+        );
+    }
+
+    #[test]
+    fn unknown_node_is_none_and_cannot_be_activated() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = seeded(dir.path());
+        assert!(nodes.get("Cx").unwrap().is_none());
+        assert!(nodes
+            .set_status("Cx", NodeStatus::Active)
+            .unwrap()
+            .is_none());
+        assert!(nodes.get("Cx").unwrap().is_none());
+    }
+}
