@@ -146,7 +146,8 @@ impl Gateway {
         })?;
         tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
         tasks.spawn(reload_on_sighup(state.clone(), stop));
-        tracing::info!(http = ?http_addr, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        let http = http_addr.map_or_else(|| "none".to_owned(), |a| a.to_string());
+        tracing::info!(http = %http, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         Ok(Gateway {
             http_addr,
             admin_addr,

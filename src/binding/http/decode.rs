@@ -2,13 +2,16 @@
 //!
 //! Targets are normalised to SP-relative form so that one Cedar path names one resource:
 //! `/~/id-in/cse-in/x` and (CSE-relative) `/cse-in/x` both become `/id-in/cse-in/x`;
-//! `/_/sp/id-in/x` becomes `//sp/id-in/x`. Paths that could mean different resources to us and
-//! to the upstream (dot segments, empty segments, encoded `/`, `.` or `\`) are refused.
+//! `/_/sp/id-in/x` becomes `//sp/id-in/x`. Segments are percent-decoded, as the CSE will decode
+//! them, so a policy sees the name the CSE acts on. Paths that could mean different resources to
+//! us and to the upstream (dot segments, empty segments, an encoded `/` or `\`, control
+//! characters, invalid UTF-8) are refused. Single-valued headers that appear twice are refused:
+//! we must decide on the same value the upstream reads.
 
 use bytes::Bytes;
-use http::header::AUTHORIZATION;
 use http::request::Parts;
 use http::{HeaderMap, Method};
+use percent_encoding::percent_decode_str;
 
 use crate::primitive::{Operation, Peer, Primitive, Security};
 
@@ -24,6 +27,8 @@ pub enum DecodeError {
     BadMethod(String),
     #[error("target path is not a normalised oneM2M target")]
     BadPath,
+    #[error("header {0} appears more than once")]
+    Repeated(&'static str),
     #[error("ty in Content-Type is not a resource type number")]
     BadResourceType,
 }
@@ -66,10 +71,17 @@ pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, Deco
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, DecodeError> {
-    headers
-        .get(name)
-        .map(|v| v.to_str().map_err(|_| DecodeError::BadHeader(name)))
-        .transpose()
+    let mut values = headers.get_all(name).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(DecodeError::Repeated(name));
+    }
+    value
+        .to_str()
+        .map(Some)
+        .map_err(|_| DecodeError::BadHeader(name))
 }
 
 fn operation(method: &Method, has_ty: bool) -> Result<Operation, DecodeError> {
@@ -104,12 +116,9 @@ fn resource_type(headers: &HeaderMap) -> Result<Option<u16>, DecodeError> {
 
 /// Tokens from `Authorization: Bearer <jwt>` or `Bearer <jwt>+<jwt>`.
 fn tokens(headers: &HeaderMap) -> Result<Vec<String>, DecodeError> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
+    let Some(value) = header(headers, "authorization")? else {
         return Ok(Vec::new());
     };
-    let value = value
-        .to_str()
-        .map_err(|_| DecodeError::BadHeader("authorization"))?;
     let Some(list) = value.strip_prefix("Bearer ") else {
         return Ok(Vec::new());
     };
@@ -139,26 +148,37 @@ pub fn target(path: &str, cse_id: &str) -> Result<String, DecodeError> {
     } else if let Some(rest) = path.strip_prefix("/_/") {
         ("//", rest)
     } else {
-        let rest = path.strip_prefix('/').ok_or(DecodeError::BadPath)?;
-        return checked(rest).map(|rest| format!("{cse_id}/{rest}"));
+        (cse_id, path.strip_prefix('/').ok_or(DecodeError::BadPath)?)
     };
-    checked(rest).map(|rest| format!("{prefix}{rest}"))
+    let mut target = String::with_capacity(prefix.len() + rest.len() + 1);
+    target.push_str(prefix);
+    if prefix == cse_id {
+        target.push('/');
+    }
+    for (i, segment) in rest.split('/').enumerate() {
+        if i > 0 {
+            target.push('/');
+        }
+        target.push_str(&decoded(segment)?);
+    }
+    Ok(target)
 }
 
-fn checked(rest: &str) -> Result<&str, DecodeError> {
-    let lower = rest.to_ascii_lowercase();
-    let suspicious = rest.is_empty()
-        || rest
-            .split('/')
-            .any(|seg| seg.is_empty() || seg == "." || seg == "..")
-        || rest.contains('\\')
-        || ["%2f", "%2e", "%5c", "%00"]
-            .iter()
-            .any(|enc| lower.contains(enc));
-    if suspicious {
+/// One path segment, percent-decoded, or an error if it could name something else upstream.
+fn decoded(segment: &str) -> Result<std::borrow::Cow<'_, str>, DecodeError> {
+    let text = percent_decode_str(segment)
+        .decode_utf8()
+        .map_err(|_| DecodeError::BadPath)?;
+    let ambiguous = text.is_empty()
+        || text == "."
+        || text == ".."
+        || text
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control());
+    if ambiguous {
         Err(DecodeError::BadPath)
     } else {
-        Ok(rest)
+        Ok(text)
     }
 }
 
@@ -193,6 +213,26 @@ mod tests {
     }
 
     #[test]
+    fn percent_encoded_names_are_decoded_for_the_policy() {
+        assert_eq!(
+            target("/cse-in/m%65ter-01/data", "/id-in").unwrap(),
+            "/id-in/cse-in/meter-01/data"
+        );
+        assert_eq!(
+            target("/~/id-in/cse-in/a%20b", "/id-in").unwrap(),
+            "/id-in/cse-in/a b"
+        );
+    }
+
+    #[test]
+    fn repeated_originator_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.append(ORIGIN, "CAdmin".parse().unwrap());
+        headers.append(ORIGIN, "Clamp".parse().unwrap());
+        assert_eq!(header(&headers, ORIGIN), Err(DecodeError::Repeated(ORIGIN)));
+    }
+
+    #[test]
     fn post_with_ty_is_create_and_without_is_notify() {
         assert_eq!(operation(&Method::POST, true), Ok(Operation::Create));
         assert_eq!(operation(&Method::POST, false), Ok(Operation::Notify));
@@ -202,7 +242,7 @@ mod tests {
     #[test]
     fn bearer_tokens_are_split_on_plus() {
         let mut headers = HeaderMap::new();
-        headers.insert(AUTHORIZATION, "Bearer a.b.c+d.e.f".parse().unwrap());
+        headers.insert("authorization", "Bearer a.b.c+d.e.f".parse().unwrap());
         assert_eq!(tokens(&headers).unwrap(), ["a.b.c", "d.e.f"]);
     }
 }

@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
+use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Limited};
@@ -23,7 +24,7 @@ use tokio::sync::broadcast;
 use crate::config::HttpConfig;
 use crate::guard::{DecisionRecord, Guard, Verdict};
 use crate::metrics::{Metrics, Outcome};
-use crate::primitive::Peer;
+use crate::primitive::{Peer, Primitive};
 pub use decode::{target, DecodeError};
 pub use forward::{Upstream, UpstreamError};
 use reply::Rsc;
@@ -67,70 +68,23 @@ impl HttpBinding {
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
         let protocol = peer.protocol;
         let (parts, body) = request.into_parts();
-        let malformed = |status: Option<StatusCode>, debug: &str| {
-            self.metrics
-                .request(protocol, "unknown", Outcome::Malformed);
-            match status {
-                Some(status) => {
-                    reply::error_with_status(&parts.headers, Rsc::BadRequest, status, debug)
-                }
-                None => reply::error(&parts.headers, Rsc::BadRequest, debug),
+        let ids = reply::Ids::of(&parts.headers);
+        let primitive = match self.admit(&parts, body, peer).await {
+            Ok(primitive) => primitive,
+            Err((status, debug)) => {
+                self.metrics
+                    .request(protocol, "unknown", Outcome::Malformed);
+                return reply::error_with_status(&ids, Rsc::BadRequest, status, &debug);
             }
         };
-        if header_bytes(&parts) > self.max_header_bytes {
-            return malformed(
-                Some(StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE),
-                "request header too large",
-            );
-        }
-        let mut primitive = match decode::decode(&parts, peer, &self.cse_id) {
-            Ok(p) => p,
-            Err(e) => return malformed(None, &e.to_string()),
-        };
-        primitive.content = match self.read_body(body).await {
-            Ok(bytes) => bytes,
-            Err(BodyError::TooLarge) => {
-                return malformed(
-                    Some(StatusCode::PAYLOAD_TOO_LARGE),
-                    "request body too large",
-                )
-            }
-            Err(BodyError::Unreadable) => return malformed(None, "request body unreadable"),
-        };
-
-        let started = Instant::now();
-        let verdict = self.guard.decide(&primitive, SystemTime::now());
-        self.metrics
-            .decision_seconds(protocol, started.elapsed().as_secs_f64());
-        if self.decisions.receiver_count() > 0 {
-            let _ = self
-                .decisions
-                .send(DecisionRecord::new(&primitive, &verdict));
-        }
-        let op = primitive.op.as_str();
-        let permit = match verdict {
+        let permit = match self.decide(&primitive) {
             Verdict::Allow(permit) => permit,
             Verdict::Deny(denial) => {
-                tracing::info!(
-                    node.id = %primitive.fr, proto = %protocol, op, to = %primitive.to,
-                    verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
-                    "request denied"
-                );
-                self.metrics
-                    .request(protocol, op, Outcome::Deny(denial.stage.as_str()));
-                return reply::error(
-                    &parts.headers,
-                    Rsc::OriginatorHasNoPrivilege,
-                    denial.stage.public_message(),
-                );
+                let message = denial.stage.public_message();
+                return reply::error(&ids, Rsc::OriginatorHasNoPrivilege, message);
             }
         };
-        tracing::debug!(
-            node.id = %primitive.fr, proto = %protocol, op, to = %primitive.to,
-            verdict = "allow", policy.ids = ?permit.policy_ids(), "request allowed"
-        );
-        self.metrics.request(protocol, op, Outcome::Allow);
-        let request_headers = parts.headers.clone();
+        let (fr, op) = (primitive.fr, primitive.op.as_str());
         match self
             .upstream
             .forward(permit, parts, primitive.content)
@@ -141,14 +95,76 @@ impl HttpBinding {
                 response.map(|b| b.boxed())
             }
             Err(e) => {
-                tracing::warn!(node.id = %primitive.fr, proto = %protocol, op, error = %e, "upstream failed");
-                reply::error(
-                    &request_headers,
-                    Rsc::TargetNotReachable,
-                    "target not reachable",
-                )
+                tracing::warn!(node.id = %fr, proto = %protocol, op, error = %e, "upstream failed");
+                reply::error(&ids, Rsc::TargetNotReachable, "target not reachable")
             }
         }
+    }
+
+    /// Limits, decoding and the body: a primitive, or the status and reason of a 4000 answer.
+    async fn admit(
+        &self,
+        parts: &Parts,
+        body: Incoming,
+        peer: Peer,
+    ) -> Result<Primitive, (StatusCode, String)> {
+        if header_bytes(parts) > self.max_header_bytes {
+            return Err((
+                StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
+                "request header too large".into(),
+            ));
+        }
+        let too_large = || {
+            (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "request body too large".into(),
+            )
+        };
+        if declared_length(parts).is_some_and(|n| n > self.max_body_bytes as u64) {
+            return Err(too_large());
+        }
+        let mut primitive = decode::decode(parts, peer, &self.cse_id)
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
+        primitive.content = match self.read_body(body).await {
+            Ok(bytes) => bytes,
+            Err(BodyError::TooLarge) => return Err(too_large()),
+            Err(BodyError::Unreadable) => {
+                return Err((StatusCode::BAD_REQUEST, "request body unreadable".into()))
+            }
+        };
+        Ok(primitive)
+    }
+
+    /// Runs the guard and records the decision (metrics, log, subscribers).
+    fn decide(&self, p: &Primitive) -> Verdict {
+        let protocol = p.peer.protocol;
+        let started = Instant::now();
+        let verdict = self.guard.decide(p, SystemTime::now());
+        self.metrics
+            .decision_seconds(protocol, started.elapsed().as_secs_f64());
+        if self.decisions.receiver_count() > 0 {
+            let _ = self.decisions.send(DecisionRecord::new(p, &verdict));
+        }
+        let op = p.op.as_str();
+        match &verdict {
+            Verdict::Allow(permit) => {
+                tracing::debug!(
+                    node.id = %p.fr, proto = %protocol, op, to = %p.to,
+                    verdict = "allow", policy.ids = ?permit.policy_ids(), "request allowed"
+                );
+                self.metrics.request(protocol, op, Outcome::Allow);
+            }
+            Verdict::Deny(denial) => {
+                tracing::info!(
+                    node.id = %p.fr, proto = %protocol, op, to = %p.to,
+                    verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
+                    "request denied"
+                );
+                self.metrics
+                    .request(protocol, op, Outcome::Deny(denial.stage.as_str()));
+            }
+        }
+        verdict
     }
 
     async fn read_body(&self, body: Incoming) -> Result<Bytes, BodyError> {
@@ -166,8 +182,19 @@ enum BodyError {
     Unreadable,
 }
 
+/// The body size the client announced, if it did.
+fn declared_length(parts: &Parts) -> Option<u64> {
+    parts
+        .headers
+        .get(http::header::CONTENT_LENGTH)?
+        .to_str()
+        .ok()?
+        .parse()
+        .ok()
+}
+
 /// Bytes of the request target and all header names and values, as on the wire.
-fn header_bytes(parts: &http::request::Parts) -> usize {
+fn header_bytes(parts: &Parts) -> usize {
     let uri = parts.uri.path_and_query().map_or(0, |pq| pq.as_str().len());
     parts
         .headers

@@ -29,18 +29,29 @@ impl Rsc {
     }
 }
 
+/// The request's identifiers that every answer echoes.
+#[derive(Clone, Debug, Default)]
+pub struct Ids {
+    ri: Option<HeaderValue>,
+    rvi: Option<HeaderValue>,
+}
+
+impl Ids {
+    pub fn of(request: &HeaderMap) -> Self {
+        Ids {
+            ri: request.get(REQUEST_ID).cloned(),
+            rvi: request.get(RELEASE).cloned(),
+        }
+    }
+}
+
 /// An error answer with TS-0009's status for `rsc`.
-pub fn error(request: &HeaderMap, rsc: Rsc, debug: &str) -> Response<Body> {
-    error_with_status(request, rsc, rsc.status(), debug)
+pub fn error(ids: &Ids, rsc: Rsc, debug: &str) -> Response<Body> {
+    error_with_status(ids, rsc, rsc.status(), debug)
 }
 
 /// An error answer whose HTTP status says more than TS-0009's mapping (413, 431).
-pub fn error_with_status(
-    request: &HeaderMap,
-    rsc: Rsc,
-    status: StatusCode,
-    debug: &str,
-) -> Response<Body> {
+pub fn error_with_status(ids: &Ids, rsc: Rsc, status: StatusCode, debug: &str) -> Response<Body> {
     let body = serde_json::json!({ "m2m:dbg": debug }).to_string();
     let mut response = Response::new(
         Full::new(Bytes::from(body))
@@ -51,8 +62,8 @@ pub fn error_with_status(
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     headers.insert("x-m2m-rsc", HeaderValue::from(rsc as u16));
-    for name in [REQUEST_ID, RELEASE] {
-        if let Some(value) = request.get(name) {
+    for (name, value) in [(REQUEST_ID, &ids.ri), (RELEASE, &ids.rvi)] {
+        if let Some(value) = value {
             headers.insert(name, value.clone());
         }
     }
