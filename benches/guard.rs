@@ -1,1 +1,82 @@
-fn main() {}
+//! The guard's decision on the request path, with the shipped example policies and a sled
+//! repository behind its cache: an allowed request, one denied by policy, one denied at node
+//! status (unknown originator, which never reaches Cedar). This is the per-request cost the
+//! HTTP numbers in `scripts/load` are made of; run with `cargo bench --bench guard`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use criterion::{criterion_group, criterion_main, Criterion};
+use m2mguard::guard::Guard;
+use m2mguard::policy::Policies;
+use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::store::{NodeKind, NodeSeed, Nodes, SledStore};
+
+fn primitive(fr: &str, op: Operation) -> Primitive {
+    Primitive {
+        op,
+        to: "/id-in/cse-in/meter-01/data".into(),
+        fr: fr.into(),
+        rqi: "bench".into(),
+        rvi: Some("4".into()),
+        ot: None,
+        rqet: None,
+        ty: None,
+        content: Default::default(),
+        security: Security::default(),
+        peer: Peer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
+            protocol: Protocol::Http,
+            tls_identity: None,
+        },
+    }
+}
+
+fn guard(dir: &Path) -> Guard {
+    let nodes = Arc::new(Nodes::new(Arc::new(SledStore::open(dir).unwrap()), 1000));
+    nodes
+        .seed(&[NodeSeed {
+            id: "Cmeter-01".into(),
+            kind: NodeKind::Ae,
+            groups: vec!["devices".into(), "meters".into()],
+        }])
+        .unwrap();
+    let policies =
+        Policies::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    Guard::new(nodes, Arc::new(policies))
+}
+
+fn decide(c: &mut Criterion) {
+    let dir = tempfile::tempdir().unwrap();
+    let guard = guard(dir.path());
+    let cases = [
+        ("allow", primitive("Cmeter-01", Operation::Retrieve), true),
+        (
+            "deny_policy",
+            primitive("Cmeter-01", Operation::Delete),
+            false,
+        ),
+        (
+            "deny_status_unknown",
+            primitive("Cnobody", Operation::Retrieve),
+            false,
+        ),
+    ];
+    let mut group = c.benchmark_group("guard_decide");
+    for (name, p, allowed) in &cases {
+        assert_eq!(
+            guard.decide(p, SystemTime::now()).is_allow(),
+            *allowed,
+            "{name}"
+        );
+        group.bench_function(*name, |b| {
+            b.iter(|| guard.decide(std::hint::black_box(p), SystemTime::now()))
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, decide);
+criterion_main!(benches);

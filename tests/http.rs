@@ -446,16 +446,34 @@ async fn percent_encoded_target_cannot_slip_past_a_path_policy() {
     let echo = echo_upstream().await;
     let gw = gateway(echo.addr).await;
     let client = client();
-    for path in ["/cse-in/meter-01/data", "/cse-in/m%65ter-01/data", "/~/id-in/cse-in/%6d%65ter-01/data"] {
-        let request = onem2m("POST", format!("http://{}{path}", gw.http()), "Clamp", "enc")
-            .header("Content-Type", "application/json;ty=4")
-            .body(Full::new(Bytes::from_static(br#"{"m2m:cin":{"con":"on"}}"#)))
-            .unwrap();
+    for path in [
+        "/cse-in/meter-01/data",
+        "/cse-in/m%65ter-01/data",
+        "/~/id-in/cse-in/%6d%65ter-01/data",
+    ] {
+        let request = onem2m(
+            "POST",
+            format!("http://{}{path}", gw.http()),
+            "Clamp",
+            "enc",
+        )
+        .header("Content-Type", "application/json;ty=4")
+        .body(Full::new(Bytes::from_static(
+            br#"{"m2m:cin":{"con":"on"}}"#,
+        )))
+        .unwrap();
         let answer = send(&client, request).await;
-        assert_eq!((answer.status, answer.rsc()), (StatusCode::FORBIDDEN, "4103"), "{path}");
+        assert_eq!(
+            (answer.status, answer.rsc()),
+            (StatusCode::FORBIDDEN, "4103"),
+            "{path}"
+        );
     }
     assert_eq!(echo.hits.load(Ordering::SeqCst), 0);
-    assert_eq!(retrieve(&client, gw.http(), "Clamp").await.status, StatusCode::CREATED);
+    assert_eq!(
+        retrieve(&client, gw.http(), "Clamp").await.status,
+        StatusCode::CREATED
+    );
     gw.gateway.shutdown().await;
 }
 
@@ -464,14 +482,25 @@ async fn repeated_originator_header_is_refused() {
     let echo = echo_upstream().await;
     let gw = gateway(echo.addr).await;
     let client = client();
-    let request = onem2m("GET", format!("http://{}/cse-in", gw.http()), "Clamp", "dup")
-        .header("X-M2M-Origin", "CAdmin")
-        .body(Full::default())
-        .unwrap();
+    let request = onem2m(
+        "GET",
+        format!("http://{}/cse-in", gw.http()),
+        "Clamp",
+        "dup",
+    )
+    .header("X-M2M-Origin", "CAdmin")
+    .body(Full::default())
+    .unwrap();
     let answer = send(&client, request).await;
-    assert_eq!((answer.status, answer.rsc()), (StatusCode::BAD_REQUEST, "4000"));
+    assert_eq!(
+        (answer.status, answer.rsc()),
+        (StatusCode::BAD_REQUEST, "4000")
+    );
     assert_eq!(echo.hits.load(Ordering::SeqCst), 0);
-    assert_eq!(retrieve(&client, gw.http(), "Clamp").await.status, StatusCode::CREATED);
+    assert_eq!(
+        retrieve(&client, gw.http(), "Clamp").await.status,
+        StatusCode::CREATED
+    );
     gw.gateway.shutdown().await;
 }
 
@@ -492,6 +521,9 @@ async fn announced_oversized_body_is_refused_before_it_is_sent() {
     let answer = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
     assert!(answer.contains("x-m2m-rsc: 4000"), "{answer}");
-    assert_eq!(retrieve(&client(), gw.http(), "Cmeter").await.status, StatusCode::CREATED);
+    assert_eq!(
+        retrieve(&client(), gw.http(), "Cmeter").await.status,
+        StatusCode::CREATED
+    );
     gw.gateway.shutdown().await;
 }

@@ -15,8 +15,6 @@ mod verdict;
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use cedar_policy::Authorizer;
-
 use crate::policy::Policies;
 use crate::primitive::Primitive;
 use crate::store::Nodes;
@@ -25,17 +23,16 @@ pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 pub struct Guard {
     nodes: Arc<Nodes>,
     policies: Arc<Policies>,
-    names: policy::Names,
-    authorizer: Authorizer,
+    evaluator: policy::Evaluator,
 }
 
 impl Guard {
     pub fn new(nodes: Arc<Nodes>, policies: Arc<Policies>) -> Self {
+        let nodes_capacity = nodes.capacity();
         Guard {
             nodes,
             policies,
-            names: policy::Names::new(),
-            authorizer: Authorizer::new(),
+            evaluator: policy::Evaluator::new(nodes_capacity),
         }
     }
 
@@ -51,7 +48,7 @@ impl Guard {
         identity::check(p)?;
         let node = status::check(&self.nodes, &p.fr)?;
         let bundle = self.policies.current();
-        let ids = policy::check(&self.names, &self.authorizer, &bundle, p, &node, now)?;
+        let ids = self.evaluator.check(&bundle, p, &node, now)?;
         Ok(Permit::new(ids))
     }
 }

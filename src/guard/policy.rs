@@ -1,158 +1,187 @@
 //! Last stage, Cedar policy: one authorization request per primitive, decided against the
 //! policy set in force. An evaluation error, or a request the engine cannot build, denies.
+//!
+//! What does not change between requests is built once and cached: a node's entities
+//! (principal and groups, rebuilt when the repository hands out a new record) and the Cedar
+//! value of a source address, whose construction re-parses the extension name every time.
 
 use std::collections::{HashMap, HashSet};
+use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request,
     RestrictedExpression, Schema,
 };
+use moka::sync::Cache;
 
 use super::{Denial, Stage};
 use crate::policy::PolicyBundle;
 use crate::primitive::{Operation, Primitive};
 use crate::store::Node;
 
-/// Entity type names and action ids, parsed once.
-pub struct Names {
-    node: EntityTypeName,
-    group: EntityTypeName,
-    resource: EntityTypeName,
+/// Builds and decides Cedar requests.
+pub struct Evaluator {
+    node_type: EntityTypeName,
+    group_type: EntityTypeName,
+    resource_type: EntityTypeName,
     actions: HashMap<Operation, EntityUid>,
+    authorizer: Authorizer,
+    /// Per node id: the record the entities were built from, and the entities.
+    principals: Cache<String, (Arc<Node>, Entities)>,
+    sources: Cache<IpAddr, RestrictedExpression>,
 }
 
-impl Names {
-    pub fn new() -> Self {
+impl Evaluator {
+    pub fn new(node_cache_capacity: u64) -> Self {
         let name = |s: &str| EntityTypeName::from_str(s).unwrap_or_else(|_| unreachable!("{s}"));
         let action_type = name("Action");
         let actions = Operation::ALL
             .into_iter()
-            .map(|op| {
-                let uid = EntityUid::from_type_name_and_id(
-                    action_type.clone(),
-                    EntityId::new(op.as_str()),
-                );
-                (op, uid)
-            })
+            .map(|op| (op, uid(&action_type, op.as_str())))
             .collect();
-        Names {
-            node: name("Node"),
-            group: name("Group"),
-            resource: name("Resource"),
+        Evaluator {
+            node_type: name("Node"),
+            group_type: name("Group"),
+            resource_type: name("Resource"),
             actions,
+            authorizer: Authorizer::new(),
+            principals: Cache::new(node_cache_capacity),
+            sources: Cache::new(10_000),
         }
+    }
+
+    /// Decides `p` from `node` under `bundle`; returns the ids of the permitting policies.
+    pub fn check(
+        &self,
+        bundle: &PolicyBundle,
+        p: &Primitive,
+        node: &Arc<Node>,
+        now: SystemTime,
+    ) -> Result<Vec<String>, Denial> {
+        let (request, entities) = self
+            .build(p, node, now, None)
+            .map_err(|e| Denial::new(Stage::Policy, e))?;
+        let response = self
+            .authorizer
+            .is_authorized(&request, &bundle.set, &entities);
+        let mut ids: Vec<String> = response
+            .diagnostics()
+            .reason()
+            .map(ToString::to_string)
+            .collect();
+        ids.sort();
+        if let Some(error) = response.diagnostics().errors().next() {
+            return Err(Denial::new(
+                Stage::Policy,
+                format!("policy evaluation failed: {error}"),
+            ));
+        }
+        match response.decision() {
+            Decision::Allow => Ok(ids),
+            Decision::Deny if ids.is_empty() => Err(Denial::new(
+                Stage::Policy,
+                format!("no policy permits {} {} by {}", p.op, p.to, p.fr),
+            )),
+            Decision::Deny => Err(Denial::new(
+                Stage::Policy,
+                format!("forbidden by {}", ids.join(", ")),
+            )),
+        }
+    }
+
+    /// The Cedar request and entities for `p`. With `schema`, both are checked against it
+    /// (tests do this; the request path skips it, the shapes being fixed here).
+    pub(super) fn build(
+        &self,
+        p: &Primitive,
+        node: &Arc<Node>,
+        now: SystemTime,
+        schema: Option<&Schema>,
+    ) -> Result<(Request, Entities), String> {
+        let resource = uid(&self.resource_type, &p.to);
+        let path = HashMap::from([(
+            "path".to_owned(),
+            RestrictedExpression::new_string(p.to.clone()),
+        )]);
+        let resource_entity =
+            Entity::new(resource.clone(), path, HashSet::new()).map_err(|e| e.to_string())?;
+        let entities = self
+            .principal(node, schema)?
+            .add_entities([resource_entity], schema)
+            .map_err(|e| e.to_string())?;
+        let context = Context::from_pairs(self.context(p, now)).map_err(|e| e.to_string())?;
+        let principal = uid(&self.node_type, &node.id);
+        let action = self.actions[&p.op].clone();
+        let request = Request::new(principal, action, resource, context, schema)
+            .map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+
+    /// The node and its groups as entities, from the cache while the record is the same.
+    fn principal(&self, node: &Arc<Node>, schema: Option<&Schema>) -> Result<Entities, String> {
+        if schema.is_none() {
+            if let Some((built_from, entities)) = self.principals.get(&node.id) {
+                if Arc::ptr_eq(&built_from, node) {
+                    return Ok(entities);
+                }
+            }
+        }
+        let groups: HashSet<EntityUid> = node
+            .groups
+            .iter()
+            .map(|g| uid(&self.group_type, g))
+            .collect();
+        let mut list: Vec<Entity> = groups
+            .iter()
+            .map(|g| Entity::new_no_attrs(g.clone(), HashSet::new()))
+            .collect();
+        let kind = HashMap::from([(
+            "kind".to_owned(),
+            RestrictedExpression::new_string(node.kind.as_str().to_owned()),
+        )]);
+        list.push(
+            Entity::new(uid(&self.node_type, &node.id), kind, groups).map_err(|e| e.to_string())?,
+        );
+        let entities = Entities::from_entities(list, schema).map_err(|e| e.to_string())?;
+        self.principals
+            .insert(node.id.clone(), (node.clone(), entities.clone()));
+        Ok(entities)
+    }
+
+    fn context(&self, p: &Primitive, now: SystemTime) -> Vec<(String, RestrictedExpression)> {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let ip = p.peer.addr.ip();
+        let source = self
+            .sources
+            .get_with(ip, || RestrictedExpression::new_ip(ip.to_string()));
+        let mut pairs = vec![
+            (
+                "protocol".to_owned(),
+                RestrictedExpression::new_string(p.peer.protocol.as_str().to_owned()),
+            ),
+            ("source".to_owned(), source),
+            (
+                "time".to_owned(),
+                RestrictedExpression::new_long(i64::try_from(secs).unwrap_or(i64::MAX)),
+            ),
+            (
+                "authenticated".to_owned(),
+                RestrictedExpression::new_bool(p.peer.tls_identity.is_some()),
+            ),
+        ];
+        if let Some(ty) = p.ty {
+            pairs.push((
+                "resource_type".to_owned(),
+                RestrictedExpression::new_long(ty.into()),
+            ));
+        }
+        pairs
     }
 }
 
 fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {
     EntityUid::from_type_name_and_id(type_name.clone(), EntityId::new(id))
-}
-
-/// Decides `p` from `node` under `bundle`; returns the ids of the permitting policies.
-pub fn check(
-    names: &Names,
-    authorizer: &Authorizer,
-    bundle: &PolicyBundle,
-    p: &Primitive,
-    node: &Node,
-    now: SystemTime,
-) -> Result<Vec<String>, Denial> {
-    let (request, entities) =
-        build(names, p, node, now, None).map_err(|e| Denial::new(Stage::Policy, e))?;
-    let response = authorizer.is_authorized(&request, &bundle.set, &entities);
-    let mut ids: Vec<String> = response
-        .diagnostics()
-        .reason()
-        .map(ToString::to_string)
-        .collect();
-    ids.sort();
-    if let Some(error) = response.diagnostics().errors().next() {
-        return Err(Denial::new(
-            Stage::Policy,
-            format!("policy evaluation failed: {error}"),
-        ));
-    }
-    match response.decision() {
-        Decision::Allow => Ok(ids),
-        Decision::Deny if ids.is_empty() => Err(Denial::new(
-            Stage::Policy,
-            format!("no policy permits {} {} by {}", p.op, p.to, p.fr),
-        )),
-        Decision::Deny => Err(Denial::new(
-            Stage::Policy,
-            format!("forbidden by {}", ids.join(", ")),
-        )),
-    }
-}
-
-/// The Cedar request and entities for `p`. With `schema`, both are checked against it (tests
-/// do this; the request path skips it, the shapes being fixed by this function).
-pub(super) fn build(
-    names: &Names,
-    p: &Primitive,
-    node: &Node,
-    now: SystemTime,
-    schema: Option<&Schema>,
-) -> Result<(Request, Entities), String> {
-    let principal = uid(&names.node, &node.id);
-    let resource = uid(&names.resource, &p.to);
-    let action = names.actions[&p.op].clone();
-    let groups: HashSet<EntityUid> = node.groups.iter().map(|g| uid(&names.group, g)).collect();
-    let mut entities: Vec<Entity> = groups
-        .iter()
-        .map(|g| Entity::new_no_attrs(g.clone(), HashSet::new()))
-        .collect();
-    let string = |s: &str| RestrictedExpression::new_string(s.to_owned());
-    entities.push(
-        Entity::new(
-            principal.clone(),
-            HashMap::from([("kind".to_owned(), string(node.kind.as_str()))]),
-            groups,
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    entities.push(
-        Entity::new(
-            resource.clone(),
-            HashMap::from([("path".to_owned(), string(&p.to))]),
-            HashSet::new(),
-        )
-        .map_err(|e| e.to_string())?,
-    );
-    let entities = Entities::from_entities(entities, schema).map_err(|e| e.to_string())?;
-    let context = Context::from_pairs(context_pairs(p, now)).map_err(|e| e.to_string())?;
-    let request =
-        Request::new(principal, action, resource, context, schema).map_err(|e| e.to_string())?;
-    Ok((request, entities))
-}
-
-fn context_pairs(p: &Primitive, now: SystemTime) -> Vec<(String, RestrictedExpression)> {
-    let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-    let mut pairs = vec![
-        (
-            "protocol".to_owned(),
-            RestrictedExpression::new_string(p.peer.protocol.as_str().to_owned()),
-        ),
-        (
-            "source".to_owned(),
-            RestrictedExpression::new_ip(p.peer.addr.ip().to_string()),
-        ),
-        (
-            "time".to_owned(),
-            RestrictedExpression::new_long(i64::try_from(secs).unwrap_or(i64::MAX)),
-        ),
-        (
-            "authenticated".to_owned(),
-            RestrictedExpression::new_bool(p.peer.tls_identity.is_some()),
-        ),
-    ];
-    if let Some(ty) = p.ty {
-        pairs.push((
-            "resource_type".to_owned(),
-            RestrictedExpression::new_long(ty.into()),
-        ));
-    }
-    pairs
 }

@@ -37,6 +37,11 @@ impl Nodes {
         Ok(node)
     }
 
+    /// How many nodes the cache holds at most.
+    pub fn capacity(&self) -> u64 {
+        self.cache.policy().max_capacity().unwrap_or(0)
+    }
+
     pub fn all(&self) -> Result<Vec<Node>, StoreError> {
         self.store.nodes()
     }
