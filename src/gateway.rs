@@ -15,6 +15,7 @@ use tokio::task::JoinSet;
 use crate::admin;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::config::Config;
+use crate::decision::Decider;
 use crate::guard::{DecisionRecord, Guard};
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
@@ -100,6 +101,7 @@ impl Gateway {
             decisions: decisions.clone(),
         });
         let guard = Arc::new(Guard::new(nodes, policies));
+        let decider = Arc::new(Decider::new(guard, metrics, decisions));
 
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
@@ -108,9 +110,7 @@ impl Gateway {
             let binding = Arc::new(HttpBinding::new(
                 h,
                 &config.gateway.cse_id,
-                guard,
-                metrics,
-                decisions,
+                decider.clone(),
             )?);
             let tls = match &h.tls {
                 Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(

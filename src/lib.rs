@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod binding;
 pub mod config;
+pub mod decision;
 pub mod gateway;
 pub mod guard;
 pub mod metrics;

@@ -167,13 +167,11 @@ fn requests_conform_to_the_schema() {
     let node = f.nodes.get("Cmeter").unwrap().unwrap();
     for op in Operation::ALL {
         let p = request("Cmeter", op, "/id-in/cse-in/x");
-        policy::build(
-            &policy::Names::new(),
-            &p,
-            &node,
-            SystemTime::now(),
-            Some(&bundle.schema),
-        )
-        .unwrap();
+        let mut p = p;
+        p.ty = Some(4);
+        let evaluator = policy::Evaluator::new(10);
+        evaluator
+            .build(&p, &node, SystemTime::now(), Some(&bundle.schema))
+            .unwrap();
     }
 }

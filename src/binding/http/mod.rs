@@ -1,5 +1,5 @@
-//! The HTTP binding (TS-0009): decode to a [`Primitive`], ask the [`Guard`], forward with the
-//! [`Permit`] or answer the denial — and nothing else.
+//! The HTTP binding (TS-0009): decode to a [`Primitive`], ask the [`Decider`], forward with the
+//! [`crate::guard::Permit`] or answer the denial — and nothing else.
 //!
 //! Limits, in order: header bytes (431 / 4000), declared and actual body bytes (413 / 4000),
 //! body read time (the header read timeout again). Malformed oneM2M requests get 400 / 4000,
@@ -11,7 +11,7 @@ mod reply;
 mod serve;
 
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime};
+use std::time::Duration;
 
 use bytes::Bytes;
 use http::request::Parts;
@@ -19,11 +19,11 @@ use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
 use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
-use tokio::sync::broadcast;
 
 use crate::config::HttpConfig;
-use crate::guard::{DecisionRecord, Guard, Verdict};
-use crate::metrics::{Metrics, Outcome};
+use crate::decision::Decider;
+use crate::guard::Verdict;
+use crate::metrics::Outcome;
 use crate::primitive::{Peer, Primitive};
 pub use decode::{target, DecodeError};
 pub use forward::{Upstream, UpstreamError};
@@ -34,10 +34,8 @@ pub use serve::{serve, Listener};
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
 pub struct HttpBinding {
-    guard: Arc<Guard>,
+    decider: Arc<Decider>,
     upstream: Upstream,
-    metrics: Arc<Metrics>,
-    decisions: broadcast::Sender<DecisionRecord>,
     cse_id: String,
     max_header_bytes: usize,
     max_body_bytes: usize,
@@ -48,15 +46,11 @@ impl HttpBinding {
     pub fn new(
         config: &HttpConfig,
         cse_id: &str,
-        guard: Arc<Guard>,
-        metrics: Arc<Metrics>,
-        decisions: broadcast::Sender<DecisionRecord>,
+        decider: Arc<Decider>,
     ) -> Result<Self, crate::tls::TlsError> {
         Ok(HttpBinding {
-            guard,
+            decider,
             upstream: Upstream::new(config)?,
-            metrics,
-            decisions,
             cse_id: cse_id.to_owned(),
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
@@ -72,12 +66,13 @@ impl HttpBinding {
         let primitive = match self.admit(&parts, body, peer).await {
             Ok(primitive) => primitive,
             Err((status, debug)) => {
-                self.metrics
+                self.decider
+                    .metrics()
                     .request(protocol, "unknown", Outcome::Malformed);
                 return reply::error_with_status(&ids, Rsc::BadRequest, status, &debug);
             }
         };
-        let permit = match self.decide(&primitive) {
+        let permit = match self.decider.decide(&primitive) {
             Verdict::Allow(permit) => permit,
             Verdict::Deny(denial) => {
                 let message = denial.stage.public_message();
@@ -91,7 +86,9 @@ impl HttpBinding {
             .await
         {
             Ok((response, took)) => {
-                self.metrics.upstream_seconds(protocol, took.as_secs_f64());
+                self.decider
+                    .metrics()
+                    .upstream_seconds(protocol, took.as_secs_f64());
                 response.map(|b| b.boxed())
             }
             Err(e) => {
@@ -133,38 +130,6 @@ impl HttpBinding {
             }
         };
         Ok(primitive)
-    }
-
-    /// Runs the guard and records the decision (metrics, log, subscribers).
-    fn decide(&self, p: &Primitive) -> Verdict {
-        let protocol = p.peer.protocol;
-        let started = Instant::now();
-        let verdict = self.guard.decide(p, SystemTime::now());
-        self.metrics
-            .decision_seconds(protocol, started.elapsed().as_secs_f64());
-        if self.decisions.receiver_count() > 0 {
-            let _ = self.decisions.send(DecisionRecord::new(p, &verdict));
-        }
-        let op = p.op.as_str();
-        match &verdict {
-            Verdict::Allow(permit) => {
-                tracing::debug!(
-                    node.id = %p.fr, proto = %protocol, op, to = %p.to,
-                    verdict = "allow", policy.ids = ?permit.policy_ids(), "request allowed"
-                );
-                self.metrics.request(protocol, op, Outcome::Allow);
-            }
-            Verdict::Deny(denial) => {
-                tracing::info!(
-                    node.id = %p.fr, proto = %protocol, op, to = %p.to,
-                    verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
-                    "request denied"
-                );
-                self.metrics
-                    .request(protocol, op, Outcome::Deny(denial.stage.as_str()));
-            }
-        }
-        verdict
     }
 
     async fn read_body(&self, body: Incoming) -> Result<Bytes, BodyError> {

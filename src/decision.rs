@@ -1,0 +1,132 @@
+//! Deciding and recording in one place, for every binding: [`Decider::decide`] runs the guard
+//! and records the outcome once — metrics, the log, and the decision stream (demo, later audit).
+//!
+//! Denials are logged at info, but at most [`DENIAL_LOG_LINES_PER_SEC`] lines a second: a flood
+//! of refused requests must not become a flood of log lines (disk, CPU). What is left out is
+//! counted and reported in the next line that is written; the metrics count every request.
+
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::broadcast;
+
+use crate::guard::{DecisionRecord, Guard, Verdict};
+use crate::metrics::{Metrics, Outcome};
+use crate::primitive::Primitive;
+
+pub const DENIAL_LOG_LINES_PER_SEC: u64 = 100;
+
+pub struct Decider {
+    guard: Arc<Guard>,
+    metrics: Arc<Metrics>,
+    decisions: broadcast::Sender<DecisionRecord>,
+    denial_log: LogBudget,
+}
+
+impl Decider {
+    pub fn new(
+        guard: Arc<Guard>,
+        metrics: Arc<Metrics>,
+        decisions: broadcast::Sender<DecisionRecord>,
+    ) -> Self {
+        Decider {
+            guard,
+            metrics,
+            decisions,
+            denial_log: LogBudget::new(DENIAL_LOG_LINES_PER_SEC),
+        }
+    }
+
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
+    }
+
+    /// Decides `p` now and records the decision.
+    pub fn decide(&self, p: &Primitive) -> Verdict {
+        let protocol = p.peer.protocol;
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let verdict = self.guard.decide(p, now);
+        self.metrics
+            .decision_seconds(protocol, started.elapsed().as_secs_f64());
+        if self.decisions.receiver_count() > 0 {
+            let _ = self.decisions.send(DecisionRecord::new(p, &verdict));
+        }
+        let op = p.op.as_str();
+        match &verdict {
+            Verdict::Allow(permit) => {
+                self.metrics.request(protocol, op, Outcome::Allow);
+                tracing::debug!(
+                    node.id = %p.fr, proto = %protocol, op, to = %p.to,
+                    verdict = "allow", policy.ids = ?permit.policy_ids(), "request allowed"
+                );
+            }
+            Verdict::Deny(denial) => {
+                self.metrics
+                    .request(protocol, op, Outcome::Deny(denial.stage.as_str()));
+                let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                if let Some(suppressed) = self.denial_log.admit(second) {
+                    tracing::info!(
+                        node.id = %p.fr, proto = %protocol, op, to = %p.to,
+                        verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
+                        log.suppressed = suppressed, "request denied"
+                    );
+                }
+            }
+        }
+        verdict
+    }
+}
+
+/// At most `per_second` admissions in each wall-clock second; counts the rest.
+struct LogBudget {
+    per_second: u64,
+    second: AtomicU64,
+    used: AtomicU64,
+    suppressed: AtomicU64,
+}
+
+impl LogBudget {
+    fn new(per_second: u64) -> Self {
+        LogBudget {
+            per_second,
+            second: AtomicU64::new(0),
+            used: AtomicU64::new(0),
+            suppressed: AtomicU64::new(0),
+        }
+    }
+
+    /// `Some(lines left out since the last admitted one)`, or `None` when over budget.
+    fn admit(&self, second: u64) -> Option<u64> {
+        let current = self.second.load(Relaxed);
+        if current != second
+            && self
+                .second
+                .compare_exchange(current, second, Relaxed, Relaxed)
+                .is_ok()
+        {
+            self.used.store(0, Relaxed);
+        }
+        if self.used.fetch_add(1, Relaxed) < self.per_second {
+            Some(self.suppressed.swap(0, Relaxed))
+        } else {
+            self.suppressed.fetch_add(1, Relaxed);
+            None
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn budget_admits_its_quota_then_reports_what_it_left_out() {
+        let budget = LogBudget::new(3);
+        let first: Vec<_> = (0..5).map(|_| budget.admit(10)).collect();
+        assert_eq!(first, [Some(0), Some(0), Some(0), None, None]);
+        assert_eq!(budget.admit(11), Some(2));
+        assert_eq!(budget.admit(11), Some(0));
+    }
+}
