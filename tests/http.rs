@@ -527,3 +527,51 @@ async fn announced_oversized_body_is_refused_before_it_is_sent() {
     );
     gw.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn https_upstream_is_verified_against_the_configured_ca() {
+    let pki = Pki::new();
+    let identity =
+        m2mguard::tls::KeyPair::load(&pki.path("server.pem"), &pki.path("server.key")).unwrap();
+    let acceptor =
+        tokio_rustls::TlsAcceptor::from(m2mguard::tls::server_config(&identity, None).unwrap());
+    let echo = echo_upstream_with(Some(acceptor)).await;
+    let data = tempfile::tempdir().unwrap();
+    let section = format!(
+        "[http.upstream_tls]\nca = \"{}\"\n",
+        pki.path("ca.pem").display()
+    );
+    let text = config_text(echo.addr, data.path(), POLICIES, &section).replace(
+        &format!("http://{}", echo.addr),
+        &format!("https://{}", echo.addr),
+    );
+    let config = m2mguard::config::Config::parse(&text, "t.toml").unwrap();
+    let gw = m2mguard::gateway::Gateway::start(config).await.unwrap();
+    let answer = retrieve(&client(), gw.http_addr.unwrap(), "Cmeter").await;
+    assert_eq!((answer.status, answer.rsc()), (StatusCode::CREATED, "2001"));
+    assert_eq!(echo.hits.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+
+    // The same upstream, but trusted through an unrelated CA: the gateway must not talk to it.
+    let other = Pki::new();
+    let section = format!(
+        "[http.upstream_tls]\nca = \"{}\"\n",
+        other.path("ca.pem").display()
+    );
+    let text = config_text(echo.addr, data.path(), POLICIES, &section).replace(
+        &format!("http://{}", echo.addr),
+        &format!("https://{}", echo.addr),
+    );
+    let gw = m2mguard::gateway::Gateway::start(
+        m2mguard::config::Config::parse(&text, "t.toml").unwrap(),
+    )
+    .await
+    .unwrap();
+    let answer = retrieve(&client(), gw.http_addr.unwrap(), "Cmeter").await;
+    assert_eq!(
+        (answer.status, answer.rsc()),
+        (StatusCode::NOT_FOUND, "5103")
+    );
+    assert_eq!(echo.hits.load(Ordering::SeqCst), 1);
+    gw.shutdown().await;
+}

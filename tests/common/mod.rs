@@ -32,21 +32,31 @@ pub struct Echo {
 }
 
 pub async fn echo_upstream() -> Echo {
+    echo_upstream_with(None).await
+}
+
+/// The echo upstream, over TLS when `tls` is given.
+pub async fn echo_upstream_with(tls: Option<tokio_rustls::TlsAcceptor>) -> Echo {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     let hits = Arc::new(AtomicUsize::new(0));
     let counter = hits.clone();
     tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let counter = counter.clone();
+            let (counter, tls) = (counter.clone(), tls.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req: Request<hyper::body::Incoming>| {
                     counter.fetch_add(1, Ordering::SeqCst);
                     async move { Ok::<_, Infallible>(echo(req).await) }
                 });
-                let _ = http1::Builder::new()
-                    .serve_connection(TokioIo::new(stream), service)
-                    .await;
+                let conn = http1::Builder::new();
+                let _ = match tls {
+                    None => conn.serve_connection(TokioIo::new(stream), service).await,
+                    Some(tls) => match tls.accept(stream).await {
+                        Ok(stream) => conn.serve_connection(TokioIo::new(stream), service).await,
+                        Err(_) => return,
+                    },
+                };
             });
         }
     });
