@@ -11,7 +11,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use tokio::sync::broadcast;
 
-use crate::guard::{DecisionRecord, Guard, Verdict};
+use crate::guard::{DecisionRecord, Denial, Guard, Verdict};
 use crate::metrics::{Metrics, Outcome};
 use crate::primitive::Primitive;
 
@@ -42,19 +42,40 @@ impl Decider {
         &self.metrics
     }
 
+    /// Runs the stages that need only the request head; a denial is recorded and returned.
+    /// Bindings call this before reading a body, so that unknown or blocked senders cannot
+    /// make the gateway buffer theirs.
+    pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let denial = self.guard.precheck(p).err();
+        match denial {
+            None => Ok(()),
+            Some(denial) => {
+                self.record(p, &Verdict::Deny(denial.clone()), now, started);
+                Err(denial)
+            }
+        }
+    }
+
     /// Decides `p` now and records the decision.
     pub fn decide(&self, p: &Primitive) -> Verdict {
-        let protocol = p.peer.protocol;
         let now = SystemTime::now();
         let started = Instant::now();
         let verdict = self.guard.decide(p, now);
+        self.record(p, &verdict, now, started);
+        verdict
+    }
+
+    fn record(&self, p: &Primitive, verdict: &Verdict, now: SystemTime, started: Instant) {
+        let protocol = p.peer.protocol;
         self.metrics
             .decision_seconds(protocol, started.elapsed().as_secs_f64());
         if self.decisions.receiver_count() > 0 {
-            let _ = self.decisions.send(DecisionRecord::new(p, &verdict));
+            let _ = self.decisions.send(DecisionRecord::new(p, verdict));
         }
         let op = p.op.as_str();
-        match &verdict {
+        match verdict {
             Verdict::Allow(permit) => {
                 self.metrics.request(protocol, op, Outcome::Allow);
                 tracing::debug!(
@@ -75,7 +96,6 @@ impl Decider {
                 }
             }
         }
-        verdict
     }
 }
 

@@ -20,7 +20,7 @@ use crate::guard::{DecisionRecord, Guard};
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::store::{Nodes, SledStore, Store, StoreError};
-use crate::tls::{self, TlsError};
+use crate::tls::TlsError;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -73,7 +73,7 @@ impl State {
 
 /// A running gateway. Drop it only through [`Gateway::shutdown`].
 pub struct Gateway {
-    pub http_addr: Option<SocketAddr>,
+    pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
     pub state: Arc<State>,
     shutdown: watch::Sender<bool>,
@@ -83,14 +83,7 @@ pub struct Gateway {
 impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policies = Arc::new(Policies::load(&config.policy_dir).map_err(StartError::Policies)?);
-        let store_err = |source| StartError::Store {
-            dir: config.gateway.data_dir.display().to_string(),
-            source,
-        };
-        let store: Arc<dyn Store> =
-            Arc::new(SledStore::open(&config.gateway.data_dir).map_err(store_err)?);
-        let nodes = Arc::new(Nodes::new(store, config.gateway.node_cache_capacity));
-        nodes.seed(&config.nodes).map_err(store_err)?;
+        let nodes = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
         let (decisions, _) = broadcast::channel(1024);
@@ -102,52 +95,27 @@ impl Gateway {
         });
         let guard = Arc::new(Guard::new(nodes, policies));
         let decider = Arc::new(Decider::new(guard, metrics, decisions));
+        let h = &config.http;
+        let binding = Arc::new(HttpBinding::new(h, &config.gateway.cse_id, decider)?);
 
+        let (http_tcp, http_addr) = bind("http", h.listen).await?;
+        let (admin_tcp, admin_addr) = bind("admin", config.admin.listen).await?;
+        let listener = Listener {
+            tcp: http_tcp,
+            tls: h
+                .tls
+                .as_ref()
+                .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone())),
+            require_identity: h.tls.as_ref().is_some_and(|t| t.client_auth),
+            max_header_bytes: h.max_header_bytes,
+            header_read_timeout: h.header_read_timeout,
+        };
         let (shutdown, stop) = watch::channel(false);
         let mut tasks = JoinSet::new();
-        let mut http_addr = None;
-        if let Some(h) = &config.http {
-            let binding = Arc::new(HttpBinding::new(
-                h,
-                &config.gateway.cse_id,
-                decider.clone(),
-            )?);
-            let tls = match &h.tls {
-                Some(t) => Some(tokio_rustls::TlsAcceptor::from(tls::server_config(
-                    &t.identity,
-                    t.client_ca.as_deref(),
-                )?)),
-                None => None,
-            };
-            let tcp = bind("http", h.listen).await?;
-            http_addr = Some(tcp.local_addr().map_err(|source| StartError::Bind {
-                what: "http",
-                addr: h.listen,
-                source,
-            })?);
-            let listener = Listener {
-                tcp,
-                tls,
-                max_header_bytes: h.max_header_bytes,
-                header_read_timeout: h.header_read_timeout,
-            };
-            tasks.spawn(http::serve(
-                listener,
-                binding,
-                stop.clone(),
-                Duration::from_secs(10),
-            ));
-        }
-        let admin_tcp = bind("admin", config.admin.listen).await?;
-        let admin_addr = admin_tcp.local_addr().map_err(|source| StartError::Bind {
-            what: "admin",
-            addr: config.admin.listen,
-            source,
-        })?;
+        tasks.spawn(http::serve(listener, binding, stop.clone(), DRAIN));
         tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
         tasks.spawn(reload_on_sighup(state.clone(), stop));
-        let http = http_addr.map_or_else(|| "none".to_owned(), |a| a.to_string());
-        tracing::info!(http = %http, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        tracing::info!(http = %http_addr, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         Ok(Gateway {
             http_addr,
             admin_addr,
@@ -157,17 +125,38 @@ impl Gateway {
         })
     }
 
-    /// Stops accepting, lets open requests finish, and releases the repository.
+    /// Stops accepting, lets open requests finish (at most [`DRAIN`]), closes the rest, and
+    /// releases the repository.
     pub async fn shutdown(mut self) {
         let _ = self.shutdown.send(true);
         while self.tasks.join_next().await.is_some() {}
     }
 }
 
-async fn bind(what: &'static str, addr: SocketAddr) -> Result<TcpListener, StartError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| StartError::Bind { what, addr, source })
+/// How long open connections may take to finish after shutdown begins.
+pub const DRAIN: Duration = Duration::from_secs(10);
+
+/// Opens the repository and brings the configured nodes into it.
+fn repository(config: &Config) -> Result<Arc<Nodes>, StartError> {
+    let store_err = |source| StartError::Store {
+        dir: config.gateway.data_dir.display().to_string(),
+        source,
+    };
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(&config.gateway.data_dir).map_err(store_err)?);
+    let nodes = Arc::new(Nodes::new(store, config.gateway.node_cache_capacity));
+    nodes.seed(&config.nodes).map_err(store_err)?;
+    Ok(nodes)
+}
+
+async fn bind(
+    what: &'static str,
+    addr: SocketAddr,
+) -> Result<(TcpListener, SocketAddr), StartError> {
+    let bind_err = |source| StartError::Bind { what, addr, source };
+    let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
+    let local = listener.local_addr().map_err(bind_err)?;
+    Ok((listener, local))
 }
 
 #[cfg(unix)]

@@ -115,8 +115,8 @@ impl fmt::Debug for Security {
     }
 }
 
-/// A oneM2M request primitive, protocol-neutral.
-#[derive(Clone, Debug)]
+/// A oneM2M request primitive, protocol-neutral. Its `Debug` shows the content's size only.
+#[derive(Clone)]
 pub struct Primitive {
     pub op: Operation,
     /// Target, normalised to SP-relative form (`/<cse-id>/<path>`), see the HTTP binding.
@@ -137,4 +137,22 @@ pub struct Primitive {
     pub content: Bytes,
     pub security: Security,
     pub peer: Peer,
+}
+
+impl fmt::Debug for Primitive {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Primitive")
+            .field("op", &self.op)
+            .field("to", &self.to)
+            .field("fr", &self.fr)
+            .field("rqi", &self.rqi)
+            .field("rvi", &self.rvi)
+            .field("ot", &self.ot)
+            .field("rqet", &self.rqet)
+            .field("ty", &self.ty)
+            .field("content_bytes", &self.content.len())
+            .field("security", &self.security)
+            .field("peer", &self.peer)
+            .finish()
+    }
 }

@@ -293,6 +293,7 @@ fn tls_section(pki: &Pki) -> String {
 async fn with_mtls_the_originator_must_be_the_certificate_identity() {
     let pki = Pki::new();
     pki.issue("meter", &[], "Cmeter");
+    pki.issue("nameless", &[], "");
     let echo = echo_upstream().await;
     let gw = gateway_with(echo.addr, POLICIES, &tls_section(&pki)).await;
     let url = format!("https://127.0.0.1:{}/cse-in", gw.http().port());
@@ -547,7 +548,7 @@ async fn https_upstream_is_verified_against_the_configured_ca() {
     );
     let config = m2mguard::config::Config::parse(&text, "t.toml").unwrap();
     let gw = m2mguard::gateway::Gateway::start(config).await.unwrap();
-    let answer = retrieve(&client(), gw.http_addr.unwrap(), "Cmeter").await;
+    let answer = retrieve(&client(), gw.http_addr, "Cmeter").await;
     assert_eq!((answer.status, answer.rsc()), (StatusCode::CREATED, "2001"));
     assert_eq!(echo.hits.load(Ordering::SeqCst), 1);
     gw.shutdown().await;
@@ -567,11 +568,87 @@ async fn https_upstream_is_verified_against_the_configured_ca() {
     )
     .await
     .unwrap();
-    let answer = retrieve(&client(), gw.http_addr.unwrap(), "Cmeter").await;
+    let answer = retrieve(&client(), gw.http_addr, "Cmeter").await;
     assert_eq!(
         (answer.status, answer.rsc()),
         (StatusCode::NOT_FOUND, "5103")
     );
     assert_eq!(echo.hits.load(Ordering::SeqCst), 1);
     gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn connection_header_cannot_strip_what_the_guard_decided_on() {
+    let echo = echo_upstream().await;
+    let gw = gateway(echo.addr).await;
+    let client = client();
+    let request = onem2m(
+        "POST",
+        format!("http://{}/cse-in", gw.http()),
+        "Cmeter",
+        "conn",
+    )
+    .header("Content-Type", "application/json;ty=3")
+    .header("Connection", "X-M2M-Origin, Content-Type")
+    .body(Full::new(Bytes::from_static(br#"{"m2m:cnt":{"rn":"x"}}"#)))
+    .unwrap();
+    let answer = send(&client, request).await;
+    assert_eq!(
+        (answer.status, answer.rsc()),
+        (StatusCode::BAD_REQUEST, "4000")
+    );
+    assert_eq!(echo.hits.load(Ordering::SeqCst), 0);
+    assert_eq!(
+        retrieve(&client, gw.http(), "Cmeter").await.status,
+        StatusCode::CREATED
+    );
+    gw.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn unknown_sender_is_refused_before_its_body_is_read() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let echo = echo_upstream().await;
+    let gw = gateway(echo.addr).await;
+    let mut stream = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
+    // Announces a body within the limit but sends none: only a decision on the head answers.
+    let head = "POST /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: Cnobody\r\nX-M2M-RI: b\r\n\
+                Content-Type: application/json;ty=4\r\nContent-Length: 4000\r\n\r\n";
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered without waiting for the body")
+        .unwrap();
+    let answer = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 403"), "{answer}");
+    assert!(answer.contains("x-m2m-rsc: 4103"), "{answer}");
+    assert_eq!(
+        retrieve(&client(), gw.http(), "Cmeter").await.status,
+        StatusCode::CREATED
+    );
+    gw.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn admin_api_refuses_web_pages_and_rebound_names() {
+    let gw = gateway(echo_upstream().await.addr).await;
+    let client = client();
+    let admin = gw.gateway.admin_addr;
+    let from_page = http::Request::post(format!("http://{admin}/v1/nodes/Clamp/deactivate"))
+        .header("Origin", "http://evil.example")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(&client, from_page).await.status, StatusCode::FORBIDDEN);
+    let rebound = http::Request::post(format!("http://{admin}/v1/nodes/Clamp/deactivate"))
+        .header("Host", "evil.example")
+        .body(Full::default())
+        .unwrap();
+    assert_eq!(send(&client, rebound).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        retrieve(&client, gw.http(), "Clamp").await.status,
+        StatusCode::CREATED,
+        "still active"
+    );
+    gw.gateway.shutdown().await;
 }

@@ -28,6 +28,7 @@ pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Re
                 Ok(pair) => pair,
                 Err(e) => {
                     tracing::warn!(error = %e, "admin accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
                     continue;
                 }
             },

@@ -14,6 +14,9 @@ use crate::store::NodeStatus;
 type Reply = Response<Full<Bytes>>;
 
 pub async fn route(state: &State, req: Request<Incoming>) -> Reply {
+    if let Err(why) = from_a_local_tool(req.headers()) {
+        return error(StatusCode::FORBIDDEN, why);
+    }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
     // Drain whatever body came with the request; none of the routes takes one.
@@ -54,8 +57,29 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Reply {
     }
 }
 
+/// Browsers can be made to send requests here (cross-origin, or by DNS rebinding a name to
+/// 127.0.0.1); command-line tools never send `Origin` and address us by IP or `localhost`.
+fn from_a_local_tool(headers: &http::HeaderMap) -> Result<(), &'static str> {
+    if headers.contains_key(http::header::ORIGIN) {
+        return Err("requests from web pages (with an Origin header) are refused");
+    }
+    let Some(host) = headers.get(http::header::HOST) else {
+        return Ok(());
+    };
+    let host = host.to_str().map_err(|_| "unreadable Host header")?;
+    let name = match host.strip_prefix('[') {
+        Some(v6) => v6.split(']').next().unwrap_or(""),
+        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
+    };
+    if name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
+        Ok(())
+    } else {
+        Err("Host must be an IP address or localhost")
+    }
+}
+
 fn ready(state: &State) -> Reply {
-    match state.nodes.get("") {
+    match state.nodes.probe() {
         Ok(_) => text(StatusCode::OK, "ready\n"),
         Err(e) => text(
             StatusCode::SERVICE_UNAVAILABLE,
@@ -115,4 +139,41 @@ fn text(status: StatusCode, body: &str) -> Reply {
         HeaderValue::from_static("text/plain; charset=utf-8"),
     );
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::from_a_local_tool;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
+        pairs
+            .iter()
+            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
+            .collect()
+    }
+
+    #[test]
+    fn local_tools_are_served() {
+        for host in [
+            "127.0.0.1:19090",
+            "[::1]:19090",
+            "localhost:19090",
+            "10.1.2.3",
+        ] {
+            assert!(
+                from_a_local_tool(&headers(&[("host", host)])).is_ok(),
+                "{host}"
+            );
+        }
+    }
+
+    #[test]
+    fn browsers_and_rebound_names_are_refused() {
+        assert!(from_a_local_tool(&headers(&[
+            ("host", "127.0.0.1:1"),
+            ("origin", "http://evil.example")
+        ]))
+        .is_err());
+        assert!(from_a_local_tool(&headers(&[("host", "evil.example:19090")])).is_err());
+    }
 }

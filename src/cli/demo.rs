@@ -17,7 +17,7 @@ use m2mguard::gateway::Gateway;
 use m2mguard::guard::DecisionRecord;
 use m2mguard::minicse;
 
-use super::Failure;
+use super::{table, Failure};
 
 type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
@@ -102,16 +102,12 @@ pub async fn demo() -> Result<(), Failure> {
         .map_err(Failure::startup)?;
     config.gateway.data_dir = data.path().to_owned();
     config.admin.listen = loopback();
-    if let Some(http) = config.http.as_mut() {
-        http.listen = loopback();
-        http.upstream = format!("http://{}", cse.addr)
-            .parse()
-            .map_err(Failure::startup)?;
-    }
+    config.http.listen = loopback();
+    config.http.upstream = format!("http://{}", cse.addr)
+        .parse()
+        .map_err(Failure::startup)?;
     let gateway = Gateway::start(config).await.map_err(Failure::startup)?;
-    let gateway_addr = gateway
-        .http_addr
-        .ok_or_else(|| Failure::startup(anyhow::anyhow!("no HTTP listener")))?;
+    let gateway_addr = gateway.http_addr;
     println!(
         "m2mguard demo: gateway http://{gateway_addr} -> in-process CSE http://{}, admin http://{}",
         cse.addr, gateway.admin_addr
@@ -251,27 +247,4 @@ async fn next_decision(
     tokio::time::timeout(Duration::from_secs(5), wait)
         .await
         .map_err(|_| Failure::startup(anyhow::anyhow!("no decision recorded for {rqi}")))?
-}
-
-/// A plain text table with columns as wide as their widest cell.
-pub fn table<const N: usize>(header: &[&str; N], rows: &[[String; N]]) -> String {
-    let mut widths = header.map(str::len);
-    for row in rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let padded: Vec<String> = cells
-            .iter()
-            .zip(widths)
-            .map(|(c, w)| format!("{c:<w$}"))
-            .collect();
-        format!("{}\n", padded.join("  ").trim_end())
-    };
-    let mut out = line(header.to_vec());
-    for row in rows {
-        out.push_str(&line(row.iter().map(String::as_str).collect()));
-    }
-    out
 }

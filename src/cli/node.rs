@@ -70,6 +70,6 @@ fn print_table(value: &Value) {
         .collect();
     print!(
         "{}",
-        super::demo::table(&["ID", "KIND", "STATUS", "GROUPS"], &rows)
+        super::table(&["ID", "KIND", "STATUS", "GROUPS"], &rows)
     );
 }

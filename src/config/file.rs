@@ -9,7 +9,7 @@ use serde::Deserialize;
 #[serde(deny_unknown_fields)]
 pub struct FileConfig {
     pub gateway: FileGateway,
-    pub http: Option<FileHttp>,
+    pub http: FileHttp,
     pub admin: FileAdmin,
     pub policy: FilePolicy,
     #[serde(default)]
@@ -48,7 +48,7 @@ pub struct FileServerTls {
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FileUpstreamTls {
-    pub ca: Option<String>,
+    pub ca: String,
     pub cert: Option<String>,
     pub key: Option<String>,
 }

@@ -11,6 +11,7 @@ mod locate;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use http::Uri;
@@ -27,7 +28,7 @@ pub const DEFAULT_TOML: &str = include_str!("../../config/m2mguard.toml");
 #[derive(Debug, Clone)]
 pub struct Config {
     pub gateway: GatewayConfig,
-    pub http: Option<HttpConfig>,
+    pub http: HttpConfig,
     pub admin: AdminConfig,
     pub policy_dir: PathBuf,
     pub nodes: Vec<NodeSeed>,
@@ -49,22 +50,26 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub header_read_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// HTTPS for clients, when configured.
     pub tls: Option<ServerTls>,
-    /// Trust anchors and client identity for an `https` upstream.
-    pub upstream_tls: Option<UpstreamTls>,
+    /// Trust anchors and client identity for an `https` upstream, as a ready configuration.
+    pub upstream_tls: Option<Arc<rustls::ClientConfig>>,
 }
 
-#[derive(Debug, Clone)]
+/// The listener's TLS configuration, built (and so checked) while validating.
+#[derive(Clone)]
 pub struct ServerTls {
-    pub identity: KeyPair,
-    /// When set, clients must present a certificate chaining to one of these.
-    pub client_ca: Option<Vec<CertificateDer<'static>>>,
+    pub config: Arc<rustls::ServerConfig>,
+    /// Clients must present a certificate from `client_ca` that names their identity.
+    pub client_auth: bool,
 }
 
-#[derive(Debug, Clone)]
-pub struct UpstreamTls {
-    pub ca: Vec<CertificateDer<'static>>,
-    pub client: Option<KeyPair>,
+impl fmt::Debug for ServerTls {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ServerTls")
+            .field("client_auth", &self.client_auth)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -186,7 +191,7 @@ impl Validator {
             100_000,
             16..=100_000_000,
         );
-        let http = raw.http.map(|h| self.http(h));
+        let http = self.http(raw.http);
         let admin_listen = self.addr("admin.listen", &raw.admin.listen);
         if let Some(addr) = admin_listen {
             if !addr.ip().is_loopback() && !raw.admin.allow_remote {
@@ -204,12 +209,6 @@ impl Validator {
             );
         }
         let nodes = self.nodes(raw.nodes);
-        if http.is_none() {
-            self.err(
-                "http",
-                "no listener is configured (expected an [http] table)",
-            );
-        }
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -231,13 +230,18 @@ impl Validator {
         let https_upstream = upstream
             .as_ref()
             .is_some_and(|u| u.scheme_str() == Some("https"));
-        let upstream_tls = h.upstream_tls.and_then(|t| self.upstream_tls(t));
-        if https_upstream && upstream_tls.is_none() {
-            self.err(
+        match (https_upstream, &h.upstream_tls) {
+            (true, None) => self.err(
                 "http.upstream",
                 "an https upstream needs [http.upstream_tls] with ca = <PEM file of trusted CAs>",
-            );
+            ),
+            (false, Some(_)) if upstream.is_some() => self.err(
+                "http.upstream_tls",
+                "set, but the upstream is plain http (expected an https:// upstream, or no [http.upstream_tls])",
+            ),
+            _ => {}
         }
+        let upstream_tls = h.upstream_tls.and_then(|t| self.upstream_tls(t));
         HttpConfig {
             listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             upstream: upstream.unwrap_or_default(),
@@ -301,34 +305,29 @@ impl Validator {
         };
         let identity = KeyPair {
             certs: certs?,
-            key: std::sync::Arc::new(key?),
+            key: Arc::new(key?),
         };
-        if let Err(e) = tls::server_config(&identity, client_ca.as_deref()) {
-            self.err("http.tls", e.to_string());
-            return None;
+        match tls::server_config(&identity, client_ca.as_deref()) {
+            Ok(config) => Some(ServerTls {
+                config,
+                client_auth: client_ca.is_some(),
+            }),
+            Err(e) => {
+                self.err("http.tls", e.to_string());
+                None
+            }
         }
-        Some(ServerTls {
-            identity,
-            client_ca,
-        })
     }
 
-    fn upstream_tls(&mut self, t: FileUpstreamTls) -> Option<UpstreamTls> {
-        let Some(ca_path) = &t.ca else {
-            self.err(
-                "http.upstream_tls",
-                "missing ca (expected a PEM file of CAs trusted for the upstream)",
-            );
-            return None;
-        };
-        let ca = self.certs("http.upstream_tls.ca", ca_path)?;
+    fn upstream_tls(&mut self, t: FileUpstreamTls) -> Option<Arc<rustls::ClientConfig>> {
+        let ca = self.certs("http.upstream_tls.ca", &t.ca);
         let client = match (&t.cert, &t.key) {
             (Some(cert), Some(key)) => {
-                let certs = self.certs("http.upstream_tls.cert", cert)?;
-                let key = self.key("http.upstream_tls.key", key)?;
+                let certs = self.certs("http.upstream_tls.cert", cert);
+                let key = self.key("http.upstream_tls.key", key);
                 Some(KeyPair {
-                    certs,
-                    key: std::sync::Arc::new(key),
+                    certs: certs?,
+                    key: Arc::new(key?),
                 })
             }
             (None, None) => None,
@@ -340,7 +339,13 @@ impl Validator {
                 return None;
             }
         };
-        Some(UpstreamTls { ca, client })
+        match tls::client_config(&ca?, client.as_ref()) {
+            Ok(config) => Some(Arc::new(config)),
+            Err(e) => {
+                self.err("http.upstream_tls", e.to_string());
+                None
+            }
+        }
     }
 
     fn certs(&mut self, key: &str, path: &str) -> Option<Vec<CertificateDer<'static>>> {

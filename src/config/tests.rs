@@ -104,3 +104,25 @@ fn duplicate_node_is_refused() {
     assert_eq!(e[0].key, "nodes[3].id");
     assert_eq!(e[0].line, Some(text.lines().count()));
 }
+
+#[test]
+fn upstream_tls_for_a_plain_http_upstream_is_refused() {
+    let text = with(
+        "# [http.upstream_tls]\n# ca = \"config/tls/upstream-ca.pem\"",
+        "[http.upstream_tls]\nca = \"/nonexistent/ca.pem\"",
+    );
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert_eq!(keys, ["http.upstream_tls", "http.upstream_tls.ca"]);
+}
+
+#[test]
+fn upstream_client_cert_without_key_is_reported_with_a_bad_ca() {
+    let text = with("upstream = \"http://127.0.0.1:8080\"", "upstream = \"https://127.0.0.1:8443\"")
+        .replacen("# [http.upstream_tls]\n# ca = \"config/tls/upstream-ca.pem\"\n# cert = \"config/tls/gateway-client.pem\"", "[http.upstream_tls]\nca = \"/nonexistent/ca.pem\"\ncert = \"/nonexistent/c.pem\"", 1);
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        ["http.upstream_tls.ca", "http.upstream_tls"],
+        "no misleading 'needs [http.upstream_tls]'"
+    );
+}

@@ -44,6 +44,13 @@ impl Guard {
         }
     }
 
+    /// The stages that need only the head (identity, status), for bindings to run before they
+    /// read a body. [`Guard::decide`] runs them again: a status change in between counts.
+    pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
+        identity::check(p)?;
+        status::check(&self.nodes, &p.fr).map(|_| ())
+    }
+
     fn run(&self, p: &Primitive, now: SystemTime) -> Result<Permit, Denial> {
         identity::check(p)?;
         let node = status::check(&self.nodes, &p.fr)?;

@@ -37,6 +37,11 @@ impl Nodes {
         Ok(node)
     }
 
+    /// Reads the repository itself, bypassing the cache: is it answering?
+    pub fn probe(&self) -> Result<(), StoreError> {
+        self.store.node("").map(|_| ())
+    }
+
     /// How many nodes the cache holds at most.
     pub fn capacity(&self) -> u64 {
         self.cache.policy().max_capacity().unwrap_or(0)

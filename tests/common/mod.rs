@@ -143,7 +143,8 @@ impl Pki {
         pki
     }
 
-    /// Issues `<name>.pem` and `<name>.key` with this CN and subject alternative names.
+    /// Issues `<name>.pem` and `<name>.key` with this CN (none if empty) and subject
+    /// alternative names.
     pub fn issue(&self, name: &str, sans: &[&str], cn: &str) {
         let key = rcgen::KeyPair::generate().unwrap();
         let sans: Vec<String> = sans.iter().map(|s| s.to_string()).collect();
@@ -211,7 +212,7 @@ pub struct TestGateway {
 
 impl TestGateway {
     pub fn http(&self) -> SocketAddr {
-        self.gateway.http_addr.unwrap()
+        self.gateway.http_addr
     }
 }
 

@@ -29,6 +29,10 @@ pub enum DecodeError {
     BadPath,
     #[error("header {0} appears more than once")]
     Repeated(&'static str),
+    #[error("Connection names a header the gateway would have to drop before forwarding")]
+    ConnectionNamesHeader,
+    #[error("header name with \"_\" that could be read as a oneM2M header")]
+    LookalikeHeader,
     #[error("ty in Content-Type is not a resource type number")]
     BadResourceType,
 }
@@ -43,6 +47,7 @@ pub const SIGNATURE: &str = "x-m2m-as";
 /// Decodes the head of a request; the content is attached later.
 pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, DecodeError> {
     let headers = &parts.headers;
+    unambiguous(headers)?;
     let ty = resource_type(headers)?;
     let op = operation(&parts.method, ty.is_some())?;
     let fr = header(headers, ORIGIN)?
@@ -68,6 +73,36 @@ pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, Deco
         },
         peer,
     })
+}
+
+/// Refuses heads that the upstream could read differently from us: a `Connection` header that
+/// would make us drop end-to-end headers after deciding on them, and header names that only
+/// differ from the ones we read by `_` for `-` (some servers merge them, CGI-style).
+fn unambiguous(headers: &HeaderMap) -> Result<(), DecodeError> {
+    const CONNECTION_OPTIONS: [&str; 5] =
+        ["close", "keep-alive", "upgrade", "te", "http2-settings"];
+    for value in headers.get_all("connection") {
+        let value = value
+            .to_str()
+            .map_err(|_| DecodeError::BadHeader("connection"))?;
+        let named = value.split(',').map(str::trim).filter(|t| !t.is_empty());
+        if named
+            .into_iter()
+            .any(|t| !CONNECTION_OPTIONS.iter().any(|o| o.eq_ignore_ascii_case(t)))
+        {
+            return Err(DecodeError::ConnectionNamesHeader);
+        }
+    }
+    for name in headers.keys().filter(|n| n.as_str().contains('_')) {
+        let dashed = name.as_str().replace('_', "-");
+        if dashed.starts_with("x-m2m-")
+            || ["content-type", "content-length", "authorization", "host"]
+                .contains(&dashed.as_str())
+        {
+            return Err(DecodeError::LookalikeHeader);
+        }
+    }
+    Ok(())
 }
 
 fn header<'a>(headers: &'a HeaderMap, name: &'static str) -> Result<Option<&'a str>, DecodeError> {
@@ -230,6 +265,28 @@ mod tests {
         headers.append(ORIGIN, "CAdmin".parse().unwrap());
         headers.append(ORIGIN, "Clamp".parse().unwrap());
         assert_eq!(header(&headers, ORIGIN), Err(DecodeError::Repeated(ORIGIN)));
+    }
+
+    #[test]
+    fn connection_naming_end_to_end_headers_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert("connection", "keep-alive, Upgrade".parse().unwrap());
+        assert_eq!(unambiguous(&headers), Ok(()));
+        headers.insert("connection", "close, X-M2M-Origin".parse().unwrap());
+        assert_eq!(
+            unambiguous(&headers),
+            Err(DecodeError::ConnectionNamesHeader)
+        );
+    }
+
+    #[test]
+    fn underscore_lookalike_of_a_onem2m_header_is_refused() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x_m2m_origin", "CAdmin".parse().unwrap());
+        assert_eq!(unambiguous(&headers), Err(DecodeError::LookalikeHeader));
+        let mut headers = HeaderMap::new();
+        headers.insert("x_custom", "fine".parse().unwrap());
+        assert_eq!(unambiguous(&headers), Ok(()));
     }
 
     #[test]

@@ -51,8 +51,9 @@ pub struct Upstream {
 
 impl Upstream {
     pub fn new(config: &HttpConfig) -> Result<Self, TlsError> {
+        // A plain-http upstream never uses TLS; the empty trust store makes sure of it.
         let tls = match &config.upstream_tls {
-            Some(t) => tls::client_config(&t.ca, t.client.as_ref())?,
+            Some(tls) => (**tls).clone(),
             None => tls::client_config(&[], None)?,
         };
         let mut http = HttpConnector::new();

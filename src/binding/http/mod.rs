@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 
 use crate::config::HttpConfig;
 use crate::decision::Decider;
-use crate::guard::Verdict;
+use crate::guard::{Denial, Verdict};
 use crate::metrics::Outcome;
 use crate::primitive::{Peer, Primitive};
 pub use decode::{target, DecodeError};
@@ -63,21 +63,30 @@ impl HttpBinding {
         let protocol = peer.protocol;
         let (parts, body) = request.into_parts();
         let ids = reply::Ids::of(&parts.headers);
-        let primitive = match self.admit(&parts, body, peer).await {
+        let malformed = |(status, debug): (StatusCode, String)| {
+            self.decider
+                .metrics()
+                .request(protocol, "unknown", Outcome::Malformed);
+            reply::error_with_status(&ids, Rsc::BadRequest, status, &debug)
+        };
+        let denied = |denial: Denial| {
+            let message = denial.stage.public_message();
+            reply::error(&ids, Rsc::OriginatorHasNoPrivilege, message)
+        };
+        let mut primitive = match self.head(&parts, peer) {
             Ok(primitive) => primitive,
-            Err((status, debug)) => {
-                self.decider
-                    .metrics()
-                    .request(protocol, "unknown", Outcome::Malformed);
-                return reply::error_with_status(&ids, Rsc::BadRequest, status, &debug);
-            }
+            Err(bad) => return malformed(bad),
+        };
+        if let Err(denial) = self.decider.precheck(&primitive) {
+            return denied(denial);
+        }
+        primitive.content = match self.read_body(body).await {
+            Ok(content) => content,
+            Err(bad) => return malformed(bad),
         };
         let permit = match self.decider.decide(&primitive) {
             Verdict::Allow(permit) => permit,
-            Verdict::Deny(denial) => {
-                let message = denial.stage.public_message();
-                return reply::error(&ids, Rsc::OriginatorHasNoPrivilege, message);
-            }
+            Verdict::Deny(denial) => return denied(denial),
         };
         let (fr, op) = (primitive.fr, primitive.op.as_str());
         match self
@@ -98,53 +107,38 @@ impl HttpBinding {
         }
     }
 
-    /// Limits, decoding and the body: a primitive, or the status and reason of a 4000 answer.
-    async fn admit(
-        &self,
-        parts: &Parts,
-        body: Incoming,
-        peer: Peer,
-    ) -> Result<Primitive, (StatusCode, String)> {
+    /// Head limits and decoding: a primitive without its content, or a 4000 answer's status
+    /// and reason.
+    fn head(&self, parts: &Parts, peer: Peer) -> Result<Primitive, (StatusCode, String)> {
         if header_bytes(parts) > self.max_header_bytes {
             return Err((
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
                 "request header too large".into(),
             ));
         }
-        let too_large = || {
-            (
-                StatusCode::PAYLOAD_TOO_LARGE,
-                "request body too large".into(),
-            )
-        };
         if declared_length(parts).is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(too_large());
         }
-        let mut primitive = decode::decode(parts, peer, &self.cse_id)
-            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))?;
-        primitive.content = match self.read_body(body).await {
-            Ok(bytes) => bytes,
-            Err(BodyError::TooLarge) => return Err(too_large()),
-            Err(BodyError::Unreadable) => {
-                return Err((StatusCode::BAD_REQUEST, "request body unreadable".into()))
-            }
-        };
-        Ok(primitive)
+        decode::decode(parts, peer, &self.cse_id)
+            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
     }
 
-    async fn read_body(&self, body: Incoming) -> Result<Bytes, BodyError> {
+    /// The body, within the size limit and the read timeout.
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, (StatusCode, String)> {
         let limited = Limited::new(body, self.max_body_bytes);
         match tokio::time::timeout(self.body_timeout, limited.collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
-            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(BodyError::TooLarge),
-            Ok(Err(_)) | Err(_) => Err(BodyError::Unreadable),
+            Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
+            Ok(Err(_)) | Err(_) => Err((StatusCode::BAD_REQUEST, "request body unreadable".into())),
         }
     }
 }
 
-enum BodyError {
-    TooLarge,
-    Unreadable,
+fn too_large() -> (StatusCode, String) {
+    (
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "request body too large".into(),
+    )
 }
 
 /// The body size the client announced, if it did.

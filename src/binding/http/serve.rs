@@ -1,5 +1,6 @@
 //! Accepting connections: TCP, optional TLS (client certificates when configured), HTTP/1.1
-//! and HTTP/2 on the same port, graceful shutdown that lets in-flight requests finish.
+//! and HTTP/2 on the same port, graceful shutdown that lets in-flight requests finish and then
+//! closes what is left.
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -12,22 +13,30 @@ use hyper_util::server::conn::auto;
 use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
+use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
 use super::HttpBinding;
 use crate::primitive::{Peer, Protocol};
 use crate::tls;
 
+/// Concurrent HTTP/2 streams per connection.
+const MAX_STREAMS: u32 = 256;
+
 /// A bound listener, ready to serve.
 pub struct Listener {
     pub tcp: TcpListener,
     pub tls: Option<TlsAcceptor>,
+    /// Client certificates are required: a connection whose certificate names no usable
+    /// identity (exactly one subject CN) is closed, never served anonymously.
+    pub require_identity: bool,
     /// Limits on the request head and the TLS handshake.
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
 }
 
-/// Serves until `shutdown` turns true, then waits up to `drain` for open connections.
+/// Serves until `shutdown` turns true, then waits up to `drain` for open connections and
+/// closes the rest.
 pub async fn serve(
     listener: Listener,
     binding: Arc<HttpBinding>,
@@ -35,18 +44,20 @@ pub async fn serve(
     drain: Duration,
 ) {
     let listener = Arc::new(listener);
+    let builder = Arc::new(builder(&listener));
     let graceful = GracefulShutdown::new();
+    let mut connections = JoinSet::new();
     loop {
         tokio::select! {
             accepted = listener.tcp.accept() => match accepted {
                 Ok((stream, addr)) => {
                     let _ = stream.set_nodelay(true);
-                    let listener = listener.clone();
-                    let binding = binding.clone();
+                    let (listener, builder, binding) = (listener.clone(), builder.clone(), binding.clone());
                     let watcher = graceful.watcher();
-                    tokio::spawn(async move {
-                        connection(&listener, stream, addr, binding, watcher).await;
+                    connections.spawn(async move {
+                        connection(&listener, &builder, stream, addr, binding, watcher).await;
                     });
+                    while connections.try_join_next().is_some() {}
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, "accept failed");
@@ -62,15 +73,10 @@ pub async fn serve(
     {
         tracing::warn!("connections still open after {drain:?}; closing them");
     }
+    connections.shutdown().await;
 }
 
-async fn connection(
-    listener: &Listener,
-    stream: TcpStream,
-    addr: SocketAddr,
-    binding: Arc<HttpBinding>,
-    watcher: Watcher,
-) {
+fn builder(listener: &Listener) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
@@ -80,28 +86,48 @@ async fn connection(
     builder
         .http2()
         .timer(TokioTimer::new())
+        .max_concurrent_streams(MAX_STREAMS)
+        .keep_alive_interval(listener.header_read_timeout)
+        .keep_alive_timeout(listener.header_read_timeout)
         .max_header_list_size(u32::try_from(listener.max_header_bytes * 2).unwrap_or(u32::MAX));
+    builder
+}
+
+async fn connection(
+    listener: &Listener,
+    builder: &auto::Builder<TokioExecutor>,
+    stream: TcpStream,
+    addr: SocketAddr,
+    binding: Arc<HttpBinding>,
+    watcher: Watcher,
+) {
     let Some(acceptor) = &listener.tls else {
         let peer = Peer {
             addr,
             protocol: Protocol::Http,
             tls_identity: None,
         };
-        return serve_io(&builder, TokioIo::new(stream), peer, binding, watcher).await;
+        return serve_io(builder, TokioIo::new(stream), peer, binding, watcher).await;
     };
-    let stream =
-        match tokio::time::timeout(listener.header_read_timeout, acceptor.accept(stream)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => return tracing::info!(peer = %addr, error = %e, "TLS handshake failed"),
-            Err(_) => return tracing::info!(peer = %addr, "TLS handshake timed out"),
-        };
+    let handshake = tokio::time::timeout(listener.header_read_timeout, acceptor.accept(stream));
+    let stream = match handshake.await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return tracing::info!(peer = %addr, error = %e, "TLS handshake failed"),
+        Err(_) => return tracing::info!(peer = %addr, "TLS handshake timed out"),
+    };
     let tls_identity = tls::peer_identity(stream.get_ref().1);
+    if listener.require_identity && tls_identity.is_none() {
+        return tracing::info!(
+            peer = %addr,
+            "client certificate names no usable identity (exactly one subject CN); connection closed"
+        );
+    }
     let peer = Peer {
         addr,
         protocol: Protocol::Https,
         tls_identity,
     };
-    serve_io(&builder, TokioIo::new(stream), peer, binding, watcher).await;
+    serve_io(builder, TokioIo::new(stream), peer, binding, watcher).await;
 }
 
 async fn serve_io<I>(
