@@ -162,22 +162,22 @@ fn check_lists_policy_errors_with_file_and_line_and_exits_64() {
     assert!(stdout(&out).contains("a.cedar:2:"), "{}", stdout(&out));
 }
 
+/// A test config whose HTTP listener is `listen`.
+fn listening_on(listen: SocketAddr, dir: &Path) -> String {
+    let upstream = SocketAddr::from(([127, 0, 0, 1], 1));
+    config_text(upstream, dir, POLICIES, "").replacen(
+        "listen = \"127.0.0.1:0\"",
+        &format!("listen = \"{listen}\""),
+        1,
+    )
+}
+
 #[test]
 fn run_refuses_a_bad_config_before_binding_anything() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(
-        SocketAddr::from(([127, 0, 0, 1], 1)),
-        dir.path(),
-        POLICIES,
-        "",
-    )
-    .replacen(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"{}\"", taken.local_addr().unwrap()),
-        1,
-    )
-    .replace("[admin]", "[admin]\nsecret_mode = true");
+    let text = listening_on(taken.local_addr().unwrap(), dir.path())
+        .replace("[admin]", "[admin]\nsecret_mode = true");
     let out = m2mguard(&["run", "--config", &write_config(dir.path(), &text)]);
     assert_eq!(
         out.status.code(),
@@ -192,17 +192,7 @@ fn run_refuses_a_bad_config_before_binding_anything() {
 fn run_exits_1_when_its_port_is_taken() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let text = config_text(
-        SocketAddr::from(([127, 0, 0, 1], 1)),
-        dir.path(),
-        POLICIES,
-        "",
-    )
-    .replacen(
-        "listen = \"127.0.0.1:0\"",
-        &format!("listen = \"{}\"", taken.local_addr().unwrap()),
-        1,
-    );
+    let text = listening_on(taken.local_addr().unwrap(), dir.path());
     let out = m2mguard(&["run", "--config", &write_config(dir.path(), &text)]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
     assert!(stdout(&out).contains("cannot listen on"));

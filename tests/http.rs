@@ -507,19 +507,11 @@ async fn repeated_originator_header_is_refused() {
 
 #[tokio::test]
 async fn announced_oversized_body_is_refused_before_it_is_sent() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let echo = echo_upstream().await;
     let gw = gateway(echo.addr).await;
-    let mut stream = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
     let head = "POST /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: Cmeter\r\nX-M2M-RI: cl\r\n\
                 Content-Type: application/json;ty=4\r\nContent-Length: 5000000\r\n\r\n{";
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0; 1024];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
-        .await
-        .expect("answered without waiting for the body")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    let answer = raw_exchange(gw.http(), head).await;
     assert!(answer.starts_with("http/1.1 413"), "{answer}");
     assert!(answer.contains("x-m2m-rsc: 4000"), "{answer}");
     assert_eq!(
@@ -607,20 +599,12 @@ async fn connection_header_cannot_strip_what_the_guard_decided_on() {
 
 #[tokio::test]
 async fn unknown_sender_is_refused_before_its_body_is_read() {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let echo = echo_upstream().await;
     let gw = gateway(echo.addr).await;
-    let mut stream = tokio::net::TcpStream::connect(gw.http()).await.unwrap();
     // Announces a body within the limit but sends none: only a decision on the head answers.
     let head = "POST /cse-in HTTP/1.1\r\nHost: x\r\nX-M2M-Origin: Cnobody\r\nX-M2M-RI: b\r\n\
                 Content-Type: application/json;ty=4\r\nContent-Length: 4000\r\n\r\n";
-    stream.write_all(head.as_bytes()).await.unwrap();
-    let mut answer = vec![0; 1024];
-    let n = tokio::time::timeout(std::time::Duration::from_secs(10), stream.read(&mut answer))
-        .await
-        .expect("answered without waiting for the body")
-        .unwrap();
-    let answer = String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase();
+    let answer = raw_exchange(gw.http(), head).await;
     assert!(answer.starts_with("http/1.1 403"), "{answer}");
     assert!(answer.contains("x-m2m-rsc: 4103"), "{answer}");
     assert_eq!(

@@ -291,3 +291,17 @@ pub async fn retrieve(client: &HttpClient, addr: SocketAddr, fr: &str) -> Answer
         .unwrap();
     send(client, request).await
 }
+
+/// Writes `head` on a fresh connection and returns the first answer, lower-cased; fails the
+/// test if none comes within 10 s.
+pub async fn raw_exchange(addr: SocketAddr, head: &str) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    stream.write_all(head.as_bytes()).await.unwrap();
+    let mut answer = vec![0; 1024];
+    let n = tokio::time::timeout(Duration::from_secs(10), stream.read(&mut answer))
+        .await
+        .expect("answered within 10 s")
+        .unwrap();
+    String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase()
+}
