@@ -302,3 +302,18 @@ async fn sighup_reloads_the_policies() {
     assert_eq!(retrieve(&client, gw.http, "Cmeter").await.rsc(), "2000");
     gw.stop();
 }
+
+#[test]
+fn node_command_without_a_running_gateway_exits_1_and_says_so() {
+    let free = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap();
+    let out = m2mguard(&["node", "--admin", &free.to_string(), "list"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains("cannot reach the admin API"),
+        "{}",
+        stdout(&out)
+    );
+}
