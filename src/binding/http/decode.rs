@@ -303,3 +303,50 @@ mod tests {
         assert_eq!(tokens(&headers).unwrap(), ["a.b.c", "d.e.f"]);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever the path, `target` answers without panicking, and what it accepts has no
+        /// segment that could name another resource upstream.
+        #[test]
+        fn accepted_targets_have_only_plain_segments(path in "(/[a-zA-Z0-9~_.%\\\\-]{0,12}){0,6}") {
+            if let Ok(target) = target(&path, "/id-in") {
+                let body = target.trim_start_matches('/');
+                for segment in body.split('/') {
+                    prop_assert!(!segment.is_empty() && segment != "." && segment != "..", "{target}");
+                    prop_assert!(!segment.contains('\\'), "{target}");
+                }
+            }
+        }
+
+        /// Arbitrary header bytes never panic the decoder.
+        #[test]
+        fn decode_never_panics(
+            method in "(GET|POST|PUT|DELETE|PATCH|HEAD)",
+            path in "/[ -~]{0,40}",
+            values in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..40), 6),
+        ) {
+            let Ok(uri) = path.parse::<http::Uri>() else { return Ok(()) };
+            let mut builder = http::Request::builder().method(method.as_str()).uri(uri);
+            let names = [ORIGIN, REQUEST_ID, "content-type", "authorization", "connection", "x_m2m_ri"];
+            for (name, value) in names.iter().zip(&values) {
+                if let Ok(value) = http::HeaderValue::from_bytes(value) {
+                    builder = builder.header(*name, value);
+                }
+            }
+            let Ok(request) = builder.body(()) else { return Ok(()) };
+            let (parts, ()) = request.into_parts();
+            let peer = Peer {
+                addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+                protocol: crate::primitive::Protocol::Http,
+                tls_identity: None,
+            };
+            let _ = decode(&parts, peer, "/id-in");
+        }
+    }
+}
