@@ -2,12 +2,18 @@
 //! policy set in force. An evaluation error, or a request the engine cannot build, denies.
 //!
 //! What does not change between requests is built once and cached: a node's entities
-//! (principal and groups, rebuilt when the repository hands out a new record) and the Cedar
-//! value of a source address, whose construction re-parses the extension name every time.
+//! (principal and groups, rebuilt when the repository hands out a new record), the Cedar
+//! value of a source address, whose construction re-parses the extension name every time, and
+//! decisions themselves. A Cedar decision is a pure function of its inputs, so a cached one is
+//! reused only when every input is the same: the same policy bundle and node record (by
+//! pointer: a reload or a node change makes new ones), operation, target, `ty`, source address,
+//! protocol, authentication, and — when any policy reads `context.time` — the same second.
 
 use std::collections::{HashMap, HashSet};
+use std::hash::{BuildHasher, RandomState};
 use std::net::IpAddr;
 use std::str::FromStr;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -19,7 +25,7 @@ use moka::sync::Cache;
 
 use super::{Denial, Stage};
 use crate::policy::PolicyBundle;
-use crate::primitive::{Operation, Primitive};
+use crate::primitive::{Operation, Primitive, Protocol};
 use crate::store::Node;
 
 /// Builds and decides Cedar requests.
@@ -32,6 +38,59 @@ pub struct Evaluator {
     /// Per node id: the record the entities were built from, and the entities.
     principals: Cache<String, (Arc<Node>, Entities)>,
     sources: Cache<IpAddr, RestrictedExpression>,
+    decisions: Cache<DecisionKey, CachedDecision>,
+    doorkeeper: Doorkeeper,
+}
+
+/// Everything a decision depends on besides the bundle and the node record.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct DecisionKey {
+    node: String,
+    op: Operation,
+    to: String,
+    ty: Option<u16>,
+    source: IpAddr,
+    protocol: Protocol,
+    authenticated: bool,
+    /// The decision's second, when a policy reads the time.
+    second: Option<u64>,
+}
+
+#[derive(Clone)]
+struct CachedDecision {
+    bundle: Arc<PolicyBundle>,
+    node: Arc<Node>,
+    outcome: Result<Vec<String>, Denial>,
+}
+
+/// Decisions remembered at most.
+const DECISION_CACHE_ENTRIES: u64 = 100_000;
+/// Recent first sightings the doorkeeper remembers.
+const DOORKEEPER_SLOTS: usize = 1 << 16;
+
+/// A one-hit filter in front of the decision cache: a request is cached the second time it is
+/// seen, so a stream of one-off requests never pays for cache inserts (measured: an insert
+/// costs about as much as the Cedar evaluation it would save). Slots are overwritten freely;
+/// a collision only costs a cache entry, never a wrong decision.
+struct Doorkeeper {
+    slots: Box<[AtomicU64]>,
+    hasher: RandomState,
+}
+
+impl Doorkeeper {
+    fn new(slots: usize) -> Self {
+        Doorkeeper {
+            slots: (0..slots.max(1)).map(|_| AtomicU64::new(0)).collect(),
+            hasher: RandomState::new(),
+        }
+    }
+
+    /// Whether `key` was seen recently; remembers it either way.
+    fn seen_before(&self, key: &DecisionKey) -> bool {
+        let hash = self.hasher.hash_one(key);
+        let slot = &self.slots[(hash % self.slots.len() as u64) as usize];
+        slot.swap(hash, Relaxed) == hash
+    }
 }
 
 impl Evaluator {
@@ -50,11 +109,48 @@ impl Evaluator {
             authorizer: Authorizer::new(),
             principals: Cache::new(node_cache_capacity),
             sources: Cache::new(10_000),
+            decisions: Cache::new(DECISION_CACHE_ENTRIES),
+            doorkeeper: Doorkeeper::new(DOORKEEPER_SLOTS),
         }
     }
 
     /// Decides `p` from `node` under `bundle`; returns the ids of the permitting policies.
     pub fn check(
+        &self,
+        bundle: &Arc<PolicyBundle>,
+        p: &Primitive,
+        node: &Arc<Node>,
+        now: SystemTime,
+    ) -> Result<Vec<String>, Denial> {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let key = DecisionKey {
+            node: node.id.clone(),
+            op: p.op,
+            to: p.to.clone(),
+            ty: p.ty,
+            source: p.peer.addr.ip(),
+            protocol: p.peer.protocol,
+            authenticated: p.peer.tls_identity.is_some(),
+            second: bundle.uses_time.then_some(secs),
+        };
+        if let Some(hit) = self.decisions.get(&key) {
+            if Arc::ptr_eq(&hit.bundle, bundle) && Arc::ptr_eq(&hit.node, node) {
+                return hit.outcome;
+            }
+        }
+        let outcome = self.evaluate(bundle, p, node, now);
+        if self.doorkeeper.seen_before(&key) {
+            let cached = CachedDecision {
+                bundle: bundle.clone(),
+                node: node.clone(),
+                outcome: outcome.clone(),
+            };
+            self.decisions.insert(key, cached);
+        }
+        outcome
+    }
+
+    fn evaluate(
         &self,
         bundle: &PolicyBundle,
         p: &Primitive,

@@ -215,3 +215,68 @@ fn policy_evaluation_error_denies_even_where_another_policy_permits() {
         )
         .is_allow());
 }
+
+fn guard_with_policy(f: &Fixture, text: &str) -> Guard {
+    let dir = tempfile::tempdir().unwrap();
+    let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
+    std::fs::copy(
+        shipped.join("m2mguard.cedarschema"),
+        dir.path().join("m2mguard.cedarschema"),
+    )
+    .unwrap();
+    std::fs::write(dir.path().join("p.cedar"), text).unwrap();
+    Guard::new(
+        f.nodes.clone(),
+        Arc::new(Policies::load(dir.path()).unwrap()),
+    )
+}
+
+#[test]
+fn repeated_decisions_follow_a_time_policy_across_seconds() {
+    let f = fixture();
+    let cutoff = 2_000_000_000u64;
+    let guard = guard_with_policy(
+        &f,
+        &format!("permit (principal, action, resource) when {{ context.time < {cutoff} }};"),
+    );
+    let p = request("Cmeter", Operation::Retrieve, "/id-in/cse-in");
+    let at = |secs: u64| SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+    assert!(guard.decide(&p, at(cutoff - 1)).is_allow());
+    assert!(
+        guard.decide(&p, at(cutoff - 1)).is_allow(),
+        "the same request in the same second"
+    );
+    assert_eq!(denial(guard.decide(&p, at(cutoff))).stage, Stage::Policy);
+    assert!(guard.decide(&p, at(cutoff - 1)).is_allow());
+}
+
+#[test]
+fn repeated_decisions_follow_node_and_source_changes() {
+    let f = fixture();
+    let guard = guard_with_policy(
+        &f,
+        "permit (principal in Group::\"meters\", action, resource) when { context.source.isLoopback() };",
+    );
+    let mut p = request("Cmeter", Operation::Retrieve, "/id-in/cse-in");
+    assert!(guard.decide(&p, SystemTime::now()).is_allow());
+    p.peer.addr = SocketAddr::from(([192, 0, 2, 7], 5000));
+    assert_eq!(
+        denial(guard.decide(&p, SystemTime::now())).stage,
+        Stage::Policy,
+        "other source"
+    );
+    p.peer.addr = SocketAddr::from(([127, 0, 0, 1], 5000));
+    assert!(guard.decide(&p, SystemTime::now()).is_allow());
+    f.nodes
+        .seed(&[NodeSeed {
+            id: "Cmeter".into(),
+            kind: NodeKind::Ae,
+            groups: vec!["devices".into()],
+        }])
+        .unwrap();
+    assert_eq!(
+        denial(guard.decide(&p, SystemTime::now())).stage,
+        Stage::Policy,
+        "left the group"
+    );
+}

@@ -40,7 +40,18 @@ pub fn load_dir(dir: &Path) -> Result<PolicyBundle, Vec<PolicyError>> {
     }
     validate(&schema, &set, |id| origin.get(id).map(|&i| &sources[i]))?;
     let count = set.policies().count();
-    Ok(PolicyBundle { schema, set, count })
+    let uses_time = set.policies().any(|p| {
+        // Conservative: any attribute, key or string "time" counts, and so does a policy that
+        // cannot be shown as JSON.
+        p.to_json()
+            .map_or(true, |json| json.to_string().contains("\"time\""))
+    });
+    Ok(PolicyBundle {
+        schema,
+        set,
+        count,
+        uses_time,
+    })
 }
 
 fn read(path: &Path) -> Result<String, PolicyError> {

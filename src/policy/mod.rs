@@ -25,6 +25,9 @@ pub struct PolicyBundle {
     pub set: PolicySet,
     /// Number of policies and templates, for status lines.
     pub count: usize,
+    /// Whether any policy reads `context.time`. When none does, a decision does not depend on
+    /// the clock, and the guard may reuse it for identical requests.
+    pub uses_time: bool,
 }
 
 /// One problem in a policy or schema file.

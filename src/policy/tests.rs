@@ -104,3 +104,14 @@ fn missing_schema_is_an_error_naming_the_file() {
     let errors = load_dir(dir.path()).err().unwrap();
     assert_eq!(errors[0].file, dir.path().join(SCHEMA_FILE));
 }
+
+#[test]
+fn time_dependence_is_detected() {
+    let shipped = load_dir(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    assert!(!shipped.uses_time);
+    let dir = dir_with(&[(
+        "t.cedar",
+        "forbid (principal, action, resource) when { context.time > 5 };\n",
+    )]);
+    assert!(load_dir(dir.path()).unwrap().uses_time);
+}

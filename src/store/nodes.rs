@@ -116,8 +116,20 @@ mod tests {
     use super::*;
     use crate::store::{NodeKind, SledStore};
 
+    /// Opens the repository, waiting for a previous handle in this process to let go of it
+    /// (sled releases its file lock from a background thread).
+    fn open(dir: &std::path::Path) -> SledStore {
+        for _ in 0..100 {
+            if let Ok(store) = SledStore::open(dir) {
+                return store;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        SledStore::open(dir).unwrap()
+    }
+
     fn seeded(dir: &std::path::Path) -> Nodes {
-        let nodes = Nodes::new(Arc::new(SledStore::open(dir).unwrap()), 100);
+        let nodes = Nodes::new(Arc::new(open(dir)), 100);
         nodes
             .seed(&[NodeSeed {
                 id: "Cm".into(),
