@@ -92,6 +92,17 @@ fn add_file(
             return Vec::new();
         }
     };
+    if parsed.templates().next().is_some() {
+        errors.push(PolicyError {
+            file: path.to_owned(),
+            line: None,
+            col: None,
+            message:
+                "policy templates (?principal, ?resource) are not supported: write static policies"
+                    .into(),
+        });
+        return Vec::new();
+    }
     let mut added = Vec::new();
     let file = path
         .file_name()

@@ -115,3 +115,13 @@ fn time_dependence_is_detected() {
     )]);
     assert!(load_dir(dir.path()).unwrap().uses_time);
 }
+
+#[test]
+fn templates_are_refused_rather_than_dropped() {
+    let dir = dir_with(&[(
+        "t.cedar",
+        "permit (principal == ?principal, action, resource);\n",
+    )]);
+    let errors = load_dir(dir.path()).err().unwrap();
+    assert!(errors[0].message.contains("templates"), "{errors:?}");
+}
