@@ -178,24 +178,12 @@ fn requests_conform_to_the_schema() {
 
 #[test]
 fn policy_evaluation_error_denies_even_where_another_policy_permits() {
-    let dir = tempfile::tempdir().unwrap();
-    let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
-    std::fs::copy(
-        shipped.join("m2mguard.cedarschema"),
-        dir.path().join("m2mguard.cedarschema"),
-    )
-    .unwrap();
+    let f = fixture();
     // Validates (the types are right) but overflows at run time.
-    std::fs::write(
-        dir.path().join("a.cedar"),
+    let guard = guard_with_policy(
+        &f,
         "permit (principal, action, resource);\n\
          @id(\"overflow\")\nforbid (principal, action, resource) when { context.time * 9223372036854775807 > 0 };\n",
-    )
-    .unwrap();
-    let f = fixture();
-    let guard = Guard::new(
-        f.nodes.clone(),
-        Arc::new(Policies::load(dir.path()).unwrap()),
     );
     let d = denial(guard.decide(
         &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
