@@ -12,7 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use criterion::{criterion_group, criterion_main, Criterion};
-use m2mguard::guard::Guard;
+use m2mguard::guard::{Guard, MessageChecks};
 use m2mguard::policy::Policies;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
 use m2mguard::store::{NodeKind, NodeSeed, Nodes, SledStore};
@@ -48,7 +48,7 @@ fn guard(dir: &Path) -> Guard {
         .unwrap();
     let policies =
         Policies::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
-    Guard::new(nodes, Arc::new(policies))
+    Guard::new(nodes, Arc::new(policies), MessageChecks::off())
 }
 
 fn decide(c: &mut Criterion) {

@@ -16,7 +16,7 @@ use crate::admin;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::config::Config;
 use crate::decision::Decider;
-use crate::guard::{DecisionRecord, Guard};
+use crate::guard::{DecisionRecord, Guard, MessageChecks};
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::store::{Nodes, SledStore, Store, StoreError};
@@ -83,7 +83,7 @@ pub struct Gateway {
 impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policies = Arc::new(Policies::load(&config.policy_dir).map_err(StartError::Policies)?);
-        let nodes = repository(&config)?;
+        let (store, nodes) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
         let (decisions, _) = broadcast::channel(1024);
@@ -93,7 +93,12 @@ impl Gateway {
             metrics: metrics.clone(),
             decisions: decisions.clone(),
         });
-        let guard = Arc::new(Guard::new(nodes, policies));
+        let checks =
+            MessageChecks::new(&config.checks, store).map_err(|source| StartError::Store {
+                dir: config.gateway.data_dir.display().to_string(),
+                source,
+            })?;
+        let guard = Arc::new(Guard::new(nodes, policies, checks));
         let decider = Arc::new(Decider::new(guard, metrics, decisions));
         let h = &config.http;
         let binding = Arc::new(HttpBinding::new(h, &config.gateway.cse_id, decider)?);
@@ -137,16 +142,19 @@ impl Gateway {
 pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// Opens the repository and brings the configured nodes into it.
-fn repository(config: &Config) -> Result<Arc<Nodes>, StartError> {
+fn repository(config: &Config) -> Result<(Arc<dyn Store>, Arc<Nodes>), StartError> {
     let store_err = |source| StartError::Store {
         dir: config.gateway.data_dir.display().to_string(),
         source,
     };
     let store: Arc<dyn Store> =
         Arc::new(SledStore::open(&config.gateway.data_dir).map_err(store_err)?);
-    let nodes = Arc::new(Nodes::new(store, config.gateway.node_cache_capacity));
+    let nodes = Arc::new(Nodes::new(
+        store.clone(),
+        config.gateway.node_cache_capacity,
+    ));
     nodes.seed(&config.nodes).map_err(store_err)?;
-    Ok(nodes)
+    Ok((store, nodes))
 }
 
 async fn bind(

@@ -14,6 +14,8 @@ pub struct FileConfig {
     pub policy: FilePolicy,
     #[serde(default)]
     pub nodes: Vec<FileNode>,
+    #[serde(default)]
+    pub checks: super::checks::FileChecks,
 }
 
 #[derive(Debug, Deserialize)]

@@ -5,6 +5,7 @@
 //! each located at the line and column of the offending key. Relative paths are taken from the
 //! working directory. Nothing here binds a port.
 
+mod checks;
 mod file;
 mod locate;
 
@@ -19,6 +20,9 @@ use rustls_pki_types::CertificateDer;
 
 use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
+pub use checks::{
+    is_key_id, ChecksConfig, KeyConfig, ReplayConfig, Requirement, Secret, MIN_KEY_BYTES,
+};
 use file::{FileConfig, FileHttp, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
 
@@ -32,6 +36,7 @@ pub struct Config {
     pub admin: AdminConfig,
     pub policy_dir: PathBuf,
     pub nodes: Vec<NodeSeed>,
+    pub checks: ChecksConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +214,7 @@ impl Validator {
             );
         }
         let nodes = self.nodes(raw.nodes);
+        let checks = self.checks(raw.checks);
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -221,6 +227,7 @@ impl Validator {
             },
             policy_dir,
             nodes,
+            checks,
         }
     }
 

@@ -2,12 +2,16 @@
 //! binding it came on.
 //!
 //! In: a [`Primitive`], the repository ([`Nodes`]), the policy set in force ([`Policies`]) and
-//! `now`. Out: a [`Verdict`]. Order, cheapest first: identity binding → node status → Cedar
-//! policy. The message checks (check value, replay, token, plausibility) go between status and
-//! policy when they arrive. Each stage is a function of its inputs; none does network I/O.
+//! `now`. Out: a [`Verdict`]. Order, cheapest first: identity binding → node status → message
+//! checks (check value, replay, token, plausibility; see [`checks`]) → Cedar policy, which sees
+//! what the message checks found. Each stage is a function of its inputs; none does network
+//! I/O.
 //! Every failure, internal ones included, is a denial: the guard fails closed.
 
+pub mod checks;
+mod findings;
 mod identity;
+mod pattern;
 mod policy;
 mod status;
 mod verdict;
@@ -18,20 +22,25 @@ use std::time::SystemTime;
 use crate::policy::Policies;
 use crate::primitive::Primitive;
 use crate::store::Nodes;
+pub use checks::MessageChecks;
+pub use findings::{Findings, TokenGrant};
+pub use pattern::Pattern;
 pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 
 pub struct Guard {
     nodes: Arc<Nodes>,
     policies: Arc<Policies>,
+    checks: MessageChecks,
     evaluator: policy::Evaluator,
 }
 
 impl Guard {
-    pub fn new(nodes: Arc<Nodes>, policies: Arc<Policies>) -> Self {
+    pub fn new(nodes: Arc<Nodes>, policies: Arc<Policies>, checks: MessageChecks) -> Self {
         let nodes_capacity = nodes.capacity();
         Guard {
             nodes,
             policies,
+            checks,
             evaluator: policy::Evaluator::new(nodes_capacity),
         }
     }
@@ -54,8 +63,9 @@ impl Guard {
     fn run(&self, p: &Primitive, now: SystemTime) -> Result<Permit, Denial> {
         identity::check(p)?;
         let node = status::check(&self.nodes, &p.fr)?;
+        let findings = self.checks.run(p, &node, now)?;
         let bundle = self.policies.current();
-        let ids = self.evaluator.check(&bundle, p, &node, now)?;
+        let ids = self.evaluator.check(&bundle, p, &node, &findings, now)?;
         Ok(Permit::new(ids))
     }
 }

@@ -23,7 +23,7 @@ use cedar_policy::{
 };
 use moka::sync::Cache;
 
-use super::{Denial, Stage};
+use super::{Denial, Findings, Stage};
 use crate::policy::PolicyBundle;
 use crate::primitive::{Operation, Primitive, Protocol};
 use crate::store::Node;
@@ -54,6 +54,7 @@ struct DecisionKey {
     authenticated: bool,
     /// The decision's second, when a policy reads the time.
     second: Option<u64>,
+    findings: Findings,
 }
 
 #[derive(Clone)]
@@ -120,6 +121,7 @@ impl Evaluator {
         bundle: &Arc<PolicyBundle>,
         p: &Primitive,
         node: &Arc<Node>,
+        findings: &Findings,
         now: SystemTime,
     ) -> Result<Vec<String>, Denial> {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -132,13 +134,14 @@ impl Evaluator {
             protocol: p.peer.protocol,
             authenticated: p.peer.tls_identity.is_some(),
             second: bundle.uses_time.then_some(secs),
+            findings: findings.clone(),
         };
         if let Some(hit) = self.decisions.get(&key) {
             if Arc::ptr_eq(&hit.bundle, bundle) && Arc::ptr_eq(&hit.node, node) {
                 return hit.outcome;
             }
         }
-        let outcome = self.evaluate(bundle, p, node, now);
+        let outcome = self.evaluate(bundle, p, node, findings, now);
         if self.doorkeeper.seen_before(&key) {
             let cached = CachedDecision {
                 bundle: bundle.clone(),
@@ -155,10 +158,11 @@ impl Evaluator {
         bundle: &PolicyBundle,
         p: &Primitive,
         node: &Arc<Node>,
+        findings: &Findings,
         now: SystemTime,
     ) -> Result<Vec<String>, Denial> {
         let (request, entities) = self
-            .build(p, node, now, None)
+            .build(p, node, findings, now, None)
             .map_err(|e| Denial::new(Stage::Policy, e))?;
         let response = self
             .authorizer
@@ -194,6 +198,7 @@ impl Evaluator {
         &self,
         p: &Primitive,
         node: &Arc<Node>,
+        findings: &Findings,
         now: SystemTime,
         schema: Option<&Schema>,
     ) -> Result<(Request, Entities), String> {
@@ -208,7 +213,8 @@ impl Evaluator {
             .principal(node, schema)?
             .add_entities([resource_entity], schema)
             .map_err(|e| e.to_string())?;
-        let context = Context::from_pairs(self.context(p, now)).map_err(|e| e.to_string())?;
+        let context =
+            Context::from_pairs(self.context(p, findings, now)?).map_err(|e| e.to_string())?;
         let principal = uid(&self.node_type, &node.id);
         let action = self.actions[&p.op].clone();
         let request = Request::new(principal, action, resource, context, schema)
@@ -247,7 +253,12 @@ impl Evaluator {
         Ok(entities)
     }
 
-    fn context(&self, p: &Primitive, now: SystemTime) -> Vec<(String, RestrictedExpression)> {
+    fn context(
+        &self,
+        p: &Primitive,
+        findings: &Findings,
+        now: SystemTime,
+    ) -> Result<Vec<(String, RestrictedExpression)>, String> {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let ip = p.peer.addr.ip();
         let source = self
@@ -274,8 +285,53 @@ impl Evaluator {
                 RestrictedExpression::new_long(ty.into()),
             ));
         }
-        pairs
+        pairs.extend(findings_context(findings)?);
+        Ok(pairs)
     }
+}
+
+/// `checks`, `flags` and, with a token, `token`: see the schema.
+fn findings_context(f: &Findings) -> Result<Vec<(String, RestrictedExpression)>, String> {
+    let checks = RestrictedExpression::new_record([
+        (
+            "check_value".to_owned(),
+            RestrictedExpression::new_bool(f.check_value),
+        ),
+        (
+            "timestamp".to_owned(),
+            RestrictedExpression::new_bool(f.timestamp),
+        ),
+        (
+            "token".to_owned(),
+            RestrictedExpression::new_bool(f.token.is_some()),
+        ),
+    ])
+    .map_err(|e| e.to_string())?;
+    let mut pairs = vec![
+        ("checks".to_owned(), checks),
+        ("flags".to_owned(), strings(&f.flags)),
+    ];
+    if let Some(token) = &f.token {
+        let record = RestrictedExpression::new_record([
+            (
+                "issuer".to_owned(),
+                RestrictedExpression::new_string(token.issuer.clone()),
+            ),
+            (
+                "id".to_owned(),
+                RestrictedExpression::new_string(token.id.clone()),
+            ),
+            ("resources".to_owned(), strings(&token.resources)),
+            ("operations".to_owned(), strings(&token.operations)),
+        ])
+        .map_err(|e| e.to_string())?;
+        pairs.push(("token".to_owned(), record));
+    }
+    Ok(pairs)
+}
+
+fn strings(items: &[String]) -> RestrictedExpression {
+    RestrictedExpression::new_set(items.iter().cloned().map(RestrictedExpression::new_string))
 }
 
 fn uid(type_name: &EntityTypeName, id: &str) -> EntityUid {

@@ -36,7 +36,7 @@ fn fixture() -> Fixture {
         Policies::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap(),
     );
     Fixture {
-        guard: Guard::new(nodes.clone(), policies.clone()),
+        guard: Guard::new(nodes.clone(), policies.clone(), MessageChecks::off()),
         nodes,
         policies,
         _dir: dir,
@@ -171,7 +171,13 @@ fn requests_conform_to_the_schema() {
         p.ty = Some(4);
         let evaluator = policy::Evaluator::new(10);
         evaluator
-            .build(&p, &node, SystemTime::now(), Some(&bundle.schema))
+            .build(
+                &p,
+                &node,
+                &Findings::default(),
+                SystemTime::now(),
+                Some(&bundle.schema),
+            )
             .unwrap();
     }
 }
@@ -216,6 +222,7 @@ fn guard_with_policy(f: &Fixture, text: &str) -> Guard {
     Guard::new(
         f.nodes.clone(),
         Arc::new(Policies::load(dir.path()).unwrap()),
+        MessageChecks::off(),
     )
 }
 

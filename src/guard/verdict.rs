@@ -12,6 +12,14 @@ pub enum Stage {
     Identity,
     /// Originator unknown, suspended, deactivated or revoked (or the repository failed).
     Status,
+    /// Check value (`aus`) missing where required, unknown key id, or wrong value.
+    CheckValue,
+    /// Timestamp outside the window, request id or sequence number already seen.
+    Replay,
+    /// Access-control token missing where required, or invalid.
+    Token,
+    /// The request's data or circumstances fail a plausibility rule set to deny.
+    Plausibility,
     /// No Cedar policy permits, a policy forbids, or evaluation failed.
     Policy,
 }
@@ -21,6 +29,10 @@ impl Stage {
         match self {
             Stage::Identity => "identity",
             Stage::Status => "status",
+            Stage::CheckValue => "check_value",
+            Stage::Replay => "replay",
+            Stage::Token => "token",
+            Stage::Plausibility => "plausibility",
             Stage::Policy => "policy",
         }
     }
@@ -32,6 +44,10 @@ impl Stage {
                 "access denied: originator does not match the authenticated identity"
             }
             Stage::Status => "access denied: originator is not active",
+            Stage::CheckValue => "access denied: check value missing or invalid",
+            Stage::Replay => "access denied: stale or replayed request",
+            Stage::Token => "access denied: token missing or invalid",
+            Stage::Plausibility => "access denied: implausible request",
             Stage::Policy => "access denied by policy",
         }
     }

@@ -1,0 +1,296 @@
+//! `[checks]`: where message checks are required, the replay window, and check-value keys.
+//!
+//! In: the raw `[checks]` table. Out: [`ChecksConfig`], with every key file read and checked
+//! (length, permissions), or located errors. Key bytes are held in [`Secret`], whose `Debug`
+//! never shows them.
+
+use std::fmt;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use super::Validator;
+use crate::guard::Pattern;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileChecks {
+    #[serde(default)]
+    pub require: Vec<FileRequire>,
+    #[serde(default)]
+    pub replay: FileReplay,
+    #[serde(default)]
+    pub keys: Vec<FileKey>,
+    pub insert: Option<FileInsert>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileRequire {
+    pub path: String,
+    #[serde(default)]
+    pub check_value: bool,
+    #[serde(default)]
+    pub timestamp: bool,
+    #[serde(default)]
+    pub token: bool,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileReplay {
+    pub max_age_s: Option<u64>,
+    pub max_skew_s: Option<u64>,
+    pub ids_per_node: Option<u64>,
+    pub ids_total: Option<u64>,
+    pub window: Option<u64>,
+    pub lease: Option<u64>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileKey {
+    pub id: String,
+    pub node: String,
+    pub file: String,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileInsert {
+    pub key: String,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ChecksConfig {
+    pub require: Vec<Requirement>,
+    pub replay: ReplayConfig,
+    pub keys: Vec<KeyConfig>,
+    /// Key id the gateway signs forwarded requests with, if inserting check values.
+    pub insert: Option<String>,
+}
+
+/// Checks required for targets matching `path`. Requirements of all matching rules add up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub path: Pattern,
+    pub check_value: bool,
+    pub timestamp: bool,
+    pub token: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// Oldest `ot` accepted, and how long a request id is remembered.
+    pub max_age: Duration,
+    /// How far in the future an `ot` may lie.
+    pub max_skew: Duration,
+    pub ids_per_node: usize,
+    pub ids_total: usize,
+    /// Sequence-number window, in numbers (RFC 6479; a multiple of 64, at least 1024).
+    pub window: u64,
+    /// Sequence numbers reserved per persisted high-water mark.
+    pub lease: u64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            max_age: Duration::from_secs(300),
+            max_skew: Duration::from_secs(30),
+            ids_per_node: 10_000,
+            ids_total: 1_000_000,
+            window: 1024,
+            lease: 1024,
+        }
+    }
+}
+
+/// A check-value key: HMAC-SHA256 key `id`, enrolled for originator `node`.
+#[derive(Debug, Clone)]
+pub struct KeyConfig {
+    pub id: String,
+    pub node: String,
+    pub secret: Secret,
+}
+
+/// Key bytes. `Debug` prints only the length.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(Arc<[u8]>);
+
+impl Secret {
+    pub fn new(bytes: &[u8]) -> Self {
+        Secret(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "Secret({} bytes)", self.0.len())
+    }
+}
+
+/// Shortest key accepted, in bytes.
+pub const MIN_KEY_BYTES: usize = 16;
+
+impl Validator {
+    pub(super) fn checks(&mut self, raw: FileChecks) -> ChecksConfig {
+        let require = raw
+            .require
+            .into_iter()
+            .enumerate()
+            .map(|(i, r)| {
+                if !r.path.starts_with('/') && r.path != "*" {
+                    self.err(
+                        format!("checks.require[{i}].path"),
+                        format!("{:?} is not a target pattern (expected an SP-relative path such as \"/id-in/cse-in/meter-*\")", r.path),
+                    );
+                }
+                Requirement {
+                    path: Pattern::new(r.path),
+                    check_value: r.check_value,
+                    timestamp: r.timestamp,
+                    token: r.token,
+                }
+            })
+            .collect();
+        let replay = self.replay(raw.replay);
+        let keys = self.keys(raw.keys);
+        if let Some(insert) = &raw.insert {
+            if !keys.iter().any(|k| k.id == insert.key) {
+                self.err(
+                    "checks.insert.key",
+                    format!("{:?} is not a key in [[checks.keys]]", insert.key),
+                );
+            }
+        }
+        ChecksConfig {
+            require,
+            replay,
+            keys,
+            insert: raw.insert.map(|i| i.key),
+        }
+    }
+
+    fn replay(&mut self, r: FileReplay) -> ReplayConfig {
+        let d = ReplayConfig::default();
+        let window = self.range("checks.replay.window", r.window, d.window, 1024..=65_536);
+        if window % 64 != 0 {
+            self.err(
+                "checks.replay.window",
+                format!("{window} is not a multiple of 64"),
+            );
+        }
+        ReplayConfig {
+            max_age: Duration::from_secs(self.range(
+                "checks.replay.max_age_s",
+                r.max_age_s,
+                d.max_age.as_secs(),
+                1..=86_400,
+            )),
+            max_skew: Duration::from_secs(self.range(
+                "checks.replay.max_skew_s",
+                r.max_skew_s,
+                d.max_skew.as_secs(),
+                0..=3_600,
+            )),
+            ids_per_node: self.range(
+                "checks.replay.ids_per_node",
+                r.ids_per_node,
+                d.ids_per_node as u64,
+                1..=10_000_000,
+            ) as usize,
+            ids_total: self.range(
+                "checks.replay.ids_total",
+                r.ids_total,
+                d.ids_total as u64,
+                1..=100_000_000,
+            ) as usize,
+            window,
+            lease: self.range("checks.replay.lease", r.lease, d.lease, 1..=1 << 32),
+        }
+    }
+
+    fn keys(&mut self, raw: Vec<FileKey>) -> Vec<KeyConfig> {
+        let mut seen = std::collections::HashSet::new();
+        let mut keys = Vec::with_capacity(raw.len());
+        for (i, k) in raw.into_iter().enumerate() {
+            let at = format!("checks.keys[{i}]");
+            if !is_key_id(&k.id) {
+                self.err(
+                    format!("{at}.id"),
+                    format!(
+                        "{:?} is not a key id (expected 1 to 64 of A-Z a-z 0-9 _ -)",
+                        k.id
+                    ),
+                );
+            } else if !seen.insert(k.id.clone()) {
+                self.err(format!("{at}.id"), format!("{:?} is listed twice", k.id));
+            }
+            match read_key(Path::new(&k.file)) {
+                Ok(secret) => keys.push(KeyConfig {
+                    id: k.id,
+                    node: k.node,
+                    secret,
+                }),
+                Err(message) => self.err(format!("{at}.file"), format!("{:?}: {message}", k.file)),
+            }
+        }
+        keys
+    }
+}
+
+/// Key ids appear inside `aus`, so they are kept to a plain alphabet.
+pub fn is_key_id(id: &str) -> bool {
+    (1..=64).contains(&id.len())
+        && id
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+}
+
+/// Reads a key file: hex (64 digits for 32 bytes) or unpadded/padded base64, one line.
+/// Refuses files that others may read, and keys shorter than [`MIN_KEY_BYTES`].
+fn read_key(path: &Path) -> Result<Secret, String> {
+    let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        if meta.permissions().mode() & 0o077 != 0 {
+            return Err("is readable by group or others (expected mode 0600 or stricter)".into());
+        }
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read: {e}"))?;
+    let text = text.trim();
+    let bytes = decode_hex(text)
+        .or_else(|| base64_decode(text))
+        .ok_or("is not a hex or base64 key")?;
+    if bytes.len() < MIN_KEY_BYTES {
+        return Err(format!(
+            "key is {} bytes (expected at least {MIN_KEY_BYTES}, 32 recommended)",
+            bytes.len()
+        ));
+    }
+    Ok(Secret::new(&bytes))
+}
+
+fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
+fn base64_decode(text: &str) -> Option<Vec<u8>> {
+    use base64::Engine;
+    let engine = base64::engine::general_purpose::STANDARD_NO_PAD;
+    engine.decode(text.trim_end_matches('=')).ok()
+}
