@@ -9,7 +9,10 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::{Denial, Findings};
+use super::check_value::KeyRing;
+use super::replay::Timestamps;
+use super::window::Windows;
+use super::{Denial, Findings, Stage};
 use crate::config::{ChecksConfig, Requirement};
 use crate::primitive::Primitive;
 use crate::store::{Node, Store, StoreError};
@@ -24,19 +27,31 @@ pub struct Required {
 
 pub struct MessageChecks {
     require: Vec<Requirement>,
+    keys: KeyRing,
+    timestamps: Timestamps,
+    /// Sequence windows; `None` without a repository (then there are no keys either).
+    windows: Option<Windows>,
 }
 
 impl MessageChecks {
-    /// No requirements and no keys: requests that carry nothing to check pass through.
+    /// No requirements and no keys: requests that carry nothing to check pass through; a
+    /// check value cannot verify (no keys), timestamps are checked with the default window.
     pub fn off() -> Self {
         MessageChecks {
             require: Vec::new(),
+            keys: KeyRing::default(),
+            timestamps: Timestamps::new(&Default::default()),
+            windows: None,
         }
     }
 
-    pub fn new(config: &ChecksConfig, _store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    pub fn new(config: &ChecksConfig, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+        let r = &config.replay;
         Ok(MessageChecks {
             require: config.require.clone(),
+            keys: KeyRing::new(&config.keys),
+            timestamps: Timestamps::new(r),
+            windows: Some(Windows::new(r.window, r.lease, store)),
         })
     }
 
@@ -51,8 +66,28 @@ impl MessageChecks {
         )
     }
 
-    pub fn run(&self, p: &Primitive, _node: &Node, _now: SystemTime) -> Result<Findings, Denial> {
-        let _required = self.required(&p.to);
-        Ok(Findings::default())
+    pub fn run(&self, p: &Primitive, _node: &Node, now: SystemTime) -> Result<Findings, Denial> {
+        let required = self.required(&p.to);
+        let mut findings = Findings::default();
+        let verified = self.keys.verify(p)?;
+        if verified.is_none() && required.check_value {
+            return Err(Denial::new(
+                Stage::CheckValue,
+                format!("a check value (aus) is required for {}", p.to),
+            ));
+        }
+        if p.ot.is_some() || required.timestamp {
+            self.timestamps.check(p, now)?;
+            findings.timestamp = true;
+        }
+        if let Some(v) = verified {
+            let windows = self
+                .windows
+                .as_ref()
+                .ok_or_else(|| Denial::new(Stage::Replay, "no repository for sequence numbers"))?;
+            windows.check(&v.key_id, v.seq)?;
+            findings.check_value = true;
+        }
+        Ok(findings)
     }
 }

@@ -8,13 +8,16 @@
 //! I/O.
 //! Every failure, internal ones included, is a denial: the guard fails closed.
 
+pub mod check_value;
 pub mod checks;
 mod findings;
 mod identity;
 mod pattern;
 mod policy;
+pub mod replay;
 mod status;
 mod verdict;
+pub mod window;
 
 use std::sync::Arc;
 use std::time::SystemTime;

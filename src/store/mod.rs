@@ -91,4 +91,8 @@ pub trait Store: Send + Sync + 'static {
     fn node(&self, id: &str) -> Result<Option<Node>, StoreError>;
     fn put_node(&self, node: &Node) -> Result<(), StoreError>;
     fn nodes(&self) -> Result<Vec<Node>, StoreError>;
+    /// The persisted sequence-number bound of a check-value key (see `guard::replay`).
+    fn sequence_mark(&self, key_id: &str) -> Result<Option<u64>, StoreError>;
+    /// Persists a key's sequence-number bound; durable when this returns.
+    fn put_sequence_mark(&self, key_id: &str, mark: u64) -> Result<(), StoreError>;
 }

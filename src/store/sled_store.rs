@@ -1,4 +1,5 @@
-//! [`Store`] on sled: one `nodes` tree keyed by originator id, JSON values.
+//! [`Store`] on sled: a `nodes` tree keyed by originator id with JSON values, and a
+//! `sequence_marks` tree keyed by check-value key id with big-endian u64 values.
 
 use std::path::Path;
 
@@ -7,6 +8,7 @@ use super::{Node, Store, StoreError};
 pub struct SledStore {
     db: sled::Db,
     nodes: sled::Tree,
+    marks: sled::Tree,
 }
 
 impl SledStore {
@@ -14,7 +16,8 @@ impl SledStore {
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let db = sled::Config::new().path(dir.join("repository")).open()?;
         let nodes = db.open_tree("nodes")?;
-        Ok(SledStore { db, nodes })
+        let marks = db.open_tree("sequence_marks")?;
+        Ok(SledStore { db, nodes, marks })
     }
 }
 
@@ -51,5 +54,22 @@ impl Store for SledStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    fn sequence_mark(&self, key_id: &str) -> Result<Option<u64>, StoreError> {
+        let Some(value) = self.marks.get(key_id.as_bytes())? else {
+            return Ok(None);
+        };
+        let bytes: [u8; 8] = value.as_ref().try_into().map_err(|_| StoreError::Corrupt {
+            key: key_id.to_owned(),
+            detail: format!("sequence mark is {} bytes, expected 8", value.len()),
+        })?;
+        Ok(Some(u64::from_be_bytes(bytes)))
+    }
+
+    fn put_sequence_mark(&self, key_id: &str, mark: u64) -> Result<(), StoreError> {
+        self.marks.insert(key_id.as_bytes(), &mark.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(())
     }
 }

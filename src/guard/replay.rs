@@ -1,0 +1,370 @@
+//! Replay protection by timestamp (seed 7.6): `ot` must lie within `max_age` in the past and
+//! `max_skew` in the future, and an (`fr`, `rqi`) pair is accepted once within that time.
+//!
+//! In: a primitive with `ot`, `now`, `[checks.replay]`. Out: `Ok(())` once per (fr, rqi), or a
+//! denial. Memory is bounded: at most `ids_per_node` remembered ids per originator and
+//! `ids_total` in all; a full set refuses new ids (fail closed) until old ones expire, so a
+//! flooding node locks out only itself. Ids are remembered as keyed 64-bit hashes (SipHash with
+//! a per-process random key: a sender cannot aim for collisions), in shards to spread locking.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::hash::{BuildHasher, RandomState};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use super::{Denial, Stage};
+use crate::config::ReplayConfig;
+use crate::primitive::Primitive;
+
+const SHARDS: usize = 16;
+
+pub struct Timestamps {
+    config: ReplayConfig,
+    hasher: RandomState,
+    shards: Box<[Mutex<Shard>]>,
+    total: AtomicUsize,
+}
+
+#[derive(Default)]
+struct Shard {
+    nodes: HashMap<String, Recent>,
+}
+
+/// One originator's recent request ids, with expiry times in arrival order.
+#[derive(Default)]
+struct Recent {
+    ids: HashSet<u64>,
+    expiry: VecDeque<(u64, u64)>,
+}
+
+impl Timestamps {
+    pub fn new(config: &ReplayConfig) -> Self {
+        Timestamps {
+            config: config.clone(),
+            hasher: RandomState::new(),
+            shards: (0..SHARDS).map(|_| Mutex::default()).collect(),
+            total: AtomicUsize::new(0),
+        }
+    }
+
+    /// Checks `p.ot` and records (fr, rqi). `p.ot` must be present.
+    pub fn check(&self, p: &Primitive, now: SystemTime) -> Result<(), Denial> {
+        let deny = |reason: String| Denial::new(Stage::Replay, reason);
+        let ot =
+            p.ot.as_deref()
+                .ok_or_else(|| deny("originating timestamp (ot) is missing".into()))?;
+        let sent = parse_ot(ot).ok_or_else(|| {
+            deny(format!(
+                "originating timestamp {ot:?} is not YYYYMMDDTHHMMSS"
+            ))
+        })?;
+        let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let (age, skew) = (
+            self.config.max_age.as_secs(),
+            self.config.max_skew.as_secs(),
+        );
+        if sent.saturating_add(age) < now {
+            return Err(deny(format!(
+                "originating timestamp {ot} is older than {age} s"
+            )));
+        }
+        if sent > now.saturating_add(skew) {
+            return Err(deny(format!(
+                "originating timestamp {ot} is more than {skew} s ahead"
+            )));
+        }
+        self.remember(&p.fr, &p.rqi, now, now + age + skew)
+    }
+
+    fn remember(&self, fr: &str, rqi: &str, now: u64, expires: u64) -> Result<(), Denial> {
+        let shard_no = (self.hasher.hash_one(fr) as usize) % SHARDS;
+        let id = self.hasher.hash_one((fr, rqi));
+        let mut shard = self.shards[shard_no]
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if !shard.nodes.contains_key(fr) {
+            shard.nodes.insert(fr.to_owned(), Recent::default());
+        }
+        let recent = shard.nodes.get_mut(fr).unwrap_or_else(|| unreachable!());
+        let expired = recent.prune(now);
+        self.total.fetch_sub(expired, Ordering::Relaxed);
+        if recent.ids.contains(&id) {
+            return Err(Denial::new(
+                Stage::Replay,
+                format!("request id {rqi:?} from {fr:?} was already seen"),
+            ));
+        }
+        if recent.ids.len() >= self.config.ids_per_node {
+            return Err(Denial::new(
+                Stage::Replay,
+                format!("{fr:?} has {} request ids in the replay window (ids_per_node); refusing new ones until they expire", recent.ids.len()),
+            ));
+        }
+        if self.total.fetch_add(1, Ordering::Relaxed) >= self.config.ids_total {
+            self.total.fetch_sub(1, Ordering::Relaxed);
+            return Err(Denial::new(
+                Stage::Replay,
+                "the replay window is full (ids_total); refusing new request ids until old ones expire",
+            ));
+        }
+        recent.ids.insert(id);
+        recent.expiry.push_back((expires, id));
+        Ok(())
+    }
+
+    /// Ids remembered now, in all (for tests and metrics).
+    pub fn remembered(&self) -> usize {
+        self.total.load(Ordering::Relaxed)
+    }
+}
+
+impl Recent {
+    /// Forgets ids whose time is up; returns how many.
+    fn prune(&mut self, now: u64) -> usize {
+        let mut n = 0;
+        while let Some(&(expires, id)) = self.expiry.front() {
+            if expires > now {
+                break;
+            }
+            self.expiry.pop_front();
+            self.ids.remove(&id);
+            n += 1;
+        }
+        n
+    }
+}
+
+/// TS-0004 timestamp `YYYYMMDDTHHMMSS`, optionally `,fraction`, UTC → Unix seconds.
+pub fn parse_ot(text: &str) -> Option<u64> {
+    let (main, fraction) = text.split_once(',').unwrap_or((text, "0"));
+    if main.len() != 15 || main.as_bytes()[8] != b'T' || fraction.is_empty() {
+        return None;
+    }
+    if !fraction.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let num = |range: std::ops::Range<usize>| -> Option<u64> {
+        let s = main.get(range)?;
+        s.bytes()
+            .all(|b| b.is_ascii_digit())
+            .then(|| s.parse().ok())?
+    };
+    let (y, mo, d) = (num(0..4)?, num(4..6)?, num(6..8)?);
+    let (h, mi, s) = (num(9..11)?, num(11..13)?, num(13..15)?);
+    if !(1..=12).contains(&mo) || d == 0 || d > days_in_month(y, mo) || h > 23 || mi > 59 || s > 60
+    {
+        return None;
+    }
+    let days = days_from_civil(y, mo, d)?;
+    Some(days * 86_400 + h * 3600 + mi * 60 + s)
+}
+
+/// Unix seconds → `YYYYMMDDTHHMMSS` (UTC).
+pub fn format_ot(secs: u64) -> String {
+    let (days, rem) = (secs / 86_400, secs % 86_400);
+    // Civil from days (H. Hinnant's algorithm), days since 1970-01-01.
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
+        rem / 3600,
+        rem / 60 % 60,
+        rem % 60
+    )
+}
+
+fn days_in_month(y: u64, m: u64) -> u64 {
+    match m {
+        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
+        2 => 28,
+        4 | 6 | 9 | 11 => 30,
+        _ => 31,
+    }
+}
+
+/// Days since 1970-01-01; `None` before it.
+fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
+    let y = if m <= 2 { y as i64 - 1 } else { y as i64 };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    u64::try_from(era * 146_097 + doe - 719_468).ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::SocketAddr;
+    use std::time::Duration;
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::primitive::{Operation, Peer, Protocol, Security};
+
+    const NOW: u64 = 1_795_000_000;
+
+    fn at(secs: u64) -> SystemTime {
+        UNIX_EPOCH + Duration::from_secs(secs)
+    }
+
+    fn request(fr: &str, rqi: &str, ot: Option<String>) -> Primitive {
+        Primitive {
+            op: Operation::Retrieve,
+            to: "/id-in/cse-in".into(),
+            fr: fr.into(),
+            rqi: rqi.into(),
+            rvi: None,
+            ot,
+            rqet: None,
+            ty: None,
+            content: Default::default(),
+            security: Security::default(),
+            peer: Peer {
+                addr: SocketAddr::from(([127, 0, 0, 1], 1)),
+                protocol: Protocol::Http,
+                tls_identity: None,
+            },
+        }
+    }
+
+    fn config(per_node: usize, total: usize) -> ReplayConfig {
+        ReplayConfig {
+            ids_per_node: per_node,
+            ids_total: total,
+            ..ReplayConfig::default()
+        }
+    }
+
+    #[test]
+    fn timestamps_round_trip_and_reject_nonsense() {
+        assert_eq!(parse_ot("19700101T000000"), Some(0));
+        assert_eq!(parse_ot("20000229T235959,5"), Some(951_868_799));
+        assert_eq!(format_ot(951_868_799), "20000229T235959");
+        assert_eq!(parse_ot(&format_ot(NOW)), Some(NOW));
+        for bad in [
+            "",
+            "2026-11-28T12:00:00",
+            "20261128 120000",
+            "20260230T000000",
+            "20261128T240000",
+            "19691231T235959",
+            "20261128T120000,",
+            "20261128T12000x",
+        ] {
+            assert_eq!(parse_ot(bad), None, "{bad}");
+        }
+    }
+
+    #[test]
+    fn stale_future_and_repeated_requests_are_denied() {
+        let t = Timestamps::new(&ReplayConfig::default());
+        let fresh = request("C1", "r1", Some(format_ot(NOW)));
+        assert!(t.check(&fresh, at(NOW)).is_ok());
+        assert!(t
+            .check(&fresh, at(NOW))
+            .unwrap_err()
+            .reason
+            .contains("already seen"));
+        let stale = request("C1", "r2", Some(format_ot(NOW - 301)));
+        assert!(t
+            .check(&stale, at(NOW))
+            .unwrap_err()
+            .reason
+            .contains("older"));
+        let future = request("C1", "r3", Some(format_ot(NOW + 31)));
+        assert!(t
+            .check(&future, at(NOW))
+            .unwrap_err()
+            .reason
+            .contains("ahead"));
+        // Same rqi, another originator: a different request.
+        assert!(t
+            .check(&request("C2", "r1", Some(format_ot(NOW))), at(NOW))
+            .is_ok());
+        // Legitimate: a new id at the edge of the window.
+        assert!(t
+            .check(&request("C1", "r4", Some(format_ot(NOW - 300))), at(NOW))
+            .is_ok());
+    }
+
+    #[test]
+    fn ids_expire_after_the_window_and_caps_hold() {
+        let t = Timestamps::new(&config(2, 3));
+        let ot = Some(format_ot(NOW));
+        assert!(t.check(&request("C1", "a", ot.clone()), at(NOW)).is_ok());
+        assert!(t.check(&request("C1", "b", ot.clone()), at(NOW)).is_ok());
+        // Per-node cap: C1 is full, C2 still served.
+        assert!(t
+            .check(&request("C1", "c", ot.clone()), at(NOW))
+            .unwrap_err()
+            .reason
+            .contains("ids_per_node"));
+        assert!(t.check(&request("C2", "a", ot.clone()), at(NOW)).is_ok());
+        // Global cap.
+        assert!(t
+            .check(&request("C3", "a", ot.clone()), at(NOW))
+            .unwrap_err()
+            .reason
+            .contains("ids_total"));
+        assert_eq!(t.remembered(), 3);
+        // After max_age + max_skew everything is forgotten, and C1 is served again.
+        let later = NOW + 331;
+        assert!(t
+            .check(&request("C1", "c", Some(format_ot(later))), at(later))
+            .is_ok());
+        assert_eq!(t.remembered(), 2);
+    }
+
+    #[test]
+    fn concurrent_senders_get_one_acceptance_per_id() {
+        let t = std::sync::Arc::new(Timestamps::new(&ReplayConfig::default()));
+        let accepted: usize = std::thread::scope(|s| {
+            let handles: Vec<_> = (0..4)
+                .map(|_| {
+                    let t = t.clone();
+                    s.spawn(move || {
+                        (0..500)
+                            .filter(|i| {
+                                t.check(
+                                    &request("C1", &format!("r{i}"), Some(format_ot(NOW))),
+                                    at(NOW),
+                                )
+                                .is_ok()
+                            })
+                            .count()
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).sum()
+        });
+        assert_eq!(accepted, 500);
+    }
+
+    proptest! {
+        #[test]
+        fn an_id_is_accepted_at_most_once(ids in prop::collection::vec((0u8..3, 0u8..20), 1..200)) {
+            let t = Timestamps::new(&ReplayConfig::default());
+            let mut accepted = std::collections::HashSet::new();
+            for (fr, rqi) in ids {
+                let p = request(&format!("C{fr}"), &format!("r{rqi}"), Some(format_ot(NOW)));
+                let ok = t.check(&p, at(NOW)).is_ok();
+                prop_assert_eq!(ok, accepted.insert((fr, rqi)));
+            }
+        }
+
+        #[test]
+        fn the_timestamp_parser_never_panics(text in "\\PC{0,24}") {
+            let _ = parse_ot(&text);
+        }
+    }
+}
