@@ -317,3 +317,40 @@ fn node_command_without_a_running_gateway_exits_1_and_says_so() {
         stdout(&out)
     );
 }
+
+#[tokio::test]
+async fn sequence_numbers_stay_used_after_sigkill() {
+    use common::signed::{checks_toml, Signed};
+    let echo = echo_upstream().await;
+    let dir = tempfile::tempdir().unwrap();
+    let text = config_text(echo.addr, &dir.path().join("data"), POLICIES, "")
+        + &checks_toml(dir.path(), 100);
+    let config = write_config(dir.path(), &text);
+
+    let mut gw = start(&config);
+    for (i, seq) in [1, 2, 3].into_iter().enumerate() {
+        let answer = Signed::new(&format!("k-{i}"), seq).send(gw.http).await;
+        assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
+    }
+    gw.child.kill().unwrap(); // SIGKILL: no shutdown, no flush but what was already flushed
+    gw.child.wait().unwrap();
+
+    let gw = start(&config);
+    for seq in [1, 3, 101] {
+        let answer = Signed::new(&format!("k-again-{seq}"), seq)
+            .send(gw.http)
+            .await;
+        assert_eq!(
+            (answer.status, answer.rsc()),
+            (StatusCode::FORBIDDEN, "4103"),
+            "sequence number {seq} after SIGKILL"
+        );
+    }
+    let answer = Signed::new("k-next", 102).send(gw.http).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::CREATED,
+        "legitimate: above the bound"
+    );
+    gw.stop();
+}

@@ -126,3 +126,61 @@ fn upstream_client_cert_without_key_is_reported_with_a_bad_ca() {
         "no misleading 'needs [http.upstream_tls]'"
     );
 }
+
+#[test]
+fn checks_keys_are_read_and_bad_ones_reported_at_their_line() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, text: &str, mode: u32| {
+        let path = dir.path().join(name);
+        std::fs::write(&path, text).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        path.display().to_string()
+    };
+    let good = write("good.key", &"ab".repeat(32), 0o600);
+    let open = write("open.key", &"ab".repeat(32), 0o644);
+    let short = write("short.key", "abcd", 0o600);
+    let text = format!(
+        "{DEFAULT_TOML}\n[checks.replay]\nwindow = 1000\n\n[[checks.require]]\npath = \"meters\"\n\n\
+         [[checks.keys]]\nid = \"k1\"\nnode = \"Cmeter-01\"\nfile = \"{good}\"\n\n\
+         [[checks.keys]]\nid = \"k2\"\nnode = \"Cmeter-01\"\nfile = \"{open}\"\n\n\
+         [[checks.keys]]\nid = \"k 3\"\nnode = \"Cmeter-01\"\nfile = \"{short}\"\n\n\
+         [checks.insert]\nkey = \"k9\"\n"
+    );
+    let e = errors(&text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "checks.require[0].path",
+            "checks.replay.window",
+            "checks.keys[1].file",
+            "checks.keys[2].id",
+            "checks.keys[2].file",
+            "checks.insert.key"
+        ],
+        "{e:?}"
+    );
+    assert!(
+        e[2].message.contains("readable by group or others"),
+        "{}",
+        e[2]
+    );
+    assert!(e[4].message.contains("at least 16"), "{}", e[4]);
+    assert!(e.iter().all(|e| e.line.is_some()), "{e:?}");
+    // No key material in any message.
+    assert!(e.iter().all(|e| !e.message.contains("abab")));
+    let fixed = text
+        .replace("window = 1000", "window = 2048")
+        .replace("path = \"meters\"", "path = \"/id-in/cse-in/meter-*\"")
+        .replace(&open, &good)
+        .replace("\"k 3\"", "\"k3\"")
+        .replace(&short, &good)
+        .replace("key = \"k9\"", "key = \"k1\"");
+    let config = Config::parse(&fixed, "t.toml").unwrap();
+    assert_eq!(config.checks.keys.len(), 3);
+    assert_eq!(
+        format!("{:?}", config.checks.keys[0].secret),
+        "Secret(32 bytes)"
+    );
+}

@@ -1,7 +1,9 @@
 //! The message checks between node status and policy, in order: check value → replay
 //! (timestamp, request id, then the sequence number, only once the check value holds) →
-//! token → plausibility. Each check runs when its target requires it (`[[checks.require]]`)
-//! or when the request carries what it checks; what passed goes to the policy as [`Findings`].
+//! token → plausibility. A check value or token runs when its target requires it
+//! (`[[checks.require]]`) or when the request carries one (a credential that does not verify is
+//! refused, required or not); the timestamp check runs where required (legacy clients send all
+//! sorts of `ot`). What passed goes to the policy as [`Findings`].
 //!
 //! In: the primitive, its node record, `now`, and the state built from `[checks]`. Out:
 //! [`Findings`] or the [`Denial`] of the first check that failed.
@@ -76,7 +78,7 @@ impl MessageChecks {
                 format!("a check value (aus) is required for {}", p.to),
             ));
         }
-        if p.ot.is_some() || required.timestamp {
+        if required.timestamp {
             self.timestamps.check(p, now)?;
             findings.timestamp = true;
         }

@@ -211,6 +211,10 @@ fn policy_evaluation_error_denies_even_where_another_policy_permits() {
 }
 
 fn guard_with_policy(f: &Fixture, text: &str) -> Guard {
+    guard_with(f, text, MessageChecks::off())
+}
+
+fn guard_with(f: &Fixture, text: &str, checks: MessageChecks) -> Guard {
     let dir = tempfile::tempdir().unwrap();
     let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
     std::fs::copy(
@@ -222,7 +226,7 @@ fn guard_with_policy(f: &Fixture, text: &str) -> Guard {
     Guard::new(
         f.nodes.clone(),
         Arc::new(Policies::load(dir.path()).unwrap()),
-        MessageChecks::off(),
+        checks,
     )
 }
 
@@ -274,4 +278,34 @@ fn repeated_decisions_follow_node_and_source_changes() {
         Stage::Policy,
         "left the group"
     );
+}
+
+#[test]
+fn policies_see_which_message_checks_passed() {
+    use crate::config::{ChecksConfig, KeyConfig, Secret};
+    let f = fixture();
+    let secret = Secret::new(&[9; 32]);
+    let config = ChecksConfig {
+        keys: vec![KeyConfig {
+            id: "k1".into(),
+            node: "Cmeter".into(),
+            secret: secret.clone(),
+        }],
+        ..ChecksConfig::default()
+    };
+    let store = Arc::new(SledStore::open(f._dir.path().join("checks").as_path()).unwrap());
+    let guard = guard_with(
+        &f,
+        r#"@id("signed-only")
+        permit(principal, action, resource) when { context.checks.check_value && !context.checks.token && context.flags.isEmpty() };"#,
+        MessageChecks::new(&config, store).unwrap(),
+    );
+    let unsigned = request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x");
+    let d = denial(guard.decide(&unsigned, SystemTime::now()));
+    assert_eq!(d.stage, Stage::Policy, "{d:?}");
+    // The same request signed passes; the decision cache keeps the two apart.
+    let mut signed = unsigned.clone();
+    signed.security.aus = Some(check_value::sign(&signed, "k1", &secret, 1));
+    assert!(guard.decide(&signed, SystemTime::now()).is_allow());
+    assert!(!guard.decide(&unsigned, SystemTime::now()).is_allow());
 }

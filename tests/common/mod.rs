@@ -22,6 +22,8 @@ use m2mguard::gateway::Gateway;
 use serde_json::{json, Value};
 use tokio::net::TcpListener;
 
+pub mod signed;
+
 pub const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
 
 /// An upstream that answers every request with a JSON description of what it received, and
