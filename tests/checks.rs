@@ -153,3 +153,29 @@ async fn sequence_numbers_stay_used_across_a_restart() {
     );
     gw.shutdown().await;
 }
+
+#[tokio::test]
+async fn the_gateway_inserts_check_values_for_a_legacy_device() {
+    use m2mguard::config::Secret;
+    use m2mguard::guard::check_value::sign;
+    let echo = echo_upstream().await;
+    let data = tempfile::tempdir().unwrap();
+    let checks = checks_toml(data.path(), 100)
+        .replace("node = \"Clamp\"", "node = \"Clamp\"\ninsert = true");
+    let text = config_text(echo.addr, data.path(), POLICIES, "") + &checks;
+    let gw = Gateway::start(Config::parse(&text, "test.toml").unwrap())
+        .await
+        .unwrap();
+    let mut p = Signed::new("legit", 1).primitive();
+    (p.fr, p.to, p.ot) = ("Clamp".into(), "/id-in/cse-in".into(), None);
+    for seq in [1, 2] {
+        let answer = retrieve(&client(), gw.http_addr, "Clamp").await;
+        assert_eq!(answer.status, StatusCode::CREATED);
+        let expected = sign(&p, "lamp-k1", &Secret::new(&[0x17; 32]), seq);
+        assert_eq!(answer.json()["headers"]["x-m2m-as"], expected.as_str());
+    }
+    // A node without an insert key is forwarded as it came.
+    let answer = retrieve(&client(), gw.http_addr, "Cmeter").await;
+    assert!(answer.json()["headers"].get("x-m2m-as").is_none());
+    gw.shutdown().await;
+}

@@ -1,4 +1,5 @@
-//! `[checks]`: where message checks are required, the replay window, and check-value keys.
+//! `[checks]`: where message checks are required, the replay window, and check-value keys
+//! (also those the gateway signs with on behalf of legacy devices).
 //!
 //! In: the raw `[checks]` table. Out: [`ChecksConfig`], with every key file read and checked
 //! (length, permissions), or located errors. Key bytes are held in [`Secret`], whose `Debug`
@@ -23,7 +24,6 @@ pub struct FileChecks {
     pub replay: FileReplay,
     #[serde(default)]
     pub keys: Vec<FileKey>,
-    pub insert: Option<FileInsert>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -55,12 +55,8 @@ pub struct FileKey {
     pub id: String,
     pub node: String,
     pub file: String,
-}
-
-#[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct FileInsert {
-    pub key: String,
+    #[serde(default)]
+    pub insert: bool,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -68,8 +64,6 @@ pub struct ChecksConfig {
     pub require: Vec<Requirement>,
     pub replay: ReplayConfig,
     pub keys: Vec<KeyConfig>,
-    /// Key id the gateway signs forwarded requests with, if inserting check values.
-    pub insert: Option<String>,
 }
 
 /// Checks required for targets matching `path`. Requirements of all matching rules add up.
@@ -108,12 +102,15 @@ impl Default for ReplayConfig {
     }
 }
 
-/// A check-value key: HMAC-SHA256 key `id`, enrolled for originator `node`.
+/// A check-value key: HMAC-SHA256 key `id`, enrolled for originator `node`. With `insert`,
+/// the gateway signs that node's forwarded requests with it (a legacy device behind the
+/// gateway that cannot compute check values itself).
 #[derive(Debug, Clone)]
 pub struct KeyConfig {
     pub id: String,
     pub node: String,
     pub secret: Secret,
+    pub insert: bool,
 }
 
 /// Key bytes. `Debug` prints only the length.
@@ -162,19 +159,10 @@ impl Validator {
             .collect();
         let replay = self.replay(raw.replay);
         let keys = self.keys(raw.keys);
-        if let Some(insert) = &raw.insert {
-            if !keys.iter().any(|k| k.id == insert.key) {
-                self.err(
-                    "checks.insert.key",
-                    format!("{:?} is not a key in [[checks.keys]]", insert.key),
-                );
-            }
-        }
         ChecksConfig {
             require,
             replay,
             keys,
-            insert: raw.insert.map(|i| i.key),
         }
     }
 
@@ -219,6 +207,7 @@ impl Validator {
 
     fn keys(&mut self, raw: Vec<FileKey>) -> Vec<KeyConfig> {
         let mut seen = std::collections::HashSet::new();
+        let mut inserting = std::collections::HashSet::new();
         let mut keys = Vec::with_capacity(raw.len());
         for (i, k) in raw.into_iter().enumerate() {
             let at = format!("checks.keys[{i}]");
@@ -233,11 +222,21 @@ impl Validator {
             } else if !seen.insert(k.id.clone()) {
                 self.err(format!("{at}.id"), format!("{:?} is listed twice", k.id));
             }
+            if k.insert && !inserting.insert(k.node.clone()) {
+                self.err(
+                    format!("{at}.insert"),
+                    format!(
+                        "{:?} already has a key with insert = true (expected one per node)",
+                        k.node
+                    ),
+                );
+            }
             match read_key(Path::new(&k.file)) {
                 Ok(secret) => keys.push(KeyConfig {
                     id: k.id,
                     node: k.node,
                     secret,
+                    insert: k.insert,
                 }),
                 Err(message) => self.err(format!("{at}.file"), format!("{:?}: {message}", k.file)),
             }

@@ -144,8 +144,8 @@ fn checks_keys_are_read_and_bad_ones_reported_at_their_line() {
         "{DEFAULT_TOML}\n[checks.replay]\nwindow = 1000\n\n[[checks.require]]\npath = \"meters\"\n\n\
          [[checks.keys]]\nid = \"k1\"\nnode = \"Cmeter-01\"\nfile = \"{good}\"\n\n\
          [[checks.keys]]\nid = \"k2\"\nnode = \"Cmeter-01\"\nfile = \"{open}\"\n\n\
-         [[checks.keys]]\nid = \"k 3\"\nnode = \"Cmeter-01\"\nfile = \"{short}\"\n\n\
-         [checks.insert]\nkey = \"k9\"\n"
+         [[checks.keys]]\nid = \"k 3\"\nnode = \"Cmeter-01\"\nfile = \"{short}\"\ninsert = true\n\n\
+         [[checks.keys]]\nid = \"k4\"\nnode = \"Cmeter-01\"\nfile = \"{good}\"\ninsert = true\n"
     );
     let e = errors(&text);
     let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
@@ -157,7 +157,7 @@ fn checks_keys_are_read_and_bad_ones_reported_at_their_line() {
             "checks.keys[1].file",
             "checks.keys[2].id",
             "checks.keys[2].file",
-            "checks.insert.key"
+            "checks.keys[3].insert"
         ],
         "{e:?}"
     );
@@ -176,9 +176,10 @@ fn checks_keys_are_read_and_bad_ones_reported_at_their_line() {
         .replace(&open, &good)
         .replace("\"k 3\"", "\"k3\"")
         .replace(&short, &good)
-        .replace("key = \"k9\"", "key = \"k1\"");
+        .replacen("insert = true", "", 1);
     let config = Config::parse(&fixed, "t.toml").unwrap();
-    assert_eq!(config.checks.keys.len(), 3);
+    assert_eq!(config.checks.keys.len(), 4);
+    assert!(config.checks.keys[3].insert);
     assert_eq!(
         format!("{:?}", config.checks.keys[0].secret),
         "Secret(32 bytes)"

@@ -12,6 +12,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::check_value::KeyRing;
+use super::insert::Inserter;
 use super::replay::Timestamps;
 use super::window::Windows;
 use super::{Denial, Findings, Stage};
@@ -33,6 +34,7 @@ pub struct MessageChecks {
     timestamps: Timestamps,
     /// Sequence windows; `None` without a repository (then there are no keys either).
     windows: Option<Windows>,
+    inserter: Inserter,
 }
 
 impl MessageChecks {
@@ -44,6 +46,7 @@ impl MessageChecks {
             keys: KeyRing::default(),
             timestamps: Timestamps::new(&Default::default()),
             windows: None,
+            inserter: Inserter::new(&[], 1, None),
         }
     }
 
@@ -53,7 +56,8 @@ impl MessageChecks {
             require: config.require.clone(),
             keys: KeyRing::new(&config.keys),
             timestamps: Timestamps::new(r),
-            windows: Some(Windows::new(r.window, r.lease, store)),
+            windows: Some(Windows::new(r.window, r.lease, store.clone())),
+            inserter: Inserter::new(&config.keys, r.lease, Some(store)),
         })
     }
 
@@ -66,6 +70,11 @@ impl MessageChecks {
                 token: acc.token || r.token,
             },
         )
+    }
+
+    /// The check value to insert on an allowed request, if its node has an insert key.
+    pub fn insert(&self, p: &Primitive) -> Result<Option<String>, Denial> {
+        self.inserter.aus(p)
     }
 
     pub fn run(&self, p: &Primitive, _node: &Node, now: SystemTime) -> Result<Findings, Denial> {

@@ -12,6 +12,7 @@ pub mod check_value;
 pub mod checks;
 mod findings;
 mod identity;
+mod insert;
 mod pattern;
 mod policy;
 pub mod replay;
@@ -69,7 +70,7 @@ impl Guard {
         let findings = self.checks.run(p, &node, now)?;
         let bundle = self.policies.current();
         let ids = self.evaluator.check(&bundle, p, &node, &findings, now)?;
-        Ok(Permit::new(ids))
+        Ok(Permit::new(ids, self.checks.insert(p)?))
     }
 }
 

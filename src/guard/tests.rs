@@ -290,6 +290,7 @@ fn policies_see_which_message_checks_passed() {
             id: "k1".into(),
             node: "Cmeter".into(),
             secret: secret.clone(),
+            insert: false,
         }],
         ..ChecksConfig::default()
     };

@@ -79,11 +79,21 @@ impl Denial {
 #[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     policy_ids: Vec<String>,
+    check_value: Option<String>,
 }
 
 impl Permit {
-    pub(super) fn new(policy_ids: Vec<String>) -> Self {
-        Permit { policy_ids }
+    pub(super) fn new(policy_ids: Vec<String>, check_value: Option<String>) -> Self {
+        Permit {
+            policy_ids,
+            check_value,
+        }
+    }
+
+    /// A check value (`aus`) the gateway inserted for a legacy device: bindings put it on the
+    /// forwarded request (HTTP `X-M2M-AS`, CoAP option 339, JSON `aus`).
+    pub fn check_value(&self) -> Option<&str> {
+        self.check_value.as_deref()
     }
 
     /// The Cedar policies that permitted the request.

@@ -79,7 +79,17 @@ impl Signed {
     }
 
     pub fn aus(&self) -> String {
-        let p = Primitive {
+        sign(
+            &self.primitive(),
+            self.key_id,
+            &Secret::new(&self.key),
+            self.seq,
+        )
+    }
+
+    /// The primitive the gateway decodes from [`Signed::request`].
+    pub fn primitive(&self) -> Primitive {
+        Primitive {
             op: Operation::Retrieve,
             to: METER.into(),
             fr: "Cmeter".into(),
@@ -95,8 +105,7 @@ impl Signed {
                 protocol: Protocol::Http,
                 tls_identity: None,
             },
-        };
-        sign(&p, self.key_id, &Secret::new(&self.key), self.seq)
+        }
     }
 
     pub fn request(

@@ -9,7 +9,7 @@ use bytes::Bytes;
 use http::header::{HeaderName, HOST};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
-use http::{HeaderMap, Request, Response};
+use http::{HeaderMap, HeaderValue, Request, Response};
 use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
@@ -17,6 +17,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::decode::SIGNATURE;
 use crate::config::HttpConfig;
 use crate::guard::Permit;
 use crate::tls::{self, TlsError};
@@ -80,7 +81,7 @@ impl Upstream {
     /// the attempt is abandoned.
     pub async fn forward(
         &self,
-        _permit: Permit,
+        permit: Permit,
         mut parts: Parts,
         body: Bytes,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
@@ -95,6 +96,11 @@ impl Upstream {
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(HOST);
+        if let Some(aus) = permit.check_value() {
+            let value = HeaderValue::from_str(aus)
+                .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
+            parts.headers.insert(SIGNATURE, value);
+        }
         let request = Request::from_parts(parts, Full::new(body));
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {

@@ -45,6 +45,7 @@ fn ring(node: &str) -> (KeyRing, Secret) {
         id: "k1".into(),
         node: node.into(),
         secret: secret.clone(),
+        insert: false,
     };
     (KeyRing::new(&[key]), secret)
 }
