@@ -8,7 +8,7 @@
 //! a per-process random key: a sender cannot aim for collisions), in shards to spread locking.
 
 use std::collections::{HashMap, HashSet, VecDeque};
-use std::hash::{BuildHasher, RandomState};
+use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -26,15 +26,40 @@ pub struct Timestamps {
     total: AtomicUsize,
 }
 
+/// Keys that are already keyed hashes need no second hash.
+#[derive(Default)]
+struct Prehashed(u64);
+
+impl Hasher for Prehashed {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        // Only u64 keys are hashed here; fold anything else in so it still works.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type HashedSet = HashSet<u64, BuildHasherDefault<Prehashed>>;
+type HashedMap<V> = HashMap<u64, V, BuildHasherDefault<Prehashed>>;
+
+/// Originators by keyed hash of their id (a collision would only merge two senders' id sets).
 #[derive(Default)]
 struct Shard {
-    nodes: HashMap<String, Recent>,
+    nodes: HashedMap<Recent>,
 }
 
 /// One originator's recent request ids, with expiry times in arrival order.
 #[derive(Default)]
 struct Recent {
-    ids: HashSet<u64>,
+    ids: HashedSet,
     expiry: VecDeque<(u64, u64)>,
 }
 
@@ -78,15 +103,12 @@ impl Timestamps {
     }
 
     fn remember(&self, fr: &str, rqi: &str, now: u64, expires: u64) -> Result<(), Denial> {
-        let shard_no = (self.hasher.hash_one(fr) as usize) % SHARDS;
+        let node = self.hasher.hash_one(fr);
         let id = self.hasher.hash_one((fr, rqi));
-        let mut shard = self.shards[shard_no]
+        let mut shard = self.shards[(node as usize) % SHARDS]
             .lock()
             .unwrap_or_else(|e| e.into_inner());
-        if !shard.nodes.contains_key(fr) {
-            shard.nodes.insert(fr.to_owned(), Recent::default());
-        }
-        let recent = shard.nodes.get_mut(fr).unwrap_or_else(|| unreachable!());
+        let recent = shard.nodes.entry(node).or_default();
         let expired = recent.prune(now);
         self.total.fetch_sub(expired, Ordering::Relaxed);
         if recent.ids.contains(&id) {
