@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::token::Tokens;
 use super::{Denial, Findings};
 use crate::config::{ChecksConfig, Requirement};
 use crate::primitive::Primitive;
@@ -24,19 +25,28 @@ pub struct Required {
 
 pub struct MessageChecks {
     require: Vec<Requirement>,
+    tokens: Arc<Tokens>,
 }
 
 impl MessageChecks {
-    /// No requirements and no keys: requests that carry nothing to check pass through.
+    /// No requirements, no keys and no token issuers: requests that carry nothing to check
+    /// pass through; a presented token is refused (unknown issuer).
     pub fn off() -> Self {
         MessageChecks {
             require: Vec::new(),
+            tokens: Arc::new(Tokens::none()),
         }
     }
 
-    pub fn new(config: &ChecksConfig, _store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    /// `tokens` is shared with the admin API, which revokes through it.
+    pub fn new(
+        config: &ChecksConfig,
+        tokens: Arc<Tokens>,
+        _store: Arc<dyn Store>,
+    ) -> Result<Self, StoreError> {
         Ok(MessageChecks {
             require: config.require.clone(),
+            tokens,
         })
     }
 
@@ -51,8 +61,13 @@ impl MessageChecks {
         )
     }
 
-    pub fn run(&self, p: &Primitive, _node: &Node, _now: SystemTime) -> Result<Findings, Denial> {
-        let _required = self.required(&p.to);
-        Ok(Findings::default())
+    pub fn run(&self, p: &Primitive, _node: &Node, now: SystemTime) -> Result<Findings, Denial> {
+        let required = self.required(&p.to);
+        // Token: after the check value and replay stages, before plausibility.
+        let token = self.tokens.check(p, required.token, now)?;
+        Ok(Findings {
+            token,
+            ..Findings::default()
+        })
     }
 }

@@ -14,6 +14,7 @@ mod identity;
 mod pattern;
 mod policy;
 mod status;
+pub mod token;
 mod verdict;
 
 use std::sync::Arc;
@@ -25,6 +26,7 @@ use crate::store::Nodes;
 pub use checks::MessageChecks;
 pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
+pub use token::Tokens;
 pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 
 pub struct Guard {
