@@ -189,10 +189,10 @@ pub fn verify(token: &str, issuers: &[Issuer], audience: &str) -> Result<Verifie
     let issuer = issuers
         .iter()
         .find(|i| i.iss == iss)
-        .ok_or_else(|| TokenError::UnknownIssuer(iss.clone()))?;
+        .ok_or_else(|| TokenError::UnknownIssuer(shortened(&iss)))?;
     if !issuer.algorithms.iter().any(|a| a.as_str() == header.alg) {
         return Err(TokenError::AlgorithmNotAllowed {
-            alg: header.alg,
+            alg: shortened(&header.alg),
             iss,
         });
     }
@@ -211,7 +211,7 @@ pub fn verify(token: &str, issuers: &[Issuer], audience: &str) -> Result<Verifie
 
 fn claims_hold(claims: Claims, issuer: &Issuer, audience: &str) -> Result<Verified, TokenError> {
     if claims.iss != issuer.iss {
-        return Err(TokenError::UnknownIssuer(claims.iss));
+        return Err(TokenError::UnknownIssuer(shortened(&claims.iss)));
     }
     let ours = match &claims.aud {
         Some(Audience::One(a)) => a == audience,
@@ -265,6 +265,11 @@ pub fn in_time(v: &Verified, now: u64, skew_s: u64) -> Result<(), TokenError> {
         return Err(TokenError::Expired { exp: v.exp, now });
     }
     Ok(())
+}
+
+/// At most 64 characters of an untrusted name, for the log.
+fn shortened(text: &str) -> String {
+    text.chars().take(64).collect()
 }
 
 fn json_part<T: serde::de::DeserializeOwned>(part: &str) -> Option<T> {
