@@ -320,3 +320,43 @@ async fn token_permissions_reach_the_policy() {
     let answer = get(&s.gw, "Cmeter", &[&s.issuers.fresh("Cmeter")]).await;
     assert_eq!(answer.status, StatusCode::CREATED, "{answer:?}");
 }
+
+#[tokio::test]
+async fn revoke_endpoint_refuses_a_missing_id_and_other_methods() {
+    let s = setup().await;
+    let admin = s.gw.gateway.admin_addr;
+    for (method, path, status) in [
+        ("POST", "/v1/tokens//revoke", StatusCode::BAD_REQUEST),
+        (
+            "GET",
+            "/v1/tokens/abc/revoke",
+            StatusCode::METHOD_NOT_ALLOWED,
+        ),
+    ] {
+        let request = http::Request::builder()
+            .method(method)
+            .uri(format!("http://{admin}{path}"))
+            .body(Full::new(Bytes::new()))
+            .unwrap();
+        assert_eq!(
+            send(&client(), request).await.status,
+            status,
+            "{method} {path}"
+        );
+    }
+    // An id never seen can be revoked ahead of use, and then its token is refused.
+    let claims = s.issuers.claims(ED_ISS, "Cmeter");
+    let client = AdminClient::new(admin);
+    let first = client
+        .revoke_token(claims["jti"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(first["already"], false);
+    let again = client
+        .revoke_token(claims["jti"].as_str().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(again["already"], true);
+    let answer = get(&s.gw, "Cmeter", &[&s.issuers.ed(&claims)]).await;
+    refused_then_serving(&answer, &s).await;
+}
