@@ -16,7 +16,7 @@ use m2mguard::config::{ChecksConfig, KeyConfig, ReplayConfig, Requirement, Secre
 use m2mguard::guard::check_value::{sign, KeyRing};
 use m2mguard::guard::replay::{format_ot, Timestamps};
 use m2mguard::guard::window::Windows;
-use m2mguard::guard::{Guard, MessageChecks, Pattern};
+use m2mguard::guard::{Guard, MessageChecks, Pattern, Tokens};
 use m2mguard::policy::Policies;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
 use m2mguard::store::{NodeKind, NodeSeed, Nodes, SledStore, Store};
@@ -89,7 +89,7 @@ fn guard(dir: &Path) -> Guard {
         },
         keys: vec![key()],
     };
-    let checks = MessageChecks::new(&config, store).unwrap();
+    let checks = MessageChecks::new(&config, Arc::new(Tokens::none()), store).unwrap();
     Guard::new(nodes, Arc::new(policies), checks)
 }
 

@@ -16,7 +16,7 @@ use crate::admin;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::config::Config;
 use crate::decision::Decider;
-use crate::guard::{DecisionRecord, Guard, MessageChecks};
+use crate::guard::{DecisionRecord, Guard, MessageChecks, Tokens};
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::store::{Nodes, SledStore, Store, StoreError};
@@ -34,6 +34,8 @@ pub enum StartError {
         addr: SocketAddr,
         source: std::io::Error,
     },
+    #[error("token issuers unusable: {0}")]
+    Tokens(String),
     #[error("TLS set-up failed: {0}")]
     Tls(#[from] TlsError),
 }
@@ -51,6 +53,8 @@ pub struct State {
     pub nodes: Arc<Nodes>,
     pub policies: Arc<Policies>,
     pub metrics: Arc<Metrics>,
+    /// The token stage, for revocation through the admin API.
+    pub tokens: Arc<Tokens>,
     /// Every decision, for whoever subscribes (the demo; later the audit log).
     pub decisions: broadcast::Sender<DecisionRecord>,
 }
@@ -87,21 +91,31 @@ impl Gateway {
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
         let (decisions, _) = broadcast::channel(1024);
+        let tokens = Arc::new(
+            Tokens::new(&config.tokens, &config.gateway.cse_id, store.clone())
+                .map_err(StartError::Tokens)?,
+        );
         let state = Arc::new(State {
             nodes: nodes.clone(),
             policies: policies.clone(),
             metrics: metrics.clone(),
+            tokens: tokens.clone(),
             decisions: decisions.clone(),
         });
         let checks =
-            MessageChecks::new(&config.checks, store).map_err(|source| StartError::Store {
-                dir: config.gateway.data_dir.display().to_string(),
-                source,
+            MessageChecks::new(&config.checks, tokens.clone(), store).map_err(|source| {
+                StartError::Store {
+                    dir: config.gateway.data_dir.display().to_string(),
+                    source,
+                }
             })?;
         let guard = Arc::new(Guard::new(nodes, policies, checks));
         let decider = Arc::new(Decider::new(guard, metrics, decisions));
         let h = &config.http;
-        let binding = Arc::new(HttpBinding::new(h, &config.gateway.cse_id, decider)?);
+        let binding = Arc::new(
+            HttpBinding::new(h, &config.gateway.cse_id, decider)?
+                .with_token_request_info(tokens.request_info()),
+        );
 
         let (http_tcp, http_addr) = bind("http", h.listen).await?;
         let (admin_tcp, admin_addr) = bind("admin", config.admin.listen).await?;

@@ -55,6 +55,11 @@ impl AdminClient {
         .await
     }
 
+    pub async fn revoke_token(&self, jti: &str) -> Result<Value, ClientError> {
+        self.call(Method::POST, &format!("/v1/tokens/{}/revoke", encode(jti)))
+            .await
+    }
+
     pub async fn reload(&self) -> Result<Value, ClientError> {
         self.call(Method::POST, "/v1/reload").await
     }

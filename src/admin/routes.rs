@@ -37,6 +37,7 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Reply {
         (&Method::POST, ["v1", "nodes", id, "deactivate"]) => {
             set_status(state, id, NodeStatus::Deactivated)
         }
+        (&Method::POST, ["v1", "tokens", jti, "revoke"]) => revoke_token(state, jti),
         (&Method::POST, ["v1", "reload"]) => match state.reload_policies() {
             Ok(count) => reply(
                 StatusCode::OK,
@@ -50,9 +51,13 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Reply {
                 )
             }
         },
-        (_, ["healthz" | "readyz" | "metrics"] | ["v1", "nodes", ..] | ["v1", "reload"]) => {
-            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
-        }
+        (
+            _,
+            ["healthz" | "readyz" | "metrics"]
+            | ["v1", "nodes", ..]
+            | ["v1", "reload"]
+            | ["v1", "tokens", _, "revoke"],
+        ) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed"),
         _ => error(StatusCode::NOT_FOUND, "no such endpoint"),
     }
 }
@@ -114,6 +119,27 @@ fn set_status(state: &State, raw_id: &str, status: NodeStatus) -> Reply {
             reply(StatusCode::OK, json!(node))
         }
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("no node {id:?}")),
+        Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
+    }
+}
+
+/// Revokes an access-control token by its `jti`: durable at once, and evicted from the cache.
+fn revoke_token(state: &State, raw_jti: &str) -> Reply {
+    let jti = percent_decode_str(raw_jti).decode_utf8_lossy();
+    if jti.is_empty()
+        || jti.chars().count() > crate::guard::token::MAX_ID_CHARS
+        || jti.chars().any(char::is_control)
+    {
+        return error(StatusCode::BAD_REQUEST, "expected a token id (jti)");
+    }
+    match state.tokens.revoke(&jti, std::time::SystemTime::now()) {
+        Ok(fresh) => {
+            tracing::info!(token.id = %jti, "token revoked by the admin API");
+            reply(
+                StatusCode::OK,
+                json!({ "jti": jti, "revoked": true, "already": !fresh }),
+            )
+        }
         Err(e) => error(StatusCode::SERVICE_UNAVAILABLE, &e.to_string()),
     }
 }

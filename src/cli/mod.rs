@@ -4,6 +4,7 @@ mod check;
 mod demo;
 mod node;
 mod run;
+mod token;
 
 use std::path::PathBuf;
 
@@ -101,6 +102,22 @@ enum Command {
         #[command(subcommand)]
         action: node::Action,
     },
+    /// Revoke access-control tokens through a running gateway's admin API.
+    Token {
+        /// Configuration file whose [admin] listen address is used.
+        #[arg(
+            short,
+            long,
+            value_name = "FILE",
+            default_value = "config/m2mguard.toml"
+        )]
+        config: PathBuf,
+        /// Admin API address (ip:port); overrides the configuration file.
+        #[arg(long, value_name = "ADDR")]
+        admin: Option<std::net::SocketAddr>,
+        #[command(subcommand)]
+        action: token::Action,
+    },
 }
 
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -113,6 +130,11 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
             admin,
             action,
         } => node::node(&config, admin, action).await,
+        Command::Token {
+            config,
+            admin,
+            action,
+        } => token::token(&config, admin, action).await,
     }
 }
 

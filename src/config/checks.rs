@@ -255,7 +255,7 @@ pub fn is_key_id(id: &str) -> bool {
 
 /// Reads a key file: hex (64 digits for 32 bytes) or unpadded/padded base64, one line.
 /// Refuses files that others may read, and keys shorter than [`MIN_KEY_BYTES`].
-fn read_key(path: &Path) -> Result<Secret, String> {
+pub(super) fn read_key(path: &Path) -> Result<Secret, String> {
     let meta = std::fs::metadata(path).map_err(|e| format!("cannot read: {e}"))?;
     #[cfg(unix)]
     {

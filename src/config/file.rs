@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub nodes: Vec<FileNode>,
     #[serde(default)]
     pub checks: super::checks::FileChecks,
+    #[serde(default)]
+    pub tokens: super::tokens::FileTokens,
 }
 
 #[derive(Debug, Deserialize)]

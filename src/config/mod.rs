@@ -8,6 +8,7 @@
 mod checks;
 mod file;
 mod locate;
+mod tokens;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -25,6 +26,7 @@ pub use checks::{
 };
 use file::{FileConfig, FileHttp, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
+pub use tokens::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
 
 /// The annotated default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/m2mguard.toml");
@@ -37,6 +39,7 @@ pub struct Config {
     pub policy_dir: PathBuf,
     pub nodes: Vec<NodeSeed>,
     pub checks: ChecksConfig,
+    pub tokens: TokensConfig,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +218,7 @@ impl Validator {
         }
         let nodes = self.nodes(raw.nodes);
         let checks = self.checks(raw.checks);
+        let tokens = self.tokens(raw.tokens);
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -228,6 +232,7 @@ impl Validator {
             policy_dir,
             nodes,
             checks,
+            tokens,
         }
     }
 

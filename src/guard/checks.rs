@@ -14,6 +14,7 @@ use std::time::SystemTime;
 use super::check_value::KeyRing;
 use super::insert::Inserter;
 use super::replay::Timestamps;
+use super::token::Tokens;
 use super::window::Windows;
 use super::{Denial, Findings, Stage};
 use crate::config::{ChecksConfig, Requirement};
@@ -35,11 +36,13 @@ pub struct MessageChecks {
     /// Sequence windows; `None` without a repository (then there are no keys either).
     windows: Option<Windows>,
     inserter: Inserter,
+    tokens: Arc<Tokens>,
 }
 
 impl MessageChecks {
-    /// No requirements and no keys: requests that carry nothing to check pass through; a
-    /// check value cannot verify (no keys), timestamps are checked with the default window.
+    /// No requirements, keys or token issuers: requests that carry nothing to check pass
+    /// through; a check value cannot verify (no keys) and a presented token is refused
+    /// (unknown issuer); timestamps are checked with the default window where required.
     pub fn off() -> Self {
         MessageChecks {
             require: Vec::new(),
@@ -47,10 +50,16 @@ impl MessageChecks {
             timestamps: Timestamps::new(&Default::default()),
             windows: None,
             inserter: Inserter::new(&[], 1, None),
+            tokens: Arc::new(Tokens::none()),
         }
     }
 
-    pub fn new(config: &ChecksConfig, store: Arc<dyn Store>) -> Result<Self, StoreError> {
+    /// `tokens` is shared with the admin API, which revokes through it.
+    pub fn new(
+        config: &ChecksConfig,
+        tokens: Arc<Tokens>,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, StoreError> {
         let r = &config.replay;
         Ok(MessageChecks {
             require: config.require.clone(),
@@ -58,6 +67,7 @@ impl MessageChecks {
             timestamps: Timestamps::new(r),
             windows: Some(Windows::new(r.window, r.lease, store.clone())),
             inserter: Inserter::new(&config.keys, r.lease, Some(store)),
+            tokens,
         })
     }
 
@@ -99,6 +109,7 @@ impl MessageChecks {
             windows.check(&v.key_id, v.seq)?;
             findings.check_value = true;
         }
+        findings.token = self.tokens.check(p, required.token, now)?;
         Ok(findings)
     }
 }

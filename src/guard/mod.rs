@@ -17,6 +17,7 @@ mod pattern;
 mod policy;
 pub mod replay;
 mod status;
+pub mod token;
 mod verdict;
 pub mod window;
 
@@ -29,6 +30,7 @@ use crate::store::Nodes;
 pub use checks::MessageChecks;
 pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
+pub use token::Tokens;
 pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 
 pub struct Guard {

@@ -299,7 +299,7 @@ fn policies_see_which_message_checks_passed() {
         &f,
         r#"@id("signed-only")
         permit(principal, action, resource) when { context.checks.check_value && !context.checks.token && context.flags.isEmpty() };"#,
-        MessageChecks::new(&config, store).unwrap(),
+        MessageChecks::new(&config, Arc::new(token::Tokens::none()), store).unwrap(),
     );
     let unsigned = request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x");
     let d = denial(guard.decide(&unsigned, SystemTime::now()));

@@ -1,4 +1,5 @@
-//! The local authorization repository: nodes and their status.
+//! The local authorization repository: nodes and their status, revoked access-control
+//! tokens and token use counts.
 //!
 //! In: node records from the config seed, the admin API and (later) the IN feed. Out: the
 //! current [`Node`] for an originator. [`Store`] is the persistence seam (sled in production);
@@ -95,4 +96,9 @@ pub trait Store: Send + Sync + 'static {
     fn sequence_mark(&self, key_id: &str) -> Result<Option<u64>, StoreError>;
     /// Persists a key's sequence-number bound; durable when this returns.
     fn put_sequence_mark(&self, key_id: &str, mark: u64) -> Result<(), StoreError>;
+    /// Marks access-control token `jti` revoked (durably); `false` if it already was.
+    fn revoke_token(&self, jti: &str, at_unix_s: u64) -> Result<bool, StoreError>;
+    fn token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
+    /// Counts one more use of token `jti`, durably, and returns the uses so far.
+    fn count_token_use(&self, jti: &str) -> Result<u64, StoreError>;
 }

@@ -1,5 +1,7 @@
-//! [`Store`] on sled: a `nodes` tree keyed by originator id with JSON values, and a
-//! `sequence_marks` tree keyed by check-value key id with big-endian u64 values.
+//! [`Store`] on sled: a `nodes` tree keyed by originator id (JSON values); `sequence_marks`
+//! (check-value key id → persisted sequence bound), `revoked_tokens` (token id → revocation
+//! time) and `token_uses` (token id → uses so far), all three with big-endian `u64` values.
+//! Every write is flushed before it returns.
 
 use std::path::Path;
 
@@ -9,6 +11,8 @@ pub struct SledStore {
     db: sled::Db,
     nodes: sled::Tree,
     marks: sled::Tree,
+    revoked_tokens: sled::Tree,
+    token_uses: sled::Tree,
 }
 
 impl SledStore {
@@ -17,7 +21,15 @@ impl SledStore {
         let db = sled::Config::new().path(dir.join("repository")).open()?;
         let nodes = db.open_tree("nodes")?;
         let marks = db.open_tree("sequence_marks")?;
-        Ok(SledStore { db, nodes, marks })
+        let revoked_tokens = db.open_tree("revoked_tokens")?;
+        let token_uses = db.open_tree("token_uses")?;
+        Ok(SledStore {
+            db,
+            nodes,
+            marks,
+            revoked_tokens,
+            token_uses,
+        })
     }
 }
 
@@ -72,4 +84,36 @@ impl Store for SledStore {
         self.db.flush()?;
         Ok(())
     }
+    fn revoke_token(&self, jti: &str, at_unix_s: u64) -> Result<bool, StoreError> {
+        let previous = self
+            .revoked_tokens
+            .insert(jti.as_bytes(), &at_unix_s.to_be_bytes())?;
+        self.db.flush()?;
+        Ok(previous.is_none())
+    }
+
+    fn token_revoked(&self, jti: &str) -> Result<bool, StoreError> {
+        Ok(self.revoked_tokens.contains_key(jti.as_bytes())?)
+    }
+
+    fn count_token_use(&self, jti: &str) -> Result<u64, StoreError> {
+        let counted = self.token_uses.update_and_fetch(jti.as_bytes(), |old| {
+            // An unreadable counter counts as used up: fail closed.
+            let before = old.map_or(0, |o| be_u64(o).unwrap_or(u64::MAX));
+            let uses = before.saturating_add(1);
+            Some(uses.to_be_bytes().to_vec())
+        })?;
+        self.db.flush()?;
+        counted
+            .as_deref()
+            .and_then(be_u64)
+            .ok_or_else(|| StoreError::Corrupt {
+                key: jti.to_owned(),
+                detail: "use count is not an 8-byte counter".into(),
+            })
+    }
+}
+
+fn be_u64(bytes: &[u8]) -> Option<u64> {
+    bytes.try_into().ok().map(u64::from_be_bytes)
 }

@@ -149,14 +149,20 @@ fn resource_type(headers: &HeaderMap) -> Result<Option<u16>, DecodeError> {
     Ok(None)
 }
 
-/// Tokens from `Authorization: Bearer <jwt>` or `Bearer <jwt>+<jwt>`.
+/// Tokens from `Authorization: Bearer <jwt>` or `Bearer <jwt>+<jwt>`. The scheme is matched
+/// without regard to case (RFC 9110 §11.1), so `bearer` cannot carry a token past the token
+/// stage to an upstream that reads it; other schemes are the upstream's own business.
 fn tokens(headers: &HeaderMap) -> Result<Vec<String>, DecodeError> {
     let Some(value) = header(headers, "authorization")? else {
         return Ok(Vec::new());
     };
-    let Some(list) = value.strip_prefix("Bearer ") else {
+    let Some((scheme, list)) = value.split_once(' ') else {
         return Ok(Vec::new());
     };
+    if !scheme.eq_ignore_ascii_case("bearer") {
+        return Ok(Vec::new());
+    }
+    let list = list.trim_start_matches(' ');
     Ok(list
         .split('+')
         .filter(|t| !t.is_empty())
@@ -301,6 +307,17 @@ mod tests {
         let mut headers = HeaderMap::new();
         headers.insert("authorization", "Bearer a.b.c+d.e.f".parse().unwrap());
         assert_eq!(tokens(&headers).unwrap(), ["a.b.c", "d.e.f"]);
+    }
+
+    #[test]
+    fn bearer_scheme_is_matched_without_regard_to_case() {
+        let mut headers = HeaderMap::new();
+        for value in ["bearer a.b.c", "BEARER  a.b.c"] {
+            headers.insert("authorization", value.parse().unwrap());
+            assert_eq!(tokens(&headers).unwrap(), ["a.b.c"], "{value}");
+        }
+        headers.insert("authorization", "Basic dXNlcjpwdw==".parse().unwrap());
+        assert!(tokens(&headers).unwrap().is_empty());
     }
 }
 

@@ -22,7 +22,7 @@ use hyper::body::Incoming;
 
 use crate::config::HttpConfig;
 use crate::decision::Decider;
-use crate::guard::{Denial, Verdict};
+use crate::guard::{Denial, Stage, Verdict};
 use crate::metrics::Outcome;
 use crate::primitive::{Peer, Primitive};
 pub use decode::{target, DecodeError};
@@ -40,6 +40,8 @@ pub struct HttpBinding {
     max_header_bytes: usize,
     max_body_bytes: usize,
     body_timeout: Duration,
+    /// `tqf` for answers to token denials (TS-0004 token request information).
+    token_request_info: Option<String>,
 }
 
 impl HttpBinding {
@@ -55,7 +57,14 @@ impl HttpBinding {
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.header_read_timeout,
+            token_request_info: None,
         })
+    }
+
+    /// Where clients obtain tokens, told to senders refused at the token stage.
+    pub fn with_token_request_info(mut self, info: Option<&str>) -> Self {
+        self.token_request_info = info.map(str::to_owned);
+        self
     }
 
     /// Handles one request from `peer`.
@@ -71,7 +80,11 @@ impl HttpBinding {
         };
         let denied = |denial: Denial| {
             let message = denial.stage.public_message();
-            reply::error(&ids, Rsc::OriginatorHasNoPrivilege, message)
+            let tqf = match denial.stage {
+                Stage::Token => self.token_request_info.as_deref(),
+                _ => None,
+            };
+            reply::denied(&ids, message, tqf)
         };
         let mut primitive = match self.head(&parts, peer) {
             Ok(primitive) => primitive,

@@ -1,6 +1,7 @@
 //! oneM2M error responses of the HTTP binding: status, `X-M2M-RSC`, and a JSON `m2m:dbg` that
 //! names the class of the problem only. Echoes `X-M2M-RI` and `X-M2M-RVI` when the request had
-//! them.
+//! them. A token denial may add `tqf`, the token request information of TS-0004
+//! (`m2m:dynAuthTokenReqInfo`): `{"dasi": [{"url": "<where tokens come from>"}]}`.
 
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
@@ -50,9 +51,23 @@ pub fn error(ids: &Ids, rsc: Rsc, debug: &str) -> Response<Body> {
     error_with_status(ids, rsc, rsc.status(), debug)
 }
 
+/// A denial: 403 / 4103, with `tqf` when the sender should go and get a token.
+pub fn denied(ids: &Ids, debug: &str, tqf: Option<&str>) -> Response<Body> {
+    let mut body = serde_json::json!({ "m2m:dbg": debug });
+    if let Some(url) = tqf {
+        body["tqf"] = serde_json::json!({ "dasi": [{ "url": url }] });
+    }
+    let rsc = Rsc::OriginatorHasNoPrivilege;
+    respond(ids, rsc, rsc.status(), &body)
+}
+
 /// An error answer whose HTTP status says more than TS-0009's mapping (413, 431).
 pub fn error_with_status(ids: &Ids, rsc: Rsc, status: StatusCode, debug: &str) -> Response<Body> {
-    let body = serde_json::json!({ "m2m:dbg": debug }).to_string();
+    respond(ids, rsc, status, &serde_json::json!({ "m2m:dbg": debug }))
+}
+
+fn respond(ids: &Ids, rsc: Rsc, status: StatusCode, body: &serde_json::Value) -> Response<Body> {
+    let body = body.to_string();
     let mut response = Response::new(
         Full::new(Bytes::from(body))
             .map_err(|never| match never {})

@@ -1,0 +1,205 @@
+//! The access-control token stage (TS-0003 §7.2, §7.3.2.6, §7.4.2).
+//!
+//! In: the tokens a request carries (`tkns`; `tids` too, which cannot be resolved here and so
+//! are refused), whether its target requires one, `now`. Out: the first presented token's
+//! [`TokenGrant`] for the policy, or a [`Denial`] at [`Stage::Token`].
+//!
+//! Every presented token must hold — one invalid token denies the request, even beside a valid
+//! one: fail closed, and no guessing which token the sender meant. Per token: [`verify`]
+//! (signature, issuer, audience, claims; cached by SHA-256 of the token text so a repeated
+//! token costs no signature check), then on every use, cached or not: `nbf`/`exp` with the
+//! configured skew, holder (`azp`) = `fr`, not revoked in the repository, and — when a limit
+//! applies — one more use counted durably (flushed) within the limit. Uses are counted only
+//! once every token of the request passed the other checks. Revocation is written to the
+//! repository and evicts the cached entry at once; the repository is read on every use too,
+//! so no verification in flight can put a revoked token back in use.
+
+mod grant;
+mod verify;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use moka::sync::Cache;
+use sha2::{Digest, Sha256};
+
+use super::{Denial, Stage, TokenGrant};
+use crate::config::TokensConfig;
+use crate::primitive::Primitive;
+use crate::store::{Store, StoreError};
+use verify::{Issuer, Verified};
+pub use verify::{TokenError, MAX_ID_CHARS, MAX_TOKEN_BYTES};
+
+/// At most this many tokens in one request.
+pub const MAX_TOKENS: usize = 8;
+
+/// How long a verified token stays cached at most (its `exp` is checked on every use anyway).
+const CACHE_TTL: Duration = Duration::from_secs(3600);
+
+pub struct Tokens {
+    issuers: Vec<Issuer>,
+    audience: String,
+    max_skew_s: u64,
+    request_info: Option<String>,
+    cache: Cache<[u8; 32], Arc<Verified>>,
+    /// `None` only for [`Tokens::none`], which has no issuers and so never reaches it.
+    store: Option<Arc<dyn Store>>,
+}
+
+impl Tokens {
+    /// The stage as configured; `audience` is this gateway's CSE-ID.
+    pub fn new(
+        config: &TokensConfig,
+        audience: &str,
+        store: Arc<dyn Store>,
+    ) -> Result<Self, String> {
+        let issuers = config
+            .issuers
+            .iter()
+            .map(Issuer::new)
+            .collect::<Result<_, _>>()?;
+        Ok(Tokens {
+            issuers,
+            audience: audience.to_owned(),
+            max_skew_s: config.max_skew.as_secs(),
+            request_info: config.token_request_info.clone(),
+            cache: cache(config.cache_entries),
+            store: Some(store),
+        })
+    }
+
+    /// No issuers: every presented token is refused (unknown issuer); none is required.
+    pub fn none() -> Self {
+        Tokens {
+            issuers: Vec::new(),
+            audience: String::new(),
+            max_skew_s: 0,
+            request_info: None,
+            cache: cache(16),
+            store: None,
+        }
+    }
+
+    /// `tqf`: where clients obtain tokens, for the answer to a token denial.
+    pub fn request_info(&self) -> Option<&str> {
+        self.request_info.as_deref()
+    }
+
+    /// The stage: `Ok(None)` when no token was presented and none is required.
+    pub fn check(
+        &self,
+        p: &Primitive,
+        required: bool,
+        now: SystemTime,
+    ) -> Result<Option<Arc<TokenGrant>>, Denial> {
+        let deny = |reason: String| Denial::new(Stage::Token, reason);
+        let tokens = &p.security.tokens;
+        if !p.security.token_ids.is_empty() {
+            return Err(deny(
+                "token ids (tids) cannot be resolved by the gateway; present the tokens (tkns)"
+                    .into(),
+            ));
+        }
+        if tokens.is_empty() {
+            return if required {
+                Err(deny(format!("{} requires a token; none presented", p.to)))
+            } else {
+                Ok(None)
+            };
+        }
+        if tokens.len() > MAX_TOKENS {
+            return Err(deny(format!("more than {MAX_TOKENS} tokens")));
+        }
+        let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let mut admitted = Vec::with_capacity(tokens.len());
+        for (i, token) in tokens.iter().enumerate() {
+            let checked = self
+                .verified(token)
+                .and_then(|v| self.admit(v, &p.fr, now_s));
+            admitted.push(checked.map_err(|e| deny(format!("token {i}: {e}")))?);
+        }
+        for (i, v) in admitted.iter().enumerate() {
+            self.count_use(v)
+                .map_err(|e| deny(format!("token {i}: {e}")))?;
+        }
+        Ok(admitted.first().map(|v| v.grant.clone()))
+    }
+
+    /// Revokes token `jti` in the repository and drops it from the cache; `Ok(false)` if it
+    /// was revoked already.
+    pub fn revoke(&self, jti: &str, now: SystemTime) -> Result<bool, StoreError> {
+        let at = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let fresh = match &self.store {
+            Some(store) => store.revoke_token(jti, at)?,
+            None => false,
+        };
+        let jti = jti.to_owned();
+        // Registered with support_invalidation_closures: cannot fail.
+        let _ = self.cache.invalidate_entries_if(move |_, v| v.jti == jti);
+        Ok(fresh)
+    }
+
+    fn verified(&self, token: &str) -> Result<Arc<Verified>, TokenError> {
+        if token.len() > MAX_TOKEN_BYTES {
+            return Err(TokenError::TooLarge);
+        }
+        let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some(hit) = self.cache.get(&key) {
+            return Ok(hit);
+        }
+        let verified = Arc::new(verify::verify(token, &self.issuers, &self.audience)?);
+        self.cache.insert(key, verified.clone());
+        Ok(verified)
+    }
+
+    /// The per-use checks except counting.
+    fn admit(&self, v: Arc<Verified>, fr: &str, now_s: u64) -> Result<Arc<Verified>, TokenError> {
+        verify::in_time(&v, now_s, self.max_skew_s)?;
+        if v.holder != fr {
+            return Err(TokenError::WrongHolder {
+                holder: v.holder.clone(),
+                fr: fr.to_owned(),
+            });
+        }
+        if self.store()?.token_revoked(&v.jti).map_err(repository)? {
+            return Err(TokenError::Revoked(v.jti.clone()));
+        }
+        Ok(v)
+    }
+
+    fn count_use(&self, v: &Verified) -> Result<(), TokenError> {
+        let Some(limit) = v.max_uses else {
+            return Ok(());
+        };
+        let uses = self.store()?.count_token_use(&v.jti).map_err(repository)?;
+        if uses > limit {
+            return Err(TokenError::UsedUp {
+                jti: v.jti.clone(),
+                uses,
+                limit,
+            });
+        }
+        Ok(())
+    }
+
+    fn store(&self) -> Result<&dyn Store, TokenError> {
+        self.store
+            .as_deref()
+            .ok_or_else(|| TokenError::Repository("no repository".into()))
+    }
+}
+
+fn repository(e: StoreError) -> TokenError {
+    TokenError::Repository(e.to_string())
+}
+
+fn cache(entries: u64) -> Cache<[u8; 32], Arc<Verified>> {
+    Cache::builder()
+        .max_capacity(entries)
+        .time_to_live(CACHE_TTL)
+        .support_invalidation_closures()
+        .build()
+}
+
+#[cfg(test)]
+mod tests;
