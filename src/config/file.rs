@@ -16,6 +16,8 @@ pub struct FileConfig {
     pub nodes: Vec<FileNode>,
     #[serde(default)]
     pub checks: super::checks::FileChecks,
+    #[serde(default)]
+    pub plausibility: Vec<super::plausibility::FilePlausibility>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 mod checks;
 mod file;
 mod locate;
+mod plausibility;
 
 use std::fmt;
 use std::net::SocketAddr;
@@ -37,6 +38,8 @@ pub struct Config {
     pub policy_dir: PathBuf,
     pub nodes: Vec<NodeSeed>,
     pub checks: ChecksConfig,
+    /// `[[plausibility]]` rules, in file order.
+    pub plausibility: Vec<crate::guard::plausibility::Rule>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +218,7 @@ impl Validator {
         }
         let nodes = self.nodes(raw.nodes);
         let checks = self.checks(raw.checks);
+        let plausibility = self.plausibility(raw.plausibility);
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -228,6 +232,7 @@ impl Validator {
             policy_dir,
             nodes,
             checks,
+            plausibility,
         }
     }
 

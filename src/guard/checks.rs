@@ -9,6 +9,7 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
+use super::plausibility::Plausibility;
 use super::{Denial, Findings};
 use crate::config::{ChecksConfig, Requirement};
 use crate::primitive::Primitive;
@@ -24,6 +25,7 @@ pub struct Required {
 
 pub struct MessageChecks {
     require: Vec<Requirement>,
+    plausibility: Plausibility,
 }
 
 impl MessageChecks {
@@ -31,13 +33,21 @@ impl MessageChecks {
     pub fn off() -> Self {
         MessageChecks {
             require: Vec::new(),
+            plausibility: Plausibility::off(),
         }
     }
 
     pub fn new(config: &ChecksConfig, _store: Arc<dyn Store>) -> Result<Self, StoreError> {
         Ok(MessageChecks {
             require: config.require.clone(),
+            plausibility: Plausibility::off(),
         })
+    }
+
+    /// The plausibility rules (`[[plausibility]]`), checked last.
+    pub fn with_plausibility(mut self, plausibility: Plausibility) -> Self {
+        self.plausibility = plausibility;
+        self
     }
 
     pub fn required(&self, target: &str) -> Required {
@@ -51,8 +61,10 @@ impl MessageChecks {
         )
     }
 
-    pub fn run(&self, p: &Primitive, _node: &Node, _now: SystemTime) -> Result<Findings, Denial> {
+    pub fn run(&self, p: &Primitive, node: &Node, now: SystemTime) -> Result<Findings, Denial> {
         let _required = self.required(&p.to);
-        Ok(Findings::default())
+        let mut findings = Findings::default();
+        self.plausibility.run(p, node, now, &mut findings)?;
+        Ok(findings)
     }
 }

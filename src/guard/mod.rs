@@ -12,6 +12,7 @@ pub mod checks;
 mod findings;
 mod identity;
 mod pattern;
+pub mod plausibility;
 mod policy;
 mod status;
 mod verdict;
@@ -25,6 +26,7 @@ use crate::store::Nodes;
 pub use checks::MessageChecks;
 pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
+pub use plausibility::Plausibility;
 pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 
 pub struct Guard {
