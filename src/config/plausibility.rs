@@ -323,7 +323,141 @@ fn parse_offset(text: &str) -> Option<i32> {
 
 #[cfg(test)]
 mod tests {
+    use super::super::{Config, ConfigError, DEFAULT_TOML};
     use super::*;
+
+    fn parse(rules: &str) -> Result<Config, Vec<ConfigError>> {
+        Config::parse(&format!("{DEFAULT_TOML}\n{rules}"), "t.toml")
+    }
+
+    fn keys(rules: &str) -> Vec<(String, Option<usize>)> {
+        let text = format!("{DEFAULT_TOML}\n{rules}");
+        let base = DEFAULT_TOML.lines().count() + 2;
+        Config::parse(&text, "t.toml")
+            .err()
+            .unwrap_or_default()
+            .into_iter()
+            .map(|e| (e.key, e.line.map(|l| l - base)))
+            .collect()
+    }
+
+    const FULL: &str = r#"
+[[plausibility]]
+name = "trackers"
+path = "/id-in/cse-in/tracker-*"
+action = "flag"
+operations = ["create", "update"]
+groups = ["trackers"]
+latitude = "/m2m:cin/con/lat"
+longitude = "/m2m:cin/con/lon"
+max_speed_kmh = 250
+region = { polygon = [[52.3, 13.0], [52.3, 13.8], [52.7, 13.8], [52.7, 13.0]] }
+windows = ["*/5 6-21 * * 1-5", "0 12 * * 0,6"]
+utc_offset = "+01:00"
+sources = ["10.0.0.0/8", "fd00::/8"]
+recent_nodes = 5000
+
+[[plausibility]]
+name = "site"
+path = "*"
+action = "deny"
+sources = ["127.0.0.0/8"]
+"#;
+
+    #[test]
+    fn full_rule_is_read_into_its_runtime_form() {
+        let config = parse(FULL).unwrap();
+        let [r, site] = config.plausibility.as_slice() else {
+            panic!("two rules expected")
+        };
+        assert_eq!((r.name.as_str(), r.action), ("trackers", Action::Flag));
+        assert_eq!(r.operations, [Operation::Create, Operation::Update]);
+        assert_eq!(r.max_speed_kmh, Some(250.0));
+        assert!(matches!(&r.region, Some(Region::Polygon(v)) if v.len() == 4));
+        assert_eq!(
+            (r.windows.len(), r.utc_offset_secs, r.sources.len()),
+            (2, 3600, 2)
+        );
+        assert_eq!(r.recent_nodes, 5000);
+        assert_eq!(
+            r.position.as_ref().map(|p| p.latitude.as_str()),
+            Some("/m2m:cin/con/lat")
+        );
+        assert_eq!(
+            (site.action, site.recent_nodes),
+            (Action::Deny, DEFAULT_RECENT_NODES)
+        );
+        assert!(Config::builtin().unwrap().plausibility.is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_is_reported_at_its_line() {
+        let bad = r#"
+[[plausibility]]
+name = "a b"
+path = "tracker"
+action = "allow"
+operations = ["read"]
+latitude = "lat"
+longitude = "/lon"
+max_speed_kmh = -1
+region = { lat = 95, lon = 0, radius_m = 10 }
+windows = ["* 25 * * *"]
+utc_offset = "+1"
+sources = ["10.0.0.1/8"]
+recent_nodes = 1
+"#;
+        let got = keys(bad);
+        let want: Vec<(String, Option<usize>)> = [
+            ("plausibility[0].name", 2),
+            ("plausibility[0].path", 3),
+            ("plausibility[0].action", 4),
+            ("plausibility[0].operations[0]", 5),
+            ("plausibility[0].latitude", 6),
+            ("plausibility[0].max_speed_kmh", 8),
+            ("plausibility[0].region", 9),
+            ("plausibility[0].windows[0]", 10),
+            ("plausibility[0].utc_offset", 11),
+            ("plausibility[0].sources[0]", 12),
+            ("plausibility[0].recent_nodes", 13),
+        ]
+        .into_iter()
+        .map(|(k, l)| (k.to_owned(), Some(l)))
+        .collect();
+        assert_eq!(got, want);
+    }
+
+    #[test]
+    fn incomplete_or_pointless_rules_are_refused() {
+        let rule = |body: &str| {
+            format!("[[plausibility]]\nname = \"r\"\npath = \"*\"\naction = \"deny\"\n{body}\n")
+        };
+        for (body, key) in [
+            ("", "plausibility[0]"),
+            ("max_speed_kmh = 10", "plausibility[0]"),
+            ("latitude = \"/a\"\nlongitude = \"/b\"", "plausibility[0]"),
+            ("latitude = \"/a\"\nmax_speed_kmh = 10", "plausibility[0]"),
+            ("sources = [\"::1\"]\nutc_offset = \"Z\"", "plausibility[0].utc_offset"),
+            ("latitude = \"/a\"\nlongitude = \"/b\"\nregion = { lat = 1, lon = 1 }", "plausibility[0].region"),
+            ("latitude = \"/a\"\nlongitude = \"/b\"\nregion = { polygon = [[1, 1], [2, 2]] }", "plausibility[0].region.polygon"),
+            ("latitude = \"/a\"\nlongitude = \"/b\"\nregion = { polygon = [[1, 1], [2, 2], [3, 200]] }", "plausibility[0].region.polygon[2]"),
+        ] {
+            let got = keys(&rule(body));
+            assert_eq!(got.first().map(|k| k.0.as_str()), Some(key), "{body}: {got:?}");
+        }
+        let twice = format!(
+            "{}{}",
+            rule("sources = [\"::1\"]"),
+            rule("sources = [\"::1\"]")
+        );
+        assert_eq!(keys(&twice)[0].0, "plausibility[1].name");
+        let unknown = parse(&rule("sources = [\"::1\"]\nspeed = 3")).unwrap_err();
+        assert!(
+            unknown[0].message.contains("unknown field `speed`"),
+            "{:?}",
+            unknown[0]
+        );
+    }
 
     #[test]
     fn utc_offsets() {
