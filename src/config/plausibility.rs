@@ -391,6 +391,23 @@ sources = ["127.0.0.0/8"]
     }
 
     #[test]
+    fn commented_example_in_the_shipped_config_is_valid() {
+        let example: String = DEFAULT_TOML
+            .lines()
+            .skip_while(|l| *l != "# [[plausibility]]")
+            .map(|l| format!("{}\n", l.trim_start_matches("# ")))
+            .collect();
+        assert!(example.starts_with("[[plausibility]]\n"), "{example}");
+        let config = Config::parse(&format!("{DEFAULT_TOML}{example}"), "t.toml").unwrap();
+        let [rule] = config.plausibility.as_slice() else {
+            panic!("one rule expected")
+        };
+        assert_eq!(rule.name, "trackers");
+        assert!(rule.region.is_some() && rule.max_speed_kmh.is_some());
+        assert_eq!((rule.windows.len(), rule.sources.len()), (1, 2));
+    }
+
+    #[test]
     fn every_bad_field_is_reported_at_its_line() {
         let bad = r#"
 [[plausibility]]
