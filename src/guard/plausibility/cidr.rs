@@ -159,4 +159,26 @@ mod tests {
         let e = Cidr::parse("10.1.2.3/8").unwrap_err();
         assert!(e.contains("10.0.0.0/8"), "{e}");
     }
+
+    proptest::proptest! {
+        #[test]
+        fn parser_never_panics_and_a_range_contains_its_network(text in "[0-9a-f.:/]{0,48}") {
+            if let Ok(c) = Cidr::parse(&text) {
+                proptest::prop_assert!(c.contains(c.network));
+                proptest::prop_assert_eq!(Cidr::parse(&c.to_string()), Ok(c));
+            }
+        }
+
+        #[test]
+        fn every_prefix_length_parses(v4 in proptest::prelude::any::<u32>(), v6 in proptest::prelude::any::<u128>(), p4 in 0u8..=32, p6 in 0u8..=128) {
+            for (ip, p) in [(IpAddr::V4(v4.into()), p4), (IpAddr::V6(v6.into()), p6)] {
+                let network = masked(ip, p);
+                if network.to_canonical().is_ipv4() != network.is_ipv4() {
+                    continue; // IPv4-mapped ranges are refused on purpose
+                }
+                let c = Cidr::parse(&format!("{network}/{p}")).unwrap();
+                proptest::prop_assert!(c.contains(ip));
+            }
+        }
+    }
 }

@@ -177,6 +177,15 @@ mod tests {
         }
     }
 
+    proptest::proptest! {
+        #[test]
+        fn pointer_parser_and_walk_never_panic(text in "\\PC{0,32}", doc in "[\\[\\]{}\":,0-9a-z~/ ]{0,64}") {
+            if let (Ok(p), Ok(value)) = (JsonPointer::parse(&text), serde_json::from_str::<Value>(&doc)) {
+                let _ = p.number(&value);
+            }
+        }
+    }
+
     #[test]
     fn out_of_range_coordinates_cannot_be_read() {
         let pos = PositionSource {
