@@ -127,7 +127,7 @@ impl Plausibility {
             if !rule.applies(p, node) {
                 continue;
             }
-            match rule.evaluate(p, &mut doc, recent.as_ref(), now) {
+            match rule.evaluate(p, &node.id, &mut doc, recent.as_ref(), now) {
                 Outcome::Pass(point) => fixes.extend(point.zip(recent.as_ref())),
                 Outcome::CannotEvaluate(why) => {
                     return Err(Denial::new(
@@ -181,6 +181,7 @@ impl Rule {
     fn evaluate(
         &self,
         p: &Primitive,
+        node_id: &str,
         doc: &mut Option<Result<Value, String>>,
         recent: Option<&Recent>,
         now: SystemTime,
@@ -217,7 +218,7 @@ impl Rule {
             }
         };
         if failed.is_none() {
-            failed = point.and_then(|point| self.implausible_position(p, point, recent, now));
+            failed = point.and_then(|point| self.implausible_position(node_id, point, recent, now));
         }
         match failed {
             None => Outcome::Pass(point),
@@ -227,7 +228,7 @@ impl Rule {
 
     fn implausible_position(
         &self,
-        p: &Primitive,
+        node_id: &str,
         point: Point,
         recent: Option<&Recent>,
         now: SystemTime,
@@ -237,7 +238,7 @@ impl Rule {
                 return Some("position outside the region".into());
             }
         }
-        let (max, last) = (self.max_speed_kmh?, recent?.last(&p.fr)?);
+        let (max, last) = (self.max_speed_kmh?, recent?.last(node_id)?);
         let distance_m = last.point.distance_m(point);
         let elapsed = now
             .duration_since(last.at)
