@@ -2,9 +2,10 @@
 //! region, speed against the node's last position): a passing request (position read from
 //! `con`, region tested, speed computed against the remembered fix, fix recorded), the same
 //! with `con` carrying its JSON as text (parsed twice), the same with a 64-vertex polygon
-//! region, and a request denied for its region. `off` (no rules) is the floor. This is what a
-//! rule adds to the guard's decision (see `benches/guard.rs`); run with
-//! `cargo bench --bench plausibility`.
+//! region, and a request denied for its region. `off` (no rules) is the floor;
+//! `pass_sources_windows_only` (the rule without its position conditions) shows, by difference,
+//! what reading the content, the region and the speed check cost. This is what a rule adds to
+//! the guard's decision (see `benches/guard.rs`); run with `cargo bench --bench plausibility`.
 
 use std::net::SocketAddr;
 use std::time::SystemTime;
@@ -98,6 +99,7 @@ fn stage(c: &mut Criterion) {
         ("pass_circle_con_as_text", one(circle()), as_text, true),
         ("pass_polygon_64", one(polygon()), inside, true),
         ("deny_region", one(circle()), outside, false),
+        ("pass_sources_windows_only", no_position(), inside, true),
     ];
     let mut group = c.benchmark_group("plausibility");
     for (name, stage, content, passes) in &cases {
@@ -110,6 +112,13 @@ fn stage(c: &mut Criterion) {
         group.bench_function(*name, |b| b.iter(|| check(std::hint::black_box(&p))));
     }
     group.finish();
+}
+
+/// The same rule without position, region or speed: what the content adds, by difference.
+fn no_position() -> Plausibility {
+    let mut r = rule(circle());
+    (r.position, r.region, r.max_speed_kmh) = (None, None, None);
+    Plausibility::new(&[r], FlagCounter::default())
 }
 
 fn one(region: Region) -> Plausibility {
