@@ -28,6 +28,13 @@ async fn create(gw: &TestGateway, fr: &str, target: &str, body: &str) -> Answer 
     send(&client(), request).await
 }
 
+async fn metrics(gw: &TestGateway) -> String {
+    let request = http::Request::get(format!("http://{}/metrics", gw.gateway.admin_addr))
+        .body(Full::default())
+        .unwrap();
+    String::from_utf8(send(&client(), request).await.body.to_vec()).unwrap()
+}
+
 fn at(lat: f64, lon: f64) -> String {
     format!(r#"{{"m2m:cin":{{"con":{{"lat":{lat},"lon":{lon}}}}}}}"#)
 }
@@ -179,6 +186,11 @@ async fn source_address_outside_the_ranges_is_denied_whatever_the_headers_say() 
     .unwrap();
     assert_implausible(&send(&client(), request).await);
     assert_eq!(echo.hits.load(Ordering::SeqCst), 0);
+    let needle = r#"verdict="deny",stage="plausibility"} 1"#;
+    assert!(
+        metrics(&gw).await.contains(needle),
+        "the denial is counted by its stage"
+    );
     assert_passed(&create(&gw, "Cmeter", "lamp-01", "{}").await);
     gw.gateway.shutdown().await;
 }
@@ -243,10 +255,7 @@ when { context.flags.contains("off-site") && resource.path like "/id-in/cse-in/v
         "{denied:?}"
     );
     assert_eq!(echo.hits.load(Ordering::SeqCst), 1);
-    let request = http::Request::get(format!("http://{}/metrics", gw.gateway.admin_addr))
-        .body(Full::default())
-        .unwrap();
-    let metrics = String::from_utf8(send(&client(), request).await.body.to_vec()).unwrap();
+    let metrics = metrics(&gw).await;
     let needle = r#"m2mguard_plausibility_flags_total{rule="off-site"} 2"#;
     assert!(metrics.contains(needle), "missing {needle} in\n{metrics}");
     assert_eq!(
