@@ -16,7 +16,7 @@ use crate::admin;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::config::Config;
 use crate::decision::Decider;
-use crate::guard::{DecisionRecord, Guard, MessageChecks, Tokens};
+use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::store::{Nodes, SledStore, Store, StoreError};
@@ -102,13 +102,15 @@ impl Gateway {
             tokens: tokens.clone(),
             decisions: decisions.clone(),
         });
-        let checks =
-            MessageChecks::new(&config.checks, tokens.clone(), store).map_err(|source| {
-                StartError::Store {
-                    dir: config.gateway.data_dir.display().to_string(),
-                    source,
-                }
-            })?;
+        let checks = MessageChecks::new(&config.checks, tokens.clone(), store)
+            .map_err(|source| StartError::Store {
+                dir: config.gateway.data_dir.display().to_string(),
+                source,
+            })?
+            .with_plausibility(Plausibility::new(
+                &config.plausibility,
+                metrics.plausibility_flags(),
+            ));
         let guard = Arc::new(Guard::new(nodes, policies, checks));
         let decider = Arc::new(Decider::new(guard, metrics, decisions));
         let h = &config.http;

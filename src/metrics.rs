@@ -3,7 +3,9 @@
 //! `m2mguard_requests_total{protocol, operation, verdict, stage}` counts every request by its
 //! outcome (verdict `allow`, `deny` or `malformed`; stage empty unless denied);
 //! `m2mguard_decision_seconds` and `m2mguard_upstream_seconds` are latency histograms by
-//! protocol. Label values are a small closed set, so cardinality stays bounded.
+//! protocol; `m2mguard_plausibility_flags_total{rule}` counts requests a plausibility rule
+//! flagged. Label values are a small closed set (rule names come from the configuration), so
+//! cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -27,6 +29,26 @@ struct ProtocolLabel {
     protocol: &'static str,
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RuleLabel {
+    rule: String,
+}
+
+/// Counts flags by plausibility rule; a handle the guard's plausibility stage holds. The
+/// default is not registered anywhere (for tests and benches).
+#[derive(Clone, Debug, Default)]
+pub struct FlagCounter(Family<RuleLabel, Counter>);
+
+impl FlagCounter {
+    pub fn inc(&self, rule: &str) {
+        self.0
+            .get_or_create(&RuleLabel {
+                rule: rule.to_owned(),
+            })
+            .inc();
+    }
+}
+
 type Latency = Family<ProtocolLabel, Histogram, fn() -> Histogram>;
 
 /// How a request ended, for the request counter.
@@ -44,6 +66,7 @@ pub struct Metrics {
     upstream: Latency,
     policy_reloads: Family<ReloadLabel, Counter>,
     policies: Gauge,
+    plausibility_flags: FlagCounter,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +117,12 @@ impl Metrics {
             policy_reloads.clone(),
         );
         registry.register("policies", "Cedar policies in force", policies.clone());
+        let plausibility_flags = FlagCounter::default();
+        registry.register(
+            "plausibility_flags",
+            "Requests flagged by a plausibility rule, by rule",
+            plausibility_flags.0.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -101,7 +130,13 @@ impl Metrics {
             upstream,
             policy_reloads,
             policies,
+            plausibility_flags,
         }
+    }
+
+    /// The flag counter, for the plausibility stage.
+    pub fn plausibility_flags(&self) -> FlagCounter {
+        self.plausibility_flags.clone()
     }
 
     pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {

@@ -18,6 +18,8 @@ pub struct FileConfig {
     pub checks: super::checks::FileChecks,
     #[serde(default)]
     pub tokens: super::tokens::FileTokens,
+    #[serde(default)]
+    pub plausibility: Vec<super::plausibility::FilePlausibility>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -8,6 +8,7 @@
 mod checks;
 mod file;
 mod locate;
+mod plausibility;
 mod tokens;
 
 use std::fmt;
@@ -40,6 +41,8 @@ pub struct Config {
     pub nodes: Vec<NodeSeed>,
     pub checks: ChecksConfig,
     pub tokens: TokensConfig,
+    /// `[[plausibility]]` rules, in file order.
+    pub plausibility: Vec<crate::guard::plausibility::Rule>,
 }
 
 #[derive(Debug, Clone)]
@@ -219,6 +222,7 @@ impl Validator {
         let nodes = self.nodes(raw.nodes);
         let checks = self.checks(raw.checks);
         let tokens = self.tokens(raw.tokens);
+        let plausibility = self.plausibility(raw.plausibility);
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -233,6 +237,7 @@ impl Validator {
             nodes,
             checks,
             tokens,
+            plausibility,
         }
     }
 

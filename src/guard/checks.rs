@@ -13,6 +13,7 @@ use std::time::SystemTime;
 
 use super::check_value::KeyRing;
 use super::insert::Inserter;
+use super::plausibility::Plausibility;
 use super::replay::Timestamps;
 use super::token::Tokens;
 use super::window::Windows;
@@ -37,6 +38,7 @@ pub struct MessageChecks {
     windows: Option<Windows>,
     inserter: Inserter,
     tokens: Arc<Tokens>,
+    plausibility: Plausibility,
 }
 
 impl MessageChecks {
@@ -51,6 +53,7 @@ impl MessageChecks {
             windows: None,
             inserter: Inserter::new(&[], 1, None),
             tokens: Arc::new(Tokens::none()),
+            plausibility: Plausibility::off(),
         }
     }
 
@@ -68,7 +71,14 @@ impl MessageChecks {
             windows: Some(Windows::new(r.window, r.lease, store.clone())),
             inserter: Inserter::new(&config.keys, r.lease, Some(store)),
             tokens,
+            plausibility: Plausibility::off(),
         })
+    }
+
+    /// The plausibility rules (`[[plausibility]]`), checked last.
+    pub fn with_plausibility(mut self, plausibility: Plausibility) -> Self {
+        self.plausibility = plausibility;
+        self
     }
 
     pub fn required(&self, target: &str) -> Required {
@@ -87,7 +97,7 @@ impl MessageChecks {
         self.inserter.aus(p)
     }
 
-    pub fn run(&self, p: &Primitive, _node: &Node, now: SystemTime) -> Result<Findings, Denial> {
+    pub fn run(&self, p: &Primitive, node: &Node, now: SystemTime) -> Result<Findings, Denial> {
         let required = self.required(&p.to);
         let mut findings = Findings::default();
         let verified = self.keys.verify(p)?;
@@ -110,6 +120,7 @@ impl MessageChecks {
             findings.check_value = true;
         }
         findings.token = self.tokens.check(p, required.token, now)?;
+        self.plausibility.run(p, node, now, &mut findings)?;
         Ok(findings)
     }
 }

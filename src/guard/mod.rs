@@ -14,6 +14,7 @@ mod findings;
 mod identity;
 mod insert;
 mod pattern;
+pub mod plausibility;
 mod policy;
 pub mod replay;
 mod status;
@@ -30,6 +31,7 @@ use crate::store::Nodes;
 pub use checks::MessageChecks;
 pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
+pub use plausibility::Plausibility;
 pub use token::Tokens;
 pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 
