@@ -99,6 +99,6 @@ pub trait Store: Send + Sync + 'static {
     /// Marks access-control token `jti` revoked (durably); `false` if it already was.
     fn revoke_token(&self, jti: &str, at_unix_s: u64) -> Result<bool, StoreError>;
     fn token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
-    /// Counts one more use of token `jti`, durably, and returns the uses so far.
-    fn count_token_use(&self, jti: &str) -> Result<u64, StoreError>;
+    /// Adds `n` to token `jti`'s reserved uses, durably, and returns the new total.
+    fn reserve_token_uses(&self, jti: &str, n: u64) -> Result<u64, StoreError>;
 }

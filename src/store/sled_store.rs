@@ -1,6 +1,6 @@
 //! [`Store`] on sled: a `nodes` tree keyed by originator id (JSON values); `sequence_marks`
 //! (check-value key id → persisted sequence bound), `revoked_tokens` (token id → revocation
-//! time) and `token_uses` (token id → uses so far), all three with big-endian `u64` values.
+//! time) and `token_uses` (token id → uses reserved so far), all three with big-endian `u64` values.
 //! Every write is flushed before it returns.
 
 use std::path::Path;
@@ -96,11 +96,11 @@ impl Store for SledStore {
         Ok(self.revoked_tokens.contains_key(jti.as_bytes())?)
     }
 
-    fn count_token_use(&self, jti: &str) -> Result<u64, StoreError> {
+    fn reserve_token_uses(&self, jti: &str, n: u64) -> Result<u64, StoreError> {
         let counted = self.token_uses.update_and_fetch(jti.as_bytes(), |old| {
             // An unreadable counter counts as used up: fail closed.
             let before = old.map_or(0, |o| be_u64(o).unwrap_or(u64::MAX));
-            let uses = before.saturating_add(1);
+            let uses = before.saturating_add(n);
             Some(uses.to_be_bytes().to_vec())
         })?;
         self.db.flush()?;

@@ -9,12 +9,14 @@
 //! (signature, issuer, audience, claims; cached by SHA-256 of the token text so a repeated
 //! token costs no signature check), then on every use, cached or not: `nbf`/`exp` with the
 //! configured skew, holder (`azp`) = `fr`, not revoked in the repository, and — when a limit
-//! applies — one more use counted durably (flushed) within the limit. Uses are counted only
+//! applies — one more use counted durably ([`uses`]: reserved in flushed blocks) within the
+//! limit. Uses are counted only
 //! once every token of the request passed the other checks. Revocation is written to the
 //! repository and evicts the cached entry at once; the repository is read on every use too,
 //! so no verification in flight can put a revoked token back in use.
 
 mod grant;
+mod uses;
 mod verify;
 
 use std::sync::Arc;
@@ -27,6 +29,7 @@ use super::{Denial, Stage, TokenGrant};
 use crate::config::TokensConfig;
 use crate::primitive::Primitive;
 use crate::store::{Store, StoreError};
+use uses::{UseError, Uses};
 use verify::{Issuer, Verified};
 pub use verify::{TokenError, MAX_ID_CHARS, MAX_TOKEN_BYTES};
 
@@ -44,6 +47,7 @@ pub struct Tokens {
     cache: Cache<[u8; 32], Arc<Verified>>,
     /// `None` only for [`Tokens::none`], which has no issuers and so never reaches it.
     store: Option<Arc<dyn Store>>,
+    uses: Uses,
 }
 
 impl Tokens {
@@ -65,6 +69,7 @@ impl Tokens {
             request_info: config.token_request_info.clone(),
             cache: cache(config.cache_entries),
             store: Some(store),
+            uses: Uses::new(config.cache_entries),
         })
     }
 
@@ -77,6 +82,7 @@ impl Tokens {
             request_info: None,
             cache: cache(16),
             store: None,
+            uses: Uses::new(16),
         }
     }
 
@@ -171,15 +177,15 @@ impl Tokens {
         let Some(limit) = v.max_uses else {
             return Ok(());
         };
-        let uses = self.store()?.count_token_use(&v.jti).map_err(repository)?;
-        if uses > limit {
-            return Err(TokenError::UsedUp {
+        match self.uses.count(self.store()?, &v.jti, limit) {
+            Ok(_) => Ok(()),
+            Err(UseError::UsedUp { uses }) => Err(TokenError::UsedUp {
                 jti: v.jti.clone(),
                 uses,
                 limit,
-            });
+            }),
+            Err(UseError::Repository(e)) => Err(repository(e)),
         }
-        Ok(())
     }
 
     fn store(&self) -> Result<&dyn Store, TokenError> {
