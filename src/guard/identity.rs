@@ -2,16 +2,18 @@
 //! certificate), the originator it claims must be that identity.
 
 use super::{Denial, Stage};
-use crate::primitive::Primitive;
+use crate::primitive::{Peer, Primitive};
 
 pub fn check(p: &Primitive) -> Result<(), Denial> {
-    match &p.peer.tls_identity {
-        Some(identity) if *identity != p.fr => Err(Denial::new(
+    check_claim(&p.fr, &p.peer)
+}
+
+/// `fr` claimed by a sender reached through `peer`.
+pub fn check_claim(fr: &str, peer: &Peer) -> Result<(), Denial> {
+    match &peer.tls_identity {
+        Some(identity) if identity != fr => Err(Denial::new(
             Stage::Identity,
-            format!(
-                "originator {:?} presented a certificate for {identity:?}",
-                p.fr
-            ),
+            format!("originator {fr:?} presented a certificate for {identity:?}"),
         )),
         _ => Ok(()),
     }

@@ -16,7 +16,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::policy::Policies;
-use crate::primitive::Primitive;
+use crate::primitive::{Peer, Primitive, TopicRequest};
 use crate::store::Nodes;
 pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
 
@@ -49,6 +49,29 @@ impl Guard {
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
         identity::check(p)?;
         status::check(&self.nodes, &p.fr).map(|_| ())
+    }
+
+    /// Admits a session (MQTT CONNECT) for `originator` reached through `peer`: identity
+    /// binding and node status.
+    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
+        identity::check_claim(originator, peer)?;
+        status::check(&self.nodes, originator).map(|_| ())
+    }
+
+    /// Decides a publish to or a subscription on a topic: identity, node status, Cedar policy
+    /// with the action `publish` or `subscribe` on `Topic::"<topic>"`.
+    pub fn decide_topic(&self, t: &TopicRequest, now: SystemTime) -> Verdict {
+        let run = || {
+            identity::check_claim(&t.originator, &t.peer)?;
+            let node = status::check(&self.nodes, &t.originator)?;
+            let bundle = self.policies.current();
+            let ids = self.evaluator.check_topic(&bundle, t, &node, now)?;
+            Ok(Permit::new(ids))
+        };
+        match run() {
+            Ok(permit) => Verdict::Allow(permit),
+            Err(denial) => Verdict::Deny(denial),
+        }
     }
 
     fn run(&self, p: &Primitive, now: SystemTime) -> Result<Permit, Denial> {
