@@ -72,10 +72,7 @@ impl Decider {
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
         let now = SystemTime::now();
         let started = Instant::now();
-        let verdict = match self.guard.admit(originator, peer) {
-            Ok(()) => None,
-            Err(denial) => Some(denial),
-        };
+        let verdict = self.guard.admit(originator, peer).err();
         let what = Decision {
             fr: originator,
             op: "connect",
@@ -95,6 +92,11 @@ impl Decider {
                 Err(denial)
             }
         }
+    }
+
+    /// Whether a session admitted earlier may go on (identity and status now); not recorded.
+    pub fn still_admitted(&self, originator: &str, peer: &Peer) -> bool {
+        self.guard.admit(originator, peer).is_ok()
     }
 
     /// Decides a publish or subscription on a topic now and records the decision.

@@ -1,0 +1,349 @@
+//! The MQTT binding over real sockets: rumqttc clients → gateway → embedded rumqttd broker,
+//! with a oneM2M responder on the broker side. Each attack test ends with a legitimate request
+//! that passes.
+
+mod common;
+
+use std::time::Duration;
+
+use common::mqtt::{
+    broker, connect, connect_with, device, gateway, gateway_with, legitimate_request_passes,
+    mqtt_addr, options, responder, retrieve, will, Raw, WAIT,
+};
+use m2mguard::store::NodeStatus;
+use rumqttc::{ConnectReturnCode, Event, Packet, QoS, SubscribeReasonCode};
+use serde_json::json;
+
+const SUCCESS0: SubscribeReasonCode = SubscribeReasonCode::Success(QoS::AtMostOnce);
+
+#[tokio::test]
+async fn request_is_relayed_and_answered() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let mut meter = device(mqtt_addr(&g), "Cmeter").await;
+    let answer = meter
+        .request("/oneM2M/req/Cmeter/id-in/json", retrieve("Cmeter", "r1"))
+        .await;
+    assert_eq!(answer["rsc"], 2000);
+    assert_eq!(answer["rqi"], "r1");
+    assert_eq!(answer["to"], "Cmeter");
+    assert_eq!(cse.count(), 1);
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn qos1_and_qos2_round_trips() {
+    let broker = broker().await;
+    let g = gateway(broker).await;
+    let mut meter = connect(mqtt_addr(&g), "A::Cmeter").await;
+    for (qos, topic) in [
+        (QoS::AtLeastOnce, "site/meters/q1"),
+        (QoS::ExactlyOnce, "site/meters/q2"),
+    ] {
+        let granted = meter.subscribe(topic, qos).await;
+        assert_eq!(granted, [SubscribeReasonCode::Success(qos)]);
+        meter
+            .client
+            .publish(topic, qos, false, topic)
+            .await
+            .unwrap();
+        // Both the delivery and the publisher's own flow's end (PUBACK, or PUBCOMP for QoS 2).
+        let (mut delivered, mut completed) = (None, false);
+        while delivered.is_none() || !completed {
+            let event = meter
+                .wait_for("delivery and acknowledgement", |e| Some(e.clone()))
+                .await;
+            match event {
+                Event::Incoming(Packet::Publish(p)) if p.topic == topic => delivered = Some(p),
+                Event::Incoming(Packet::PubAck(_)) if qos == QoS::AtLeastOnce => completed = true,
+                Event::Incoming(Packet::PubComp(_)) if qos == QoS::ExactlyOnce => completed = true,
+                _ => {}
+            }
+        }
+        let p = delivered.unwrap();
+        assert_eq!((p.qos, &p.payload[..]), (qos, topic.as_bytes()));
+    }
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn retained_message_reaches_a_later_subscriber() {
+    let broker = broker().await;
+    let g = gateway(broker).await;
+    let meter = connect(mqtt_addr(&g), "A::Cmeter").await;
+    meter
+        .client
+        .publish("site/meters/retained", QoS::AtLeastOnce, true, "kept")
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let mut lamp = connect(mqtt_addr(&g), "A::Clamp").await;
+    assert_eq!(
+        lamp.subscribe("site/meters/retained", QoS::AtLeastOnce)
+            .await
+            .len(),
+        1
+    );
+    let p = lamp.publication("site/meters/retained").await;
+    assert!(p.retain);
+    assert_eq!(&p.payload[..], b"kept");
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn will_is_published_on_abrupt_disconnect_and_checked_at_connect() {
+    let broker = broker().await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut lamp = connect(addr, "A::Clamp").await;
+    assert_eq!(
+        lamp.subscribe("site/meters/will", QoS::AtLeastOnce)
+            .await
+            .len(),
+        1
+    );
+    let mut o = options(addr, "A::Cmeter");
+    o.set_last_will(will("site/meters/will", "meter gone"));
+    let meter = connect_with(o).await.unwrap();
+    meter.drop_abruptly();
+    let p = lamp.publication("site/meters/will").await;
+    assert_eq!(&p.payload[..], b"meter gone");
+
+    // A lamp may not publish on the meters' topics, so neither may its will.
+    let mut o = options(addr, "A::Clamp");
+    o.set_last_will(will("site/meters/will", "forged"));
+    assert_eq!(
+        connect_with(o).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn spoofed_originator_is_refused_in_every_variant() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut meter = device(addr, "Cmeter").await;
+
+    // 1. fr names another node than the session's (the topic is the session's own).
+    let answer = meter
+        .request(
+            "/oneM2M/req/Cmeter/id-in/json",
+            retrieve("Clamp", "spoof-fr"),
+        )
+        .await;
+    assert_eq!(answer["rsc"], 4103);
+    assert_eq!(answer["rqi"], "spoof-fr");
+    assert_eq!(
+        answer["pc"]["m2m:dbg"],
+        "access denied: originator does not match the authenticated identity"
+    );
+    // 2. The topic names another originator (fr is the session's). 3. Both name another node.
+    for fr in ["Cmeter", "Clamp"] {
+        meter
+            .client
+            .publish(
+                "/oneM2M/req/Clamp/id-in/json",
+                QoS::AtLeastOnce,
+                false,
+                retrieve(fr, "spoof-topic").to_string(),
+            )
+            .await
+            .unwrap();
+        meter
+            .wait_for("PUBACK", |e| {
+                matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
+            })
+            .await;
+    }
+    // 4. CONNECT claims that disagree: client id and username name different nodes.
+    let mut o = options(addr, "A::Cmeter");
+    o.set_credentials("Clamp", "");
+    assert_eq!(
+        connect_with(o).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    assert_eq!(cse.count(), 0, "no spoofed request reached the broker");
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn deactivated_node_is_refused_and_its_live_session_closed() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let nodes = &g.gateway.state.nodes;
+
+    let mut lamp = device(addr, "Clamp").await;
+    let mut other = device(addr, "Cmeter").await;
+    nodes.set_status("Clamp", NodeStatus::Deactivated).unwrap();
+    assert!(
+        lamp.closed_within(Duration::from_secs(2)).await,
+        "session closed at once"
+    );
+    assert!(
+        !other.closed_within(Duration::from_millis(300)).await,
+        "other sessions stay"
+    );
+
+    assert_eq!(
+        connect_with(options(addr, "A::Clamp")).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    assert_eq!(
+        connect_with(options(addr, "A::Cunknown")).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    assert_eq!(
+        connect_with(options(addr, "anonymous")).await.err(),
+        Some(ConnectReturnCode::NotAuthorized)
+    );
+    assert_eq!(cse.count(), 0);
+
+    nodes.set_status("Clamp", NodeStatus::Active).unwrap();
+    legitimate_request_passes(addr, &cse, "Clamp").await;
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn policy_denial_is_answered_4103_and_never_reaches_the_broker() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    // A second witness on the broker: everything published on the request topics.
+    let mut witness = connect(broker, "witness").await;
+    assert_eq!(
+        witness.subscribe("/oneM2M/req/#", QoS::AtMostOnce).await,
+        [SUCCESS0]
+    );
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut lamp = device(addr, "Clamp").await;
+    let create = json!({"op": 1, "to": "/id-in/cse-in/meter-7", "fr": "Clamp", "rqi": "forbidden",
+        "rvi": "4", "ty": 4, "pc": {"m2m:cin": {"con": "on"}}});
+    let answer = lamp.request("/oneM2M/req/Clamp/id-in/json", create).await;
+    assert_eq!(answer["rsc"], 4103, "{answer}");
+    assert_eq!(answer["rqi"], "forbidden");
+    assert_eq!(answer["to"], "Clamp");
+    assert_eq!(answer["fr"], "/id-in");
+    assert_eq!(answer["pc"], json!({"m2m:dbg": "access denied by policy"}));
+
+    // Malformed JSON on a request topic: 4000, nothing forwarded either.
+    lamp.client
+        .publish(
+            "/oneM2M/req/Clamp/id-in/json",
+            QoS::AtMostOnce,
+            false,
+            "{not json",
+        )
+        .await
+        .unwrap();
+    let p = lamp.publication("/oneM2M/resp/Clamp/id-in/json").await;
+    let answer: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(answer["rsc"], 4000);
+
+    legitimate_request_passes(addr, &cse, "Clamp").await;
+    let seen = witness.publication("/oneM2M/req/Clamp/id-in/json").await;
+    let seen: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
+    assert_eq!(
+        seen["rqi"], "legit",
+        "the first request the broker saw is the legitimate one"
+    );
+    assert_eq!(cse.count(), 1);
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn refused_subscribe_gets_failure_codes() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut meter = connect(addr, "A::Cmeter").await;
+    assert_eq!(
+        meter.subscribe("#", QoS::AtMostOnce).await,
+        [SubscribeReasonCode::Failure]
+    );
+    assert_eq!(
+        meter
+            .subscribe("/oneM2M/resp/Clamp/id-in/json", QoS::AtMostOnce)
+            .await,
+        [SubscribeReasonCode::Failure]
+    );
+    meter
+        .client
+        .subscribe_many([
+            rumqttc::SubscribeFilter::new("site/x".into(), QoS::AtMostOnce),
+            rumqttc::SubscribeFilter::new("/oneM2M/req/+/id-in/json".into(), QoS::AtMostOnce),
+            rumqttc::SubscribeFilter::new("/oneM2M/resp/Cmeter/id-in/json".into(), QoS::AtMostOnce),
+        ])
+        .await
+        .unwrap();
+    assert_eq!(
+        meter.suback().await,
+        [SUCCESS0, SubscribeReasonCode::Failure, SUCCESS0]
+    );
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn malformed_or_oversized_packet_closes_only_that_connection() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway_with(broker, "max_packet_bytes = 4096").await;
+    let addr = mqtt_addr(&g);
+    let mut bystander = device(addr, "Clamp").await;
+
+    // Packet type 15 is reserved in MQTT 3.1.1.
+    let mut raw = Raw::connect(addr, "A::Cmeter").await;
+    assert!(raw.send_and_see_closed(&[0xf0, 0x00]).await);
+    // A PUBLISH whose topic length runs past the packet.
+    let mut raw = Raw::connect(addr, "A::Cmeter").await;
+    assert!(
+        raw.send_and_see_closed(&[0x30, 0x03, 0x00, 0x09, b'a'])
+            .await
+    );
+    // A packet announcing 1 MB: closed on its header, before the body is sent or buffered.
+    let mut raw = Raw::connect(addr, "A::Cmeter").await;
+    assert!(raw.send_and_see_closed(&[0x30, 0x80, 0x80, 0x40]).await);
+    // Not MQTT at all.
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(b"GET / HTTP/1.1\r\n\r\n").await.unwrap();
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    assert_eq!(n, 0, "closed without an answer");
+
+    let answer = bystander
+        .request(
+            "/oneM2M/req/Clamp/id-in/json",
+            retrieve("Clamp", "still-here"),
+        )
+        .await;
+    assert_eq!(answer["rsc"], 2000);
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
+    g.gateway.shutdown().await;
+}
+
+#[tokio::test]
+async fn keep_alive_is_relayed() {
+    let broker = broker().await;
+    let g = gateway(broker).await;
+    let mut o = options(mqtt_addr(&g), "A::Cmeter");
+    o.set_keep_alive(Duration::from_secs(1));
+    let mut meter = connect_with(o).await.unwrap();
+    meter
+        .wait_for("PINGRESP", |e| {
+            matches!(e, Event::Incoming(Packet::PingResp)).then_some(())
+        })
+        .await;
+    g.gateway.shutdown().await;
+}
