@@ -347,3 +347,105 @@ async fn keep_alive_is_relayed() {
         .await;
     g.gateway.shutdown().await;
 }
+
+/// Sends `packets` on `stream` and reads `answers` packets back (10 s at most).
+async fn exchange<S>(stream: &mut S, packets: &[Packet], answers: usize) -> Vec<Packet>
+where
+    S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin,
+{
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut out = bytes::BytesMut::new();
+    for p in packets {
+        p.write(&mut out, usize::MAX).unwrap();
+    }
+    stream.write_all(&out).await.unwrap();
+    let mut buf = bytes::BytesMut::new();
+    let mut got = Vec::new();
+    while got.len() < answers {
+        match Packet::read(&mut buf, 1 << 20) {
+            Ok(p) => got.push(p),
+            Err(rumqttc::Error::InsufficientBytes(_)) => {
+                let n = tokio::time::timeout(WAIT, stream.read_buf(&mut buf))
+                    .await
+                    .expect("answered within 10 s")
+                    .unwrap();
+                if n == 0 {
+                    break;
+                }
+            }
+            Err(e) => panic!("bad packet from the gateway: {e}"),
+        }
+    }
+    got
+}
+
+#[tokio::test]
+async fn with_mqtt_tls_client_certificates_bind_the_originator() {
+    let pki = common::Pki::new();
+    pki.issue("meter", &[], "Cmeter");
+    let tls = format!(
+        "[mqtt.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+        pki.path("server.pem").display(),
+        pki.path("server.key").display(),
+        pki.path("ca.pem").display()
+    );
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway_with(broker, &tls).await;
+    let addr = mqtt_addr(&g);
+    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
+    let pair =
+        m2mguard::tls::KeyPair::load(&pki.path("meter.pem"), &pki.path("meter.key")).unwrap();
+    let config = std::sync::Arc::new(m2mguard::tls::client_config(&ca, Some(&pair)).unwrap());
+    let connector = tokio_rustls::TlsConnector::from(config);
+    let open = || async {
+        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
+        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+        connector.connect(name, tcp).await.unwrap()
+    };
+    let connect = |id: &str| Packet::Connect(rumqttc::Connect::new(id));
+
+    // The certificate says Cmeter: a client id claiming Clamp is refused.
+    let mut spoof = open().await;
+    let answer = exchange(&mut spoof, &[connect("A::Clamp")], 1).await;
+    assert_eq!(
+        answer,
+        [Packet::ConnAck(rumqttc::ConnAck::new(
+            ConnectReturnCode::NotAuthorized,
+            false
+        ))]
+    );
+
+    // A client id that claims nothing: the session is Cmeter's, by its certificate.
+    let mut meter = open().await;
+    let subscribe = rumqttc::Subscribe::new("/oneM2M/resp/Cmeter/id-in/json", QoS::AtMostOnce);
+    let request = rumqttc::Publish::new(
+        "/oneM2M/req/Cmeter/id-in/json",
+        QoS::AtMostOnce,
+        retrieve("Cmeter", "over-tls").to_string(),
+    );
+    let mut subscribe = subscribe;
+    subscribe.pkid = 1;
+    let answers = exchange(
+        &mut meter,
+        &[connect("any-id"), Packet::Subscribe(subscribe)],
+        2,
+    )
+    .await;
+    assert!(
+        matches!(&answers[..], [Packet::ConnAck(a), Packet::SubAck(s)]
+            if a.code == ConnectReturnCode::Success && s.return_codes == [SUCCESS0]),
+        "{answers:?}"
+    );
+    let answers = exchange(&mut meter, &[Packet::Publish(request)], 1).await;
+    let Some(Packet::Publish(p)) = answers.first() else {
+        panic!("{answers:?}")
+    };
+    let answer: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(
+        (answer["rsc"].as_u64(), answer["rqi"].as_str()),
+        (Some(2000), Some("over-tls"))
+    );
+    assert_eq!(cse.count(), 1);
+    g.gateway.shutdown().await;
+}

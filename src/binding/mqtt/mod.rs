@@ -9,6 +9,7 @@
 //! ([`reply`]); other publishes and subscriptions are decided on their topic ([`topic`]).
 //! Sessions of a node that stops being active are closed at once.
 
+mod admission;
 mod connect;
 mod decode;
 mod forward;
