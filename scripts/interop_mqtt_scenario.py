@@ -42,6 +42,15 @@ RECEIVER = "id-in"
 CSE = "/id-in/cse-in"
 
 
+# paho-mqtt 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason codes: back to 3.1.1 terms.
+V5_TO_V311 = {0: 0, 132: 1, 133: 2, 136: 3, 134: 4, 135: 5}
+
+
+def connack_code(rc):
+    value = int(getattr(rc, "value", rc))
+    return V5_TO_V311.get(value, value)
+
+
 def new_client(client_id):
     try:
         return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
@@ -64,7 +73,7 @@ class Session:
         self.client = new_client(client_id or f"A::{origin}")
         if username:
             self.client.username_pw_set(username)
-        self.client.on_connect = lambda c, u, f, rc, *p: self.connack.put(int(getattr(rc, "value", rc)))
+        self.client.on_connect = lambda c, u, f, rc, *p: self.connack.put(connack_code(rc))
         self.client.on_message = lambda c, u, m: self.answers.put(m)
         self.client.on_subscribe = lambda c, u, mid, codes, *p: self.suback.put(
             [int(getattr(x, "value", x)) for x in codes])
