@@ -449,3 +449,36 @@ async fn with_mqtt_tls_client_certificates_bind_the_originator() {
     assert_eq!(cse.count(), 1);
     g.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn cbor_request_is_decided_and_answered_in_cbor() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut lamp = connect(addr, "A::Clamp").await;
+    let topic = "/oneM2M/resp/Clamp/id-in/cbor";
+    assert_eq!(lamp.subscribe(topic, QoS::AtMostOnce).await, [SUCCESS0]);
+    let create = json!({"op": 1, "to": "/id-in/cse-in/meter-7", "fr": "Clamp", "rqi": "cbor-1",
+        "ty": 4, "pc": {"m2m:cin": {"con": "on"}}});
+    let mut payload = Vec::new();
+    ciborium::into_writer(&create, &mut payload).unwrap();
+    lamp.client
+        .publish(
+            "/oneM2M/req/Clamp/id-in/cbor",
+            QoS::AtMostOnce,
+            false,
+            payload,
+        )
+        .await
+        .unwrap();
+    let p = lamp.publication(topic).await;
+    let answer: serde_json::Value = ciborium::from_reader(&p.payload[..]).unwrap();
+    assert_eq!(
+        (answer["rsc"].as_u64(), answer["rqi"].as_str()),
+        (Some(4103), Some("cbor-1"))
+    );
+    assert_eq!(cse.count(), 0);
+    legitimate_request_passes(addr, &cse, "Clamp").await;
+    g.gateway.shutdown().await;
+}
