@@ -482,3 +482,29 @@ async fn cbor_request_is_decided_and_answered_in_cbor() {
     legitimate_request_passes(addr, &cse, "Clamp").await;
     g.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn silent_client_is_closed_after_one_and_a_half_keep_alives() {
+    use tokio::io::AsyncReadExt;
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    let mut connect = rumqttc::Connect::new("A::Cmeter");
+    connect.keep_alive = 1;
+    let started = std::time::Instant::now();
+    let answer = exchange(&mut stream, &[Packet::Connect(connect)], 1).await;
+    assert!(matches!(&answer[..], [Packet::ConnAck(a)] if a.code == ConnectReturnCode::Success));
+    let mut buf = [0u8; 16];
+    let n = tokio::time::timeout(WAIT, stream.read(&mut buf))
+        .await
+        .unwrap()
+        .unwrap_or(0);
+    let silent_for = started.elapsed();
+    assert_eq!(n, 0, "closed");
+    assert!(silent_for >= Duration::from_millis(1400), "{silent_for:?}");
+    assert!(silent_for < Duration::from_secs(4), "{silent_for:?}");
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
+    g.gateway.shutdown().await;
+}

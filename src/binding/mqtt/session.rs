@@ -171,10 +171,14 @@ impl Session<'_> {
         if let Err(e) = flush(&mut client, &mut self.to_client).await {
             return End::Client(e);
         }
+        // One timer for the session, re-armed only when it fires: cheaper than a new timer per
+        // read. When it fires, the client has been silent for the keep-alive unless it was
+        // heard since the timer was armed.
+        let keep_alive = keep_alive.unwrap_or(Duration::from_secs(86_400 * 365));
         let mut last_heard = Instant::now();
-        let far_future = Duration::from_secs(86_400 * 365);
+        let silence = sleep_until(last_heard + keep_alive);
+        tokio::pin!(silence);
         loop {
-            let deadline = last_heard + keep_alive.unwrap_or(far_future);
             let flow = tokio::select! {
                 read = from_client.fill(&mut client) => {
                     if let Err(e) = read {
@@ -200,7 +204,13 @@ impl Session<'_> {
                     Err(RecvError::Closed) => return End::Shutdown,
                 },
                 () = stopped(&mut stop) => return End::Shutdown,
-                () = sleep_until(deadline) => return End::KeepAlive,
+                () = &mut silence => {
+                    if last_heard.elapsed() >= keep_alive {
+                        return End::KeepAlive;
+                    }
+                    silence.as_mut().reset(last_heard + keep_alive);
+                    Ok(Flow::Continue)
+                }
             };
             let flow = match flow {
                 Ok(flow) => flow,
