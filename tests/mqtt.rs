@@ -508,3 +508,39 @@ async fn silent_client_is_closed_after_one_and_a_half_keep_alives() {
     legitimate_request_passes(addr, &cse, "Cmeter").await;
     g.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn mqtt5_connect_is_refused_with_protocol_version_and_wildcard_publish_closes() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut stream = tokio::net::TcpStream::connect(addr).await.unwrap();
+    // CONNECT, protocol "MQTT" level 5, clean start, keep-alive 30, no properties, id "A::Cmeter".
+    let mut v5 = vec![
+        0x10, 0x16, 0x00, 0x04, b'M', b'Q', b'T', b'T', 0x05, 0x02, 0x00, 0x1e, 0x00,
+    ];
+    v5.extend_from_slice(&[0x00, 0x09]);
+    v5.extend_from_slice(b"A::Cmeter");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    stream.write_all(&v5).await.unwrap();
+    let mut ack = [0u8; 4];
+    tokio::time::timeout(WAIT, stream.read_exact(&mut ack))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(
+        ack,
+        [0x20, 0x02, 0x00, 0x01],
+        "CONNACK: unacceptable protocol version"
+    );
+
+    let mut raw = Raw::connect(addr, "A::Cmeter").await;
+    let mut out = bytes::BytesMut::new();
+    Packet::Publish(rumqttc::Publish::new("site/#", QoS::AtMostOnce, "x"))
+        .write(&mut out, usize::MAX)
+        .unwrap();
+    assert!(raw.send_and_see_closed(&out).await);
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
+    g.gateway.shutdown().await;
+}

@@ -293,6 +293,12 @@ impl Session<'_> {
     }
 
     fn publish(&mut self, p: Publish) -> Result<(), End> {
+        if p.topic.is_empty() || p.topic.contains(['+', '#', '\0']) {
+            // MQTT 3.1.1 §3.3.2.1 / §4.7.3: a broker closes the connection for this.
+            return Err(End::Protocol(
+                "PUBLISH topic is empty or has a wildcard or NUL",
+            ));
+        }
         if topic::is_request(&p.topic) {
             return self.request(p);
         }

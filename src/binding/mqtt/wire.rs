@@ -94,3 +94,27 @@ pub async fn flush<S: AsyncWrite + Unpin>(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Whatever a peer sends, framing yields packets or an error, never a panic, and never
+        /// holds more than one packet's worth of the limit.
+        #[test]
+        fn framing_never_panics_on_arbitrary_bytes(data in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut frames = Frames::new(256);
+            frames.buf.extend_from_slice(&data);
+            while let Ok(Some(_)) = frames.next_packet() {}
+        }
+    }
+
+    #[test]
+    fn oversized_packet_is_refused_on_its_header() {
+        let mut frames = Frames::new(1024);
+        frames.buf.extend_from_slice(&[0x30, 0x80, 0x80, 0x40]);
+        assert!(matches!(frames.next_packet(), Err(WireError::TooLarge(n)) if n == 1 << 20));
+    }
+}
