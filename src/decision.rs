@@ -67,6 +67,16 @@ impl Decider {
         verdict
     }
 
+    /// Decides `p`, which must come from each originator in `bound` (see
+    /// [`Guard::decide_bound`]), now, and records the decision.
+    pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)]) -> Verdict {
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let verdict = self.guard.decide_bound(p, bound, now);
+        self.record(p, &verdict, now, started);
+        verdict
+    }
+
     /// Admits a session for `originator` (MQTT CONNECT): identity and node status. Recorded
     /// under the operation `connect`.
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {

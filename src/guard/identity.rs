@@ -1,5 +1,6 @@
 //! Stage 1, identity binding: where the transport authenticated the sender (a verified client
-//! certificate), the originator it claims must be that identity.
+//! certificate), the originator it claims must be that identity; where a binding bound its
+//! connection to an originator (MQTT CONNECT, the request topic), `fr` must be that one.
 
 use super::{Denial, Stage};
 use crate::primitive::{Peer, Primitive};
@@ -16,5 +17,16 @@ pub fn check_claim(fr: &str, peer: &Peer) -> Result<(), Denial> {
             format!("originator {fr:?} presented a certificate for {identity:?}"),
         )),
         _ => Ok(()),
+    }
+}
+
+/// `fr` against what the binding bound the request to: each `(what, id)` must equal `fr`.
+pub fn check_bound(fr: &str, bound: &[(&str, &str)]) -> Result<(), Denial> {
+    match bound.iter().find(|(_, id)| *id != fr) {
+        Some((what, id)) => Err(Denial::new(
+            Stage::Identity,
+            format!("originator {fr:?} sent where the {what} is {id:?}"),
+        )),
+        None => Ok(()),
     }
 }

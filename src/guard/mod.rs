@@ -51,6 +51,16 @@ impl Guard {
         status::check(&self.nodes, &p.fr).map(|_| ())
     }
 
+    /// Decides a request that arrived where the binding knows who must have sent it (e.g. an
+    /// MQTT session bound at CONNECT): `fr` must equal each `(what, id)` of `bound`, then as
+    /// [`Guard::decide`].
+    pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)], now: SystemTime) -> Verdict {
+        match identity::check_bound(&p.fr, bound).and_then(|()| self.run(p, now)) {
+            Ok(permit) => Verdict::Allow(permit),
+            Err(denial) => Verdict::Deny(denial),
+        }
+    }
+
     /// Admits a session (MQTT CONNECT) for `originator` reached through `peer`: identity
     /// binding and node status.
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {

@@ -404,3 +404,24 @@ fn topic_requests_conform_to_the_schema() {
             .unwrap();
     }
 }
+
+#[test]
+fn request_must_come_from_every_bound_originator() {
+    let f = fixture();
+    let p = request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x");
+    let now = SystemTime::now();
+    let bound = |topic| [("session", "Cmeter"), ("topic", topic)];
+    assert!(f.guard.decide_bound(&p, &bound("Cmeter"), now).is_allow());
+    let d = denial(f.guard.decide_bound(&p, &bound("Clamp"), now));
+    assert_eq!(d.stage, Stage::Identity);
+    assert_eq!(
+        d.reason,
+        "originator \"Cmeter\" sent where the topic is \"Clamp\""
+    );
+    // Bound and still subject to every later stage.
+    let delete = request("Cmeter", Operation::Delete, "/id-in/cse-in/x");
+    assert_eq!(
+        denial(f.guard.decide_bound(&delete, &bound("Cmeter"), now)).stage,
+        Stage::Policy
+    );
+}

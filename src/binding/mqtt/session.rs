@@ -30,7 +30,7 @@ use super::reply::{self, Echo, Rsc};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
 use crate::gateway::stopped;
-use crate::guard::{Stage, Verdict};
+use crate::guard::Verdict;
 use crate::metrics::Outcome;
 use crate::primitive::{Peer, Protocol, TopicAction, TopicRequest};
 
@@ -330,22 +330,11 @@ impl Session<'_> {
             Ok(primitive) => primitive,
             Err(e) => return self.refuse(&p, &t, &echo, Rsc::BadRequest, &e.to_string()),
         };
-        if t.originator != self.originator || primitive.fr != self.originator {
-            self.b.decider.metrics().request(
-                Protocol::Mqtt,
-                primitive.op.as_str(),
-                Outcome::Deny(Stage::Identity.as_str()),
-            );
-            tracing::info!(
-                node.id = %self.originator, proto = "mqtt", op = primitive.op.as_str(), to = %primitive.to,
-                verdict = "deny", deny.stage = "identity",
-                reason = %format!("topic originator {:?} and fr {:?} must both be the session's", t.originator, primitive.fr),
-                "request denied"
-            );
-            let message = Stage::Identity.public_message();
-            return self.refuse(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, message);
-        }
-        match self.b.decider.decide(&primitive) {
+        let bound = [
+            ("session's originator", self.originator.as_str()),
+            ("request topic's originator", t.originator.as_str()),
+        ];
+        match self.b.decider.decide_bound(&primitive, &bound) {
             Verdict::Allow(permit) => {
                 forward::publish(permit, p, &mut self.to_broker).map_err(End::Client)
             }
