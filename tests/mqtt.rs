@@ -544,3 +544,42 @@ async fn mqtt5_connect_is_refused_with_protocol_version_and_wildcard_publish_clo
     legitimate_request_passes(addr, &cse, "Cmeter").await;
     g.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn refused_publish_is_acknowledged_at_its_qos_and_not_forwarded() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let mut witness = connect(broker, "witness").await;
+    assert_eq!(
+        witness.subscribe("site/#", QoS::AtMostOnce).await,
+        [SUCCESS0]
+    );
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    // Lamps may not publish on the meters' topics (20-guards.cedar).
+    let mut lamp = connect(addr, "A::Clamp").await;
+    for qos in [QoS::AtLeastOnce, QoS::ExactlyOnce] {
+        lamp.client
+            .publish("site/meters/forged", qos, false, "forged")
+            .await
+            .unwrap();
+        lamp.wait_for("the flow's end", |e| match (qos, e) {
+            (QoS::AtLeastOnce, Event::Incoming(Packet::PubAck(_))) => Some(()),
+            (QoS::ExactlyOnce, Event::Incoming(Packet::PubComp(_))) => Some(()),
+            _ => None,
+        })
+        .await;
+    }
+    // The lamp's own topics pass, and are the first thing the broker sees.
+    lamp.client
+        .publish("site/lamps/1", QoS::AtLeastOnce, false, "on")
+        .await
+        .unwrap();
+    let seen = witness.wait_for("a publish on site/#", |e| match e {
+        Event::Incoming(Packet::Publish(p)) => Some(p.topic.clone()),
+        _ => None,
+    });
+    assert_eq!(seen.await, "site/lamps/1");
+    legitimate_request_passes(addr, &cse, "Clamp").await;
+    g.gateway.shutdown().await;
+}
