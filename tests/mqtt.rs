@@ -71,13 +71,18 @@ async fn qos1_and_qos2_round_trips() {
 async fn retained_message_reaches_a_later_subscriber() {
     let broker = broker().await;
     let g = gateway(broker).await;
-    let meter = connect(mqtt_addr(&g), "A::Cmeter").await;
+    let mut meter = connect(mqtt_addr(&g), "A::Cmeter").await;
     meter
         .client
         .publish("site/meters/retained", QoS::AtLeastOnce, true, "kept")
         .await
         .unwrap();
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    // The broker has it once it acknowledged it.
+    meter
+        .wait_for("PUBACK", |e| {
+            matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
+        })
+        .await;
     let mut lamp = connect(mqtt_addr(&g), "A::Clamp").await;
     assert_eq!(
         lamp.subscribe("site/meters/retained", QoS::AtLeastOnce)
