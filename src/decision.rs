@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::guard::{DecisionRecord, Denial, Guard, Verdict};
 use crate::metrics::{Metrics, Outcome};
-use crate::primitive::Primitive;
+use crate::primitive::{Peer, Primitive, TopicRequest};
 
 pub const DENIAL_LOG_LINES_PER_SEC: u64 = 100;
 
@@ -67,6 +67,120 @@ impl Decider {
         verdict
     }
 
+    /// Decides `p`, which must come from each originator in `bound` (see
+    /// [`Guard::decide_bound`]), now, and records the decision.
+    pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)]) -> Verdict {
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let verdict = self.guard.decide_bound(p, bound, now);
+        self.record(p, &verdict, now, started);
+        verdict
+    }
+
+    /// Admits a session for `originator` (MQTT CONNECT): identity and node status. Recorded
+    /// under the operation `connect`.
+    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let verdict = self.guard.admit(originator, peer).err();
+        let what = Decision {
+            fr: originator,
+            op: "connect",
+            to: "",
+            rqi: "",
+            protocol: peer.protocol,
+        };
+        match verdict {
+            None => {
+                self.metrics
+                    .request(peer.protocol, "connect", Outcome::Allow);
+                tracing::debug!(node.id = %originator, proto = %peer.protocol, op = "connect", verdict = "allow", "session admitted");
+                Ok(())
+            }
+            Some(denial) => {
+                self.record_denial(&what, &denial, now, started);
+                Err(denial)
+            }
+        }
+    }
+
+    /// Whether a session admitted earlier may go on (identity and status now); not recorded.
+    pub fn still_admitted(&self, originator: &str, peer: &Peer) -> bool {
+        self.guard.admit(originator, peer).is_ok()
+    }
+
+    /// Decides a publish or subscription on a topic now and records the decision.
+    pub fn decide_topic(&self, t: &TopicRequest) -> Verdict {
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let verdict = self.guard.decide_topic(t, now);
+        let what = Decision {
+            fr: &t.originator,
+            op: t.action.as_str(),
+            to: &t.topic,
+            rqi: "",
+            protocol: t.peer.protocol,
+        };
+        match &verdict {
+            Verdict::Allow(permit) => {
+                self.metrics
+                    .decision_seconds(what.protocol, started.elapsed().as_secs_f64());
+                self.metrics.request(what.protocol, what.op, Outcome::Allow);
+                tracing::debug!(
+                    node.id = %what.fr, proto = %what.protocol, op = what.op, to = %what.to,
+                    verdict = "allow", policy.ids = ?permit.policy_ids(), "topic allowed"
+                );
+                self.stream(&what, true, None, || {
+                    format!("permitted by {}", permit.policy_ids().join(", "))
+                });
+            }
+            Verdict::Deny(denial) => self.record_denial(&what, denial, now, started),
+        }
+        verdict
+    }
+
+    fn record_denial(
+        &self,
+        what: &Decision<'_>,
+        denial: &Denial,
+        now: SystemTime,
+        started: Instant,
+    ) {
+        self.metrics
+            .decision_seconds(what.protocol, started.elapsed().as_secs_f64());
+        self.metrics
+            .request(what.protocol, what.op, Outcome::Deny(denial.stage.as_str()));
+        self.stream(what, false, Some(denial.stage), || denial.reason.clone());
+        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        if let Some(suppressed) = self.denial_log.admit(second) {
+            tracing::info!(
+                node.id = %what.fr, proto = %what.protocol, op = what.op, to = %what.to,
+                verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
+                log.suppressed = suppressed, "request denied"
+            );
+        }
+    }
+
+    fn stream(
+        &self,
+        what: &Decision<'_>,
+        allowed: bool,
+        stage: Option<crate::guard::Stage>,
+        why: impl FnOnce() -> String,
+    ) {
+        if self.decisions.receiver_count() > 0 {
+            let _ = self.decisions.send(DecisionRecord {
+                rqi: what.rqi.to_owned(),
+                fr: what.fr.to_owned(),
+                op: what.op,
+                to: what.to.to_owned(),
+                allowed,
+                stage,
+                why: why(),
+            });
+        }
+    }
+
     fn record(&self, p: &Primitive, verdict: &Verdict, now: SystemTime, started: Instant) {
         let protocol = p.peer.protocol;
         self.metrics
@@ -97,6 +211,15 @@ impl Decider {
             }
         }
     }
+}
+
+/// A decision that is not about a [`Primitive`] (session admission, topics), as recorded.
+struct Decision<'a> {
+    fr: &'a str,
+    op: &'static str,
+    to: &'a str,
+    rqi: &'a str,
+    protocol: crate::primitive::Protocol,
 }
 
 /// At most `per_second` admissions in each wall-clock second; counts the rest.

@@ -14,6 +14,7 @@ use tokio::task::JoinSet;
 
 use crate::admin;
 use crate::binding::http::{self, HttpBinding, Listener};
+use crate::binding::mqtt::{self, MqttBinding};
 use crate::config::Config;
 use crate::decision::Decider;
 use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
@@ -79,6 +80,8 @@ impl State {
 pub struct Gateway {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The MQTT listener's address, when `[mqtt]` is configured.
+    pub mqtt_addr: Option<SocketAddr>,
     pub state: Arc<State>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -111,16 +114,33 @@ impl Gateway {
                 &config.plausibility,
                 metrics.plausibility_flags(),
             ));
-        let guard = Arc::new(Guard::new(nodes, policies, checks));
+        let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
         let decider = Arc::new(Decider::new(guard, metrics, decisions));
         let h = &config.http;
         let binding = Arc::new(
-            HttpBinding::new(h, &config.gateway.cse_id, decider)?
+            HttpBinding::new(h, &config.gateway.cse_id, decider.clone())?
                 .with_token_request_info(tokens.request_info()),
         );
 
         let (http_tcp, http_addr) = bind("http", h.listen).await?;
         let (admin_tcp, admin_addr) = bind("admin", config.admin.listen).await?;
+        let mqtt = match &config.mqtt {
+            Some(m) => {
+                let (tcp, addr) = bind("mqtt", m.listen).await?;
+                let listener = mqtt::Listener {
+                    tcp,
+                    tls: m
+                        .tls
+                        .as_ref()
+                        .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone())),
+                    require_identity: m.tls.as_ref().is_some_and(|t| t.client_auth),
+                };
+                let binding = MqttBinding::new(m, &config.gateway.cse_id, decider, nodes);
+                Some((listener, Arc::new(binding), addr))
+            }
+            None => None,
+        };
+        let mqtt_addr = mqtt.as_ref().map(|(_, _, addr)| *addr);
         let listener = Listener {
             tcp: http_tcp,
             tls: h
@@ -135,11 +155,15 @@ impl Gateway {
         let mut tasks = JoinSet::new();
         tasks.spawn(http::serve(listener, binding, stop.clone(), DRAIN));
         tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
+        if let Some((listener, binding, _)) = mqtt {
+            tasks.spawn(mqtt::serve(listener, binding, stop.clone()));
+        }
         tasks.spawn(reload_on_sighup(state.clone(), stop));
-        tracing::info!(http = %http_addr, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         Ok(Gateway {
             http_addr,
             admin_addr,
+            mqtt_addr,
             state,
             shutdown,
             tasks,

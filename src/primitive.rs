@@ -156,3 +156,44 @@ impl fmt::Debug for Primitive {
             .finish()
     }
 }
+
+/// What an MQTT client does with a topic: the Cedar action on a `Topic` resource.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum TopicAction {
+    Publish,
+    Subscribe,
+}
+
+impl TopicAction {
+    /// The Cedar action name and metrics label.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TopicAction::Publish => "publish",
+            TopicAction::Subscribe => "subscribe",
+        }
+    }
+}
+
+/// A publish to, or a subscription on, an MQTT topic (or topic filter) by a session's bound
+/// originator. Decided by node status and Cedar policy, like a [`Primitive`].
+#[derive(Clone, Debug)]
+pub struct TopicRequest {
+    pub action: TopicAction,
+    /// The originator the session is bound to (from CONNECT).
+    pub originator: String,
+    /// The topic name or filter as sent.
+    pub topic: String,
+    /// Set for oneM2M request and response topics (TS-0010).
+    pub onem2m: Option<OneM2mTopic>,
+    pub peer: Peer,
+}
+
+/// The parts of a `/oneM2M/<req|resp>/<originator>/<receiver>/<format>` topic; an id is `None`
+/// where the filter has a wildcard in its place. Ids are as in `fr` (":" turned back into "/").
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OneM2mTopic {
+    /// `"req"` or `"resp"`.
+    pub kind: &'static str,
+    pub originator: Option<String>,
+    pub receiver: Option<String>,
+}

@@ -232,7 +232,7 @@ async fn flag_rule_lets_the_request_pass_and_the_policy_sees_the_flag() {
     std::fs::write(
         policies.path().join("30-flags.cedar"),
         r#"@id("no-off-site-writes-to-the-vault")
-forbid (principal, action, resource)
+forbid (principal, action in [Action::"create", Action::"retrieve", Action::"update", Action::"delete", Action::"notify"], resource)
 when { context.flags.contains("off-site") && resource.path like "/id-in/cse-in/vault*" };
 "#,
     )

@@ -2,3 +2,4 @@
 //! forwards only with a [`crate::guard::Permit`], and maps a denial to its own oneM2M error.
 
 pub mod http;
+pub mod mqtt;

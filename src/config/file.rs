@@ -12,6 +12,7 @@ pub struct FileConfig {
     pub http: FileHttp,
     pub admin: FileAdmin,
     pub policy: FilePolicy,
+    pub mqtt: Option<FileMqtt>,
     #[serde(default)]
     pub nodes: Vec<FileNode>,
     #[serde(default)]
@@ -20,6 +21,17 @@ pub struct FileConfig {
     pub tokens: super::tokens::FileTokens,
     #[serde(default)]
     pub plausibility: Vec<super::plausibility::FilePlausibility>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileMqtt {
+    pub listen: String,
+    pub broker: String,
+    pub max_packet_bytes: Option<u64>,
+    pub connect_timeout_ms: Option<u64>,
+    pub broker_timeout_ms: Option<u64>,
+    pub tls: Option<FileServerTls>,
 }
 
 #[derive(Debug, Deserialize)]

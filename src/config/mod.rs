@@ -25,7 +25,7 @@ use crate::tls::{self, KeyPair};
 pub use checks::{
     is_key_id, ChecksConfig, KeyConfig, ReplayConfig, Requirement, Secret, MIN_KEY_BYTES,
 };
-use file::{FileConfig, FileHttp, FileServerTls, FileUpstreamTls};
+use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
 pub use tokens::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
 
@@ -37,12 +37,29 @@ pub struct Config {
     pub gateway: GatewayConfig,
     pub http: HttpConfig,
     pub admin: AdminConfig,
+    /// The MQTT listener, when `[mqtt]` is present.
+    pub mqtt: Option<MqttConfig>,
     pub policy_dir: PathBuf,
     pub nodes: Vec<NodeSeed>,
     pub checks: ChecksConfig,
     pub tokens: TokensConfig,
     /// `[[plausibility]]` rules, in file order.
     pub plausibility: Vec<crate::guard::plausibility::Rule>,
+}
+
+#[derive(Debug, Clone)]
+pub struct MqttConfig {
+    pub listen: SocketAddr,
+    /// The broker every client session is relayed to, `host:port`.
+    pub broker: String,
+    /// Largest MQTT packet (remaining length) accepted from either side.
+    pub max_packet_bytes: usize,
+    /// A client must complete TLS and send CONNECT within this.
+    pub connect_timeout: Duration,
+    /// The broker must accept the connection and answer CONNECT within this.
+    pub broker_timeout: Duration,
+    /// MQTT over TLS for clients; with `client_ca`, the certificate CN is the identity.
+    pub tls: Option<ServerTls>,
 }
 
 #[derive(Debug, Clone)]
@@ -223,6 +240,7 @@ impl Validator {
         let checks = self.checks(raw.checks);
         let tokens = self.tokens(raw.tokens);
         let plausibility = self.plausibility(raw.plausibility);
+        let mqtt = raw.mqtt.map(|m| self.mqtt(m));
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -233,11 +251,55 @@ impl Validator {
             admin: AdminConfig {
                 listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
             },
+            mqtt,
             policy_dir,
             nodes,
             checks,
             tokens,
             plausibility,
+        }
+    }
+
+    fn mqtt(&mut self, m: FileMqtt) -> MqttConfig {
+        let listen = self.addr("mqtt.listen", &m.listen);
+        let broker_ok = m.broker.rsplit_once(':').is_some_and(|(host, port)| {
+            !host.is_empty() && port.parse::<u16>().is_ok_and(|p| p > 0)
+        });
+        if !broker_ok {
+            self.err(
+                "mqtt.broker",
+                format!(
+                    "{:?} is not host:port (expected e.g. 127.0.0.1:1883)",
+                    m.broker
+                ),
+            );
+        }
+        let tls = m.tls.and_then(|t| self.server_tls("mqtt.tls", t));
+        MqttConfig {
+            listen: listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
+            broker: m.broker,
+            max_packet_bytes: self.range(
+                "mqtt.max_packet_bytes",
+                m.max_packet_bytes,
+                1024 * 1024,
+                64..=256 * 1024 * 1024,
+            ) as usize,
+            connect_timeout: Duration::from_millis(self.range(
+                "mqtt.connect_timeout_ms",
+                m.connect_timeout_ms,
+                10_000,
+                100..=600_000,
+            )),
+            broker_timeout: Duration::from_millis(self.range(
+                "mqtt.broker_timeout_ms",
+                m.broker_timeout_ms,
+                10_000,
+                100..=600_000,
+            )),
+            tls: tls.map(|t| ServerTls {
+                config: with_alpn(&t.config, b"mqtt"),
+                client_auth: t.client_auth,
+            }),
         }
     }
 
@@ -286,7 +348,7 @@ impl Validator {
                 10_000,
                 100..=600_000,
             )),
-            tls: h.tls.and_then(|t| self.server_tls(t)),
+            tls: h.tls.and_then(|t| self.server_tls("http.tls", t)),
             upstream_tls,
         }
     }
@@ -313,11 +375,11 @@ impl Validator {
         }
     }
 
-    fn server_tls(&mut self, t: FileServerTls) -> Option<ServerTls> {
-        let certs = self.certs("http.tls.cert", &t.cert);
-        let key = self.key("http.tls.key", &t.key);
+    fn server_tls(&mut self, prefix: &str, t: FileServerTls) -> Option<ServerTls> {
+        let certs = self.certs(&format!("{prefix}.cert"), &t.cert);
+        let key = self.key(&format!("{prefix}.key"), &t.key);
         let client_ca = match &t.client_ca {
-            Some(path) => Some(self.certs("http.tls.client_ca", path)?),
+            Some(path) => Some(self.certs(&format!("{prefix}.client_ca"), path)?),
             None => None,
         };
         let identity = KeyPair {
@@ -330,7 +392,7 @@ impl Validator {
                 client_auth: client_ca.is_some(),
             }),
             Err(e) => {
-                self.err("http.tls", e.to_string());
+                self.err(prefix, e.to_string());
                 None
             }
         }
@@ -450,6 +512,13 @@ impl Validator {
         }
         nodes
     }
+}
+
+/// `config` offering only `protocol` in ALPN (clients that offer none are served too).
+fn with_alpn(config: &Arc<rustls::ServerConfig>, protocol: &[u8]) -> Arc<rustls::ServerConfig> {
+    let mut config = (**config).clone();
+    config.alpn_protocols = vec![protocol.to_vec()];
+    Arc::new(config)
 }
 
 fn is_cse_id(id: &str) -> bool {

@@ -185,3 +185,31 @@ fn checks_keys_are_read_and_bad_ones_reported_at_their_line() {
         "Secret(32 bytes)"
     );
 }
+
+#[test]
+fn mqtt_is_optional_and_its_errors_are_located() {
+    assert!(Config::builtin().unwrap().mqtt.is_none());
+    let text = with(
+        "[admin]\n",
+        "[mqtt]\nlisten = \"127.0.0.1:18883\"\nbroker = \"127.0.0.1:1884\"\n\n[admin]\n",
+    );
+    let mqtt = Config::parse(&text, "t.toml").unwrap().mqtt.unwrap();
+    assert_eq!(mqtt.broker, "127.0.0.1:1884");
+    assert_eq!(mqtt.max_packet_bytes, 1024 * 1024);
+    assert!(mqtt.tls.is_none());
+
+    let bad = text.replacen(
+        "broker = \"127.0.0.1:1884\"",
+        "broker = \"127.0.0.1\"\nmax_packet_bytes = 1",
+        1,
+    );
+    let e = errors(&bad);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["mqtt.broker", "mqtt.max_packet_bytes"], "{e:?}");
+    assert_eq!(e[0].line, Some(line_of(&bad, "broker = \"127.0.0.1\"")));
+
+    let unknown = text.replacen("[mqtt]\n", "[mqtt]\nbrokers = \"x\"\n", 1);
+    assert!(errors(&unknown)[0]
+        .message
+        .contains("unknown field `brokers`"));
+}

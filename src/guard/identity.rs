@@ -1,18 +1,32 @@
 //! Stage 1, identity binding: where the transport authenticated the sender (a verified client
-//! certificate), the originator it claims must be that identity.
+//! certificate), the originator it claims must be that identity; where a binding bound its
+//! connection to an originator (MQTT CONNECT, the request topic), `fr` must be that one.
 
 use super::{Denial, Stage};
-use crate::primitive::Primitive;
+use crate::primitive::{Peer, Primitive};
 
 pub fn check(p: &Primitive) -> Result<(), Denial> {
-    match &p.peer.tls_identity {
-        Some(identity) if *identity != p.fr => Err(Denial::new(
+    check_claim(&p.fr, &p.peer)
+}
+
+/// `fr` claimed by a sender reached through `peer`.
+pub fn check_claim(fr: &str, peer: &Peer) -> Result<(), Denial> {
+    match &peer.tls_identity {
+        Some(identity) if identity != fr => Err(Denial::new(
             Stage::Identity,
-            format!(
-                "originator {:?} presented a certificate for {identity:?}",
-                p.fr
-            ),
+            format!("originator {fr:?} presented a certificate for {identity:?}"),
         )),
         _ => Ok(()),
+    }
+}
+
+/// `fr` against what the binding bound the request to: each `(what, id)` must equal `fr`.
+pub fn check_bound(fr: &str, bound: &[(&str, &str)]) -> Result<(), Denial> {
+    match bound.iter().find(|(_, id)| *id != fr) {
+        Some((what, id)) => Err(Denial::new(
+            Stage::Identity,
+            format!("originator {fr:?} sent where the {what} is {id:?}"),
+        )),
+        None => Ok(()),
     }
 }

@@ -26,7 +26,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use crate::policy::Policies;
-use crate::primitive::Primitive;
+use crate::primitive::{Peer, Primitive, TopicRequest};
 use crate::store::Nodes;
 pub use checks::MessageChecks;
 pub use findings::{Findings, TokenGrant};
@@ -66,6 +66,39 @@ impl Guard {
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
         identity::check(p)?;
         status::check(&self.nodes, &p.fr).map(|_| ())
+    }
+
+    /// Decides a request that arrived where the binding knows who must have sent it (e.g. an
+    /// MQTT session bound at CONNECT): `fr` must equal each `(what, id)` of `bound`, then as
+    /// [`Guard::decide`].
+    pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)], now: SystemTime) -> Verdict {
+        match identity::check_bound(&p.fr, bound).and_then(|()| self.run(p, now)) {
+            Ok(permit) => Verdict::Allow(permit),
+            Err(denial) => Verdict::Deny(denial),
+        }
+    }
+
+    /// Admits a session (MQTT CONNECT) for `originator` reached through `peer`: identity
+    /// binding and node status.
+    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
+        identity::check_claim(originator, peer)?;
+        status::check(&self.nodes, originator).map(|_| ())
+    }
+
+    /// Decides a publish to or a subscription on a topic: identity, node status, Cedar policy
+    /// with the action `publish` or `subscribe` on `Topic::"<topic>"`.
+    pub fn decide_topic(&self, t: &TopicRequest, now: SystemTime) -> Verdict {
+        let run = || {
+            identity::check_claim(&t.originator, &t.peer)?;
+            let node = status::check(&self.nodes, &t.originator)?;
+            let bundle = self.policies.current();
+            let ids = self.evaluator.check_topic(&bundle, t, &node, now)?;
+            Ok(Permit::new(ids, None))
+        };
+        match run() {
+            Ok(permit) => Verdict::Allow(permit),
+            Err(denial) => Verdict::Deny(denial),
+        }
     }
 
     fn run(&self, p: &Primitive, now: SystemTime) -> Result<Permit, Denial> {

@@ -25,7 +25,7 @@ use moka::sync::Cache;
 
 use super::{Denial, Findings, Stage};
 use crate::policy::PolicyBundle;
-use crate::primitive::{Operation, Primitive, Protocol};
+use crate::primitive::{Operation, Primitive, Protocol, TopicAction, TopicRequest};
 use crate::store::Node;
 
 /// Builds and decides Cedar requests.
@@ -33,13 +33,29 @@ pub struct Evaluator {
     node_type: EntityTypeName,
     group_type: EntityTypeName,
     resource_type: EntityTypeName,
+    topic_type: EntityTypeName,
     actions: HashMap<Operation, EntityUid>,
+    topic_actions: HashMap<TopicAction, EntityUid>,
     authorizer: Authorizer,
     /// Per node id: the record the entities were built from, and the entities.
     principals: Cache<String, (Arc<Node>, Entities)>,
     sources: Cache<IpAddr, RestrictedExpression>,
     decisions: Cache<DecisionKey, CachedDecision>,
+    /// Topic decisions: a session publishes to the same few topics again and again.
+    topic_decisions: Cache<TopicKey, CachedDecision>,
     doorkeeper: Doorkeeper,
+}
+
+/// Everything a topic decision depends on besides the bundle and the node record (the
+/// oneM2M parts of a topic follow from its name).
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+struct TopicKey {
+    node: String,
+    action: TopicAction,
+    topic: String,
+    source: IpAddr,
+    authenticated: bool,
+    second: Option<u64>,
 }
 
 /// Everything a decision depends on besides the bundle and the node record.
@@ -102,15 +118,22 @@ impl Evaluator {
             .into_iter()
             .map(|op| (op, uid(&action_type, op.as_str())))
             .collect();
+        let topic_actions = [TopicAction::Publish, TopicAction::Subscribe]
+            .into_iter()
+            .map(|a| (a, uid(&action_type, a.as_str())))
+            .collect();
         Evaluator {
             node_type: name("Node"),
             group_type: name("Group"),
             resource_type: name("Resource"),
+            topic_type: name("Topic"),
             actions,
+            topic_actions,
             authorizer: Authorizer::new(),
             principals: Cache::new(node_cache_capacity),
             sources: Cache::new(10_000),
             decisions: Cache::new(DECISION_CACHE_ENTRIES),
+            topic_decisions: Cache::new(DECISION_CACHE_ENTRIES),
             doorkeeper: Doorkeeper::new(DOORKEEPER_SLOTS),
         }
     }
@@ -153,6 +176,85 @@ impl Evaluator {
         outcome
     }
 
+    /// Decides a topic request from `node` under `bundle`, like [`Evaluator::check`].
+    pub fn check_topic(
+        &self,
+        bundle: &Arc<PolicyBundle>,
+        t: &TopicRequest,
+        node: &Arc<Node>,
+        now: SystemTime,
+    ) -> Result<Vec<String>, Denial> {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let key = TopicKey {
+            node: node.id.clone(),
+            action: t.action,
+            topic: t.topic.clone(),
+            source: t.peer.addr.ip(),
+            authenticated: t.peer.tls_identity.is_some(),
+            second: bundle.uses_time.then_some(secs),
+        };
+        if let Some(hit) = self.topic_decisions.get(&key) {
+            if Arc::ptr_eq(&hit.bundle, bundle) && Arc::ptr_eq(&hit.node, node) {
+                return hit.outcome;
+            }
+        }
+        let built = self
+            .build_topic(t, node, now, None)
+            .map_err(|e| Denial::new(Stage::Policy, e));
+        let what = || format!("{} {:?} by {}", t.action.as_str(), t.topic, node.id);
+        let outcome =
+            built.and_then(|(request, entities)| self.authorize(bundle, &request, &entities, what));
+        let cached = CachedDecision {
+            bundle: bundle.clone(),
+            node: node.clone(),
+            outcome: outcome.clone(),
+        };
+        self.topic_decisions.insert(key, cached);
+        outcome
+    }
+
+    /// The Cedar request and entities for a topic request (`schema` as in [`Evaluator::build`]).
+    pub(super) fn build_topic(
+        &self,
+        t: &TopicRequest,
+        node: &Arc<Node>,
+        now: SystemTime,
+        schema: Option<&Schema>,
+    ) -> Result<(Request, Entities), String> {
+        let resource = uid(&self.topic_type, &t.topic);
+        let mut attrs = HashMap::from([(
+            "name".to_owned(),
+            RestrictedExpression::new_string(t.topic.clone()),
+        )]);
+        if let Some(m) = &t.onem2m {
+            attrs.insert(
+                "onem2m".to_owned(),
+                RestrictedExpression::new_string(m.kind.to_owned()),
+            );
+            for (field, id) in [("originator", &m.originator), ("receiver", &m.receiver)] {
+                if let Some(id) = id {
+                    attrs.insert(
+                        field.to_owned(),
+                        RestrictedExpression::new_entity_uid(uid(&self.node_type, id)),
+                    );
+                }
+            }
+        }
+        let topic =
+            Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?;
+        let entities = self
+            .principal(node, schema)?
+            .add_entities([topic], schema)
+            .map_err(|e| e.to_string())?;
+        let context =
+            Context::from_pairs(self.base_context(&t.peer, now)).map_err(|e| e.to_string())?;
+        let principal = uid(&self.node_type, &node.id);
+        let action = self.topic_actions[&t.action].clone();
+        let request = Request::new(principal, action, resource, context, schema)
+            .map_err(|e| e.to_string())?;
+        Ok((request, entities))
+    }
+
     fn evaluate(
         &self,
         bundle: &PolicyBundle,
@@ -164,9 +266,21 @@ impl Evaluator {
         let (request, entities) = self
             .build(p, node, findings, now, None)
             .map_err(|e| Denial::new(Stage::Policy, e))?;
+        let what = || format!("{} {} by {}", p.op, p.to, p.fr);
+        self.authorize(bundle, &request, &entities, what)
+    }
+
+    /// One Cedar decision: the permitting policy ids, or the denial (`what` names the request).
+    fn authorize(
+        &self,
+        bundle: &PolicyBundle,
+        request: &Request,
+        entities: &Entities,
+        what: impl FnOnce() -> String,
+    ) -> Result<Vec<String>, Denial> {
         let response = self
             .authorizer
-            .is_authorized(&request, &bundle.set, &entities);
+            .is_authorized(request, &bundle.set, entities);
         let mut ids: Vec<String> = response
             .diagnostics()
             .reason()
@@ -183,7 +297,7 @@ impl Evaluator {
             Decision::Allow => Ok(ids),
             Decision::Deny if ids.is_empty() => Err(Denial::new(
                 Stage::Policy,
-                format!("no policy permits {} {} by {}", p.op, p.to, p.fr),
+                format!("no policy permits {}", what()),
             )),
             Decision::Deny => Err(Denial::new(
                 Stage::Policy,
@@ -259,26 +373,7 @@ impl Evaluator {
         findings: &Findings,
         now: SystemTime,
     ) -> Result<Vec<(String, RestrictedExpression)>, String> {
-        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let ip = p.peer.addr.ip();
-        let source = self
-            .sources
-            .get_with(ip, || RestrictedExpression::new_ip(ip.to_string()));
-        let mut pairs = vec![
-            (
-                "protocol".to_owned(),
-                RestrictedExpression::new_string(p.peer.protocol.as_str().to_owned()),
-            ),
-            ("source".to_owned(), source),
-            (
-                "time".to_owned(),
-                RestrictedExpression::new_long(i64::try_from(secs).unwrap_or(i64::MAX)),
-            ),
-            (
-                "authenticated".to_owned(),
-                RestrictedExpression::new_bool(p.peer.tls_identity.is_some()),
-            ),
-        ];
+        let mut pairs = self.base_context(&p.peer, now);
         if let Some(ty) = p.ty {
             pairs.push((
                 "resource_type".to_owned(),
@@ -287,6 +382,34 @@ impl Evaluator {
         }
         pairs.extend(findings_context(findings)?);
         Ok(pairs)
+    }
+
+    /// The context entries every request has: protocol, source, time, authenticated.
+    fn base_context(
+        &self,
+        peer: &crate::primitive::Peer,
+        now: SystemTime,
+    ) -> Vec<(String, RestrictedExpression)> {
+        let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let ip = peer.addr.ip();
+        let source = self
+            .sources
+            .get_with(ip, || RestrictedExpression::new_ip(ip.to_string()));
+        vec![
+            (
+                "protocol".to_owned(),
+                RestrictedExpression::new_string(peer.protocol.as_str().to_owned()),
+            ),
+            ("source".to_owned(), source),
+            (
+                "time".to_owned(),
+                RestrictedExpression::new_long(i64::try_from(secs).unwrap_or(i64::MAX)),
+            ),
+            (
+                "authenticated".to_owned(),
+                RestrictedExpression::new_bool(peer.tls_identity.is_some()),
+            ),
+        ]
     }
 }
 

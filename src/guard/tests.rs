@@ -4,7 +4,9 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::*;
-use crate::primitive::{Operation, Peer, Protocol, Security};
+use crate::primitive::{
+    OneM2mTopic, Operation, Peer, Protocol, Security, TopicAction, TopicRequest,
+};
 use crate::store::{NodeKind, NodeSeed, NodeStatus, SledStore};
 
 struct Fixture {
@@ -298,7 +300,7 @@ fn policies_see_which_message_checks_passed() {
     let guard = guard_with(
         &f,
         r#"@id("signed-only")
-        permit(principal, action, resource) when { context.checks.check_value && !context.checks.token && context.flags.isEmpty() };"#,
+        permit(principal, action == Action::"retrieve", resource) when { context.checks.check_value && !context.checks.token && context.flags.isEmpty() };"#,
         MessageChecks::new(&config, Arc::new(token::Tokens::none()), store).unwrap(),
     );
     let unsigned = request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x");
@@ -309,4 +311,159 @@ fn policies_see_which_message_checks_passed() {
     signed.security.aus = Some(check_value::sign(&signed, "k1", &secret, 1));
     assert!(guard.decide(&signed, SystemTime::now()).is_allow());
     assert!(!guard.decide(&unsigned, SystemTime::now()).is_allow());
+}
+
+fn topic(fr: &str, action: TopicAction, name: &str, onem2m: Option<OneM2mTopic>) -> TopicRequest {
+    TopicRequest {
+        action,
+        originator: fr.into(),
+        topic: name.into(),
+        onem2m,
+        peer: Peer {
+            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
+            protocol: Protocol::Mqtt,
+            tls_identity: None,
+        },
+    }
+}
+
+fn onem2m(
+    kind: &'static str,
+    originator: Option<&str>,
+    receiver: Option<&str>,
+) -> Option<OneM2mTopic> {
+    Some(OneM2mTopic {
+        kind,
+        originator: originator.map(Into::into),
+        receiver: receiver.map(Into::into),
+    })
+}
+
+#[test]
+fn device_subscribes_to_its_own_response_topic_only() {
+    let f = fixture();
+    let now = SystemTime::now();
+    let own = topic(
+        "Cmeter",
+        TopicAction::Subscribe,
+        "/oneM2M/resp/Cmeter/id-in/json",
+        onem2m("resp", Some("Cmeter"), Some("id-in")),
+    );
+    assert!(f.guard.decide_topic(&own, now).is_allow());
+    let other = topic(
+        "Cmeter",
+        TopicAction::Subscribe,
+        "/oneM2M/resp/Clamp/id-in/json",
+        onem2m("resp", Some("Clamp"), Some("id-in")),
+    );
+    assert_eq!(
+        denial(f.guard.decide_topic(&other, now)).stage,
+        Stage::Policy
+    );
+    let wildcard = topic(
+        "Cmeter",
+        TopicAction::Subscribe,
+        "/oneM2M/resp/+/id-in/json",
+        onem2m("resp", None, Some("id-in")),
+    );
+    assert_eq!(
+        denial(f.guard.decide_topic(&wildcard, now)).stage,
+        Stage::Policy
+    );
+}
+
+#[test]
+fn site_topics_follow_groups_and_forbids() {
+    let f = fixture();
+    let now = SystemTime::now();
+    let publish = |fr, name| topic(fr, TopicAction::Publish, name, None);
+    assert!(f
+        .guard
+        .decide_topic(&publish("Cmeter", "site/meters/1"), now)
+        .is_allow());
+    let lamp = denial(
+        f.guard
+            .decide_topic(&publish("Clamp", "site/meters/1"), now),
+    );
+    assert_eq!(
+        lamp.reason,
+        "forbidden by lamps-not-publishing-meter-topics"
+    );
+    assert!(f
+        .guard
+        .decide_topic(&publish("Clamp", "site/lamps/1"), now)
+        .is_allow());
+    assert_eq!(
+        denial(f.guard.decide_topic(&publish("Cmeter", "#"), now)).stage,
+        Stage::Policy
+    );
+    assert!(f
+        .guard
+        .decide_topic(&publish("CAdmin", "anything"), now)
+        .is_allow());
+}
+
+#[test]
+fn topic_decisions_follow_status_and_are_not_stale_after_deactivation() {
+    let f = fixture();
+    let now = SystemTime::now();
+    let t = topic("Cmeter", TopicAction::Publish, "site/x", None);
+    assert!(f.guard.decide_topic(&t, now).is_allow());
+    f.nodes
+        .set_status("Cmeter", NodeStatus::Deactivated)
+        .unwrap();
+    assert_eq!(denial(f.guard.decide_topic(&t, now)).stage, Stage::Status);
+    assert_eq!(
+        f.guard.admit("Cmeter", &t.peer).unwrap_err().stage,
+        Stage::Status
+    );
+    assert_eq!(
+        f.guard.admit("Cnobody", &t.peer).unwrap_err().stage,
+        Stage::Status
+    );
+    f.nodes.set_status("Cmeter", NodeStatus::Active).unwrap();
+    assert!(f.guard.decide_topic(&t, now).is_allow());
+    assert!(f.guard.admit("Cmeter", &t.peer).is_ok());
+}
+
+#[test]
+fn topic_requests_conform_to_the_schema() {
+    let f = fixture();
+    let bundle = f.policies.current();
+    let node = f.nodes.get("Cmeter").unwrap().unwrap();
+    for t in [
+        topic("Cmeter", TopicAction::Publish, "site/x", None),
+        topic(
+            "Cmeter",
+            TopicAction::Subscribe,
+            "/oneM2M/req/+/Cmeter/#",
+            onem2m("req", None, Some("Cmeter")),
+        ),
+    ] {
+        f.guard
+            .evaluator
+            .build_topic(&t, &node, SystemTime::now(), Some(&bundle.schema))
+            .unwrap();
+    }
+}
+
+#[test]
+fn request_must_come_from_every_bound_originator() {
+    let f = fixture();
+    let p = request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x");
+    let now = SystemTime::now();
+    let bound = |topic| [("session", "Cmeter"), ("topic", topic)];
+    assert!(f.guard.decide_bound(&p, &bound("Cmeter"), now).is_allow());
+    let d = denial(f.guard.decide_bound(&p, &bound("Clamp"), now));
+    assert_eq!(d.stage, Stage::Identity);
+    assert_eq!(
+        d.reason,
+        "originator \"Cmeter\" sent where the topic is \"Clamp\""
+    );
+    // Bound and still subject to every later stage.
+    let delete = request("Cmeter", Operation::Delete, "/id-in/cse-in/x");
+    assert_eq!(
+        denial(f.guard.decide_bound(&delete, &bound("Cmeter"), now)).stage,
+        Stage::Policy
+    );
 }

@@ -3,11 +3,15 @@
 //! Lookups that miss and writes are serialised by one lock, so a reader that loaded a record
 //! can never put it into the cache after a newer write: a status change is seen by the next
 //! request. Unknown ids are cached too, so a flood of made-up originators stays in memory.
+//! Every status change is announced on [`Nodes::status_changes`] (the node's id), so that
+//! bindings holding long-lived sessions (MQTT) can close those of a node that is no longer
+//! active at once.
 
 use std::sync::{Arc, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
+use tokio::sync::broadcast;
 
 use super::{Node, NodeSeed, NodeStatus, Store, StoreError};
 
@@ -15,7 +19,11 @@ pub struct Nodes {
     store: Arc<dyn Store>,
     cache: Cache<String, Option<Arc<Node>>>,
     write: RwLock<()>,
+    changes: broadcast::Sender<String>,
 }
+
+/// Status changes buffered per subscriber; one that falls further behind is told it lagged.
+const STATUS_CHANGES_BUFFER: usize = 1024;
 
 impl Nodes {
     pub fn new(store: Arc<dyn Store>, capacity: u64) -> Self {
@@ -23,6 +31,7 @@ impl Nodes {
             store,
             cache: Cache::new(capacity),
             write: RwLock::new(()),
+            changes: broadcast::channel(STATUS_CHANGES_BUFFER).0,
         }
     }
 
@@ -53,12 +62,25 @@ impl Nodes {
 
     /// Sets a node's status; `None` when the node is unknown.
     pub fn set_status(&self, id: &str, status: NodeStatus) -> Result<Option<Node>, StoreError> {
-        self.update(id, |node| {
+        let mut changed = false;
+        let node = self.update(id, |node| {
             if node.status != status {
                 node.status = status;
                 node.status_changed_at = unix_now();
+                changed = true;
             }
-        })
+        })?;
+        if changed {
+            // Sent after the write is visible: a receiver that looks the node up sees the change.
+            let _ = self.changes.send(id.to_owned());
+        }
+        Ok(node)
+    }
+
+    /// The ids of nodes whose status changed from now on. A receiver that lags behind gets
+    /// `RecvError::Lagged` and should re-check every node it cares about.
+    pub fn status_changes(&self) -> broadcast::Receiver<String> {
+        self.changes.subscribe()
     }
 
     /// Adds configured nodes that the repository does not have (as active) and refreshes the
@@ -163,6 +185,17 @@ mod tests {
             nodes.get("Cm").unwrap().unwrap().status,
             NodeStatus::Deactivated
         );
+    }
+
+    #[test]
+    fn status_change_is_announced_once() {
+        let dir = tempfile::tempdir().unwrap();
+        let nodes = seeded(dir.path());
+        let mut changes = nodes.status_changes();
+        nodes.set_status("Cm", NodeStatus::Deactivated).unwrap();
+        nodes.set_status("Cm", NodeStatus::Deactivated).unwrap();
+        assert_eq!(changes.try_recv().unwrap(), "Cm");
+        assert!(changes.try_recv().is_err());
     }
 
     #[test]

@@ -1,0 +1,276 @@
+#!/usr/bin/env python3
+"""oneM2M-over-MQTT client for scripts/interop_mqtt (paho-mqtt from the ACME venv).
+
+Subcommands:
+
+  scenario HOST:PORT --prefix P --out FILE
+      Runs the interop scenario (the one of scripts/interop_scenario.py, as TS-0010 request
+      primitives) against a broker — mosquitto with ACME behind it, or the gateway in front of
+      it — and writes its steps, normalised, as JSON to FILE, in the step format that
+      "interop_scenario.py compare" and "step" read. Exit 0 when every step answered with the
+      expected rsc.
+
+  request HOST:PORT --origin O [--client-id ID] [--fr FR] [--topic-origin T]
+                    [--op N] [--to TO] [--ty N] [--body JSON] [--raw TEXT]
+      Sends one request primitive on /oneM2M/req/<T>/id-in/json from a session bound to O (client
+      id A::O unless --client-id) and prints "<rsc> <m2m:dbg>" of the answer on
+      /oneM2M/resp/<T>/id-in/json, "NO-ANSWER" after 5 s, or "REFUSED <code>" when CONNECT was.
+
+  hold HOST:PORT --origin O --seconds N
+      Keeps a session bound to O open; prints "closed after <s>" when the far end closes it, or
+      "open" after N seconds.
+
+Every originator has its own connection, client id "A::<originator>": the gateway binds each
+connection to one originator.
+"""
+
+import argparse
+import itertools
+import json
+import os
+import queue
+import sys
+import time
+
+import paho.mqtt.client as mqtt
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from interop_scenario import ADMIN, AE1_ORIGIN, AE2_ORIGIN, Normaliser  # noqa: E402
+
+TIMEOUT_S = 10
+RECEIVER = "id-in"
+CSE = "/id-in/cse-in"
+
+
+# paho-mqtt 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason codes: back to 3.1.1 terms.
+V5_TO_V311 = {0: 0, 132: 1, 133: 2, 136: 3, 134: 4, 135: 5}
+
+
+def connack_code(rc):
+    value = int(getattr(rc, "value", rc))
+    return V5_TO_V311.get(value, value)
+
+
+def new_client(client_id):
+    try:
+        return mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=client_id,
+                           protocol=mqtt.MQTTv311)
+    except AttributeError:  # paho-mqtt 1.x
+        return mqtt.Client(client_id=client_id, protocol=mqtt.MQTTv311)
+
+
+class Session:
+    """One MQTT connection bound to one originator, subscribed to its response topic."""
+
+    def __init__(self, addr, origin, client_id=None, topic_origin=None, username=None):
+        self.origin = origin
+        self.topic_origin = topic_origin or origin
+        self.answers = queue.Queue()
+        self.connack = queue.Queue()
+        self.closed = queue.Queue()
+        self.suback = queue.Queue()
+        host, port = addr.rsplit(":", 1)
+        self.client = new_client(client_id or f"A::{origin}")
+        if username:
+            self.client.username_pw_set(username)
+        self.client.on_connect = lambda c, u, f, rc, *p: self.connack.put(connack_code(rc))
+        self.client.on_message = lambda c, u, m: self.answers.put(m)
+        self.client.on_subscribe = lambda c, u, mid, codes, *p: self.suback.put(
+            [int(getattr(x, "value", x)) for x in codes])
+        self.client.on_disconnect = lambda c, u, *a: self.closed.put(time.monotonic())
+        self.client.connect(host, int(port), keepalive=30)
+        self.client.loop_start()
+        try:
+            self.code = self.connack.get(timeout=TIMEOUT_S)
+        except queue.Empty:
+            self.code = "no CONNACK"
+        if self.code == 0:
+            self.client.subscribe(self.response_topic(), qos=1)
+            self.suback.get(timeout=TIMEOUT_S)
+
+    def response_topic(self):
+        return f"/oneM2M/resp/{self.topic_origin}/{RECEIVER}/json"
+
+    def request(self, primitive, raw=None):
+        """Publishes one request; the answer with its rqi, or None after the timeout."""
+        payload = raw if raw is not None else json.dumps(primitive)
+        topic = f"/oneM2M/req/{self.topic_origin}/{RECEIVER}/json"
+        self.client.publish(topic, payload, qos=1)
+        deadline = time.monotonic() + (TIMEOUT_S if raw is None else 5)
+        while time.monotonic() < deadline:
+            try:
+                msg = self.answers.get(timeout=max(0.01, deadline - time.monotonic()))
+            except queue.Empty:
+                break
+            try:
+                answer = json.loads(msg.payload)
+            except ValueError:
+                continue
+            if raw is not None or answer.get("rqi") == primitive.get("rqi"):
+                return answer
+        return None
+
+    def close(self):
+        self.client.disconnect()
+        self.client.loop_stop()
+
+
+def scenario_steps(prefix):
+    """(name, originator, op, to, ty, pc, extra, expected rsc), as interop_scenario.py's."""
+    ae1, ae2 = f"{prefix}ae1", f"{prefix}ae2"
+    cnt = f"{CSE}/{ae1}/cnt"
+
+    def ae(rn):
+        return {"m2m:ae": {"rn": rn, "api": "Nacme", "rr": True, "srv": ["3"]}}
+
+    def cin(i):
+        return {"m2m:cin": {"rn": f"cin{i}", "cnf": "text/plain:0", "con": f"reading-{i}"}}
+
+    return [
+        ("create AE1", AE1_ORIGIN, 1, CSE, 2, ae(ae1), {}, 2001),
+        ("create AE2 (CSE-relative)", AE2_ORIGIN, 1, "cse-in", 2, ae(ae2), {}, 2001),
+        ("create container", AE1_ORIGIN, 1, f"{CSE}/{ae1}", 3,
+         {"m2m:cnt": {"rn": "cnt", "mni": 10}}, {}, 2001),
+        *[(f"create contentInstance {i}", AE1_ORIGIN, 1, cnt, 4, cin(i), {}, 2001)
+          for i in (1, 2, 3)],
+        ("retrieve latest", AE1_ORIGIN, 2, f"{cnt}/la", None, None, {}, 2000),
+        ("update container", AE1_ORIGIN, 3, cnt, None,
+         {"m2m:cnt": {"lbl": ["interop:updated"]}}, {}, 2004),
+        ("retrieve container (CSE-relative)", AE1_ORIGIN, 2, f"cse-in/{ae1}/cnt",
+         None, None, {}, 2000),
+        ("discover contentInstances", AE1_ORIGIN, 2, f"{CSE}/{ae1}", None, None,
+         {"fc": {"fu": 1, "ty": [4]}}, 2000),
+        ("other originator refused by ACME", AE2_ORIGIN, 2, cnt, None, None, {}, 4103),
+        ("delete latest contentInstance", AE1_ORIGIN, 4, f"{cnt}/la", None, None, {}, 2002),
+        ("retrieve oldest", AE1_ORIGIN, 2, f"{cnt}/ol", None, None, {}, 2000),
+        ("delete container", AE1_ORIGIN, 4, cnt, None, None, {}, 2002),
+        ("delete AE2", AE2_ORIGIN, 4, f"{CSE}/{ae2}", None, None, {}, 2002),
+        ("delete AE1", AE1_ORIGIN, 4, f"{CSE}/{ae1}", None, None, {}, 2002),
+        ("admin finds AE1 gone", ADMIN, 2, f"{CSE}/{ae1}", None, None, {}, 4004),
+    ]
+
+
+class Answer:
+    """An MQTT answer in the shape Normaliser.step reads (status, headers, body)."""
+
+    def __init__(self, answer, rqi):
+        self.status = "mqtt" if answer is not None else "no answer"
+        self.sent_rqi = rqi
+        answer = answer or {}
+        self.rsc = str(answer["rsc"]) if "rsc" in answer else None
+        self.headers = {"X-M2M-RI": answer.get("rqi"), "X-M2M-RVI": answer.get("rvi"),
+                        "Content-Type": None}
+        self.body = answer.get("pc")
+
+
+def run_scenario(addr, prefix):
+    counter = itertools.count(1)
+    rqi_prefix = f"mqtt-interop-{os.getpid()}-{int(time.time() * 1000)}"
+    sessions = {o: Session(addr, o) for o in (ADMIN, AE1_ORIGIN, AE2_ORIGIN)}
+    for origin, s in sessions.items():
+        if s.code != 0:
+            raise SystemExit(f"CONNECT as {origin} refused: {s.code}")
+    norm = Normaliser(prefix)
+    steps, problems = [], []
+    try:
+        for name, origin, op, to, ty, pc, extra, want in scenario_steps(prefix):
+            rqi = f"{rqi_prefix}-{next(counter)}"
+            primitive = {"op": op, "to": to, "fr": origin, "rqi": rqi, "rvi": "4", **extra}
+            if ty is not None:
+                primitive["ty"] = ty
+            if pc is not None:
+                primitive["pc"] = pc
+            answer = Answer(sessions[origin].request(primitive), rqi)
+            steps.append(norm.step(name, str(op), to, answer))
+            if answer.rsc != str(want):
+                problems.append(f"{name}: expected rsc {want}, got {answer.status} {answer.rsc} "
+                                f"{json.dumps(answer.body)[:200]}")
+    finally:
+        for ae in (f"{prefix}ae1", f"{prefix}ae2"):  # leftovers of a failed run
+            sessions[ADMIN].request({"op": 4, "to": f"{CSE}/{ae}", "fr": ADMIN,
+                                     "rqi": f"{rqi_prefix}-cleanup-{ae}", "rvi": "4"})
+        for s in sessions.values():
+            s.close()
+    return steps, problems
+
+
+def cmd_scenario(args):
+    steps, problems = run_scenario(args.addr, args.prefix)
+    with open(args.out, "w", encoding="utf-8") as f:
+        json.dump(steps, f, indent=1, sort_keys=True)
+        f.write("\n")
+    for problem in problems:
+        print(problem, file=sys.stderr)
+    print(f"{len(steps)} steps, {len(problems)} unexpected")
+    return 1 if problems else 0
+
+
+def cmd_request(args):
+    s = Session(args.addr, args.origin, args.client_id, args.topic_origin, args.username)
+    if s.code != 0:
+        print(f"REFUSED {s.code}")
+        return 0
+    primitive = {"op": args.op, "to": args.to, "fr": args.fr or args.origin,
+                 "rqi": f"req-{os.getpid()}", "rvi": "4"}
+    if args.ty is not None:
+        primitive["ty"] = args.ty
+    if args.body is not None:
+        primitive["pc"] = json.loads(args.body)
+    answer = s.request(primitive, args.raw)
+    s.close()
+    if answer is None:
+        print("NO-ANSWER")
+    else:
+        debug = answer.get("pc", {}).get("m2m:dbg", "") if isinstance(answer.get("pc"), dict) else ""
+        print(f"{answer.get('rsc')} {debug}".rstrip())
+    return 0
+
+
+def cmd_hold(args):
+    s = Session(args.addr, args.origin)
+    if s.code != 0:
+        print(f"REFUSED {s.code}")
+        return 0
+    print("connected", flush=True)
+    started = time.monotonic()
+    try:
+        s.closed.get(timeout=args.seconds)
+        print(f"closed after {time.monotonic() - started:.1f}")
+    except queue.Empty:
+        print("open")
+    s.client.loop_stop()
+    return 0
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+    s = sub.add_parser("scenario")
+    s.add_argument("addr")
+    s.add_argument("--prefix", required=True)
+    s.add_argument("--out", required=True)
+    s.set_defaults(func=cmd_scenario)
+    r = sub.add_parser("request")
+    r.add_argument("addr")
+    r.add_argument("--origin", required=True)
+    r.add_argument("--client-id")
+    r.add_argument("--username")
+    r.add_argument("--fr")
+    r.add_argument("--topic-origin")
+    r.add_argument("--op", type=int, default=2)
+    r.add_argument("--to", default=CSE)
+    r.add_argument("--ty", type=int)
+    r.add_argument("--body")
+    r.add_argument("--raw", help="publish this text instead of a primitive")
+    r.set_defaults(func=cmd_request)
+    h = sub.add_parser("hold")
+    h.add_argument("addr")
+    h.add_argument("--origin", required=True)
+    h.add_argument("--seconds", type=float, default=10)
+    h.set_defaults(func=cmd_hold)
+    args = parser.parse_args()
+    return args.func(args)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

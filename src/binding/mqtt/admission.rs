@@ -1,0 +1,95 @@
+//! Admission of a session: the CONNECT is bound to an originator ([`super::connect`]), the
+//! guard admits it (identity, node status), the will's topic passes policy; then the broker
+//! connection is opened with the client's CONNECT and the broker's CONNACK read.
+//!
+//! In: the client's CONNECT and [`Peer`]. Out: the originator and an open broker connection, or
+//! the CONNACK code the client is refused with.
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{ConnAck, Connect, ConnectReturnCode, Packet};
+use rumqttc::mqttbytes::Protocol as MqttProtocol;
+use tokio::io::AsyncWrite;
+use tokio::net::TcpStream;
+use tokio::time::timeout;
+
+use super::session::End;
+use super::wire::{encode, flush, Frames, WireError};
+use super::{connect, topic, MqttBinding};
+use crate::guard::Verdict;
+use crate::metrics::Outcome;
+use crate::primitive::{Peer, Protocol, TopicAction, TopicRequest};
+
+/// Binds and admits the originator; checks the will's topic. The CONNACK code on refusal.
+pub fn admit(
+    b: &MqttBinding,
+    c: &Connect,
+    peer: &Peer,
+) -> Result<String, (ConnectReturnCode, String)> {
+    let refuse = |why: String| (ConnectReturnCode::NotAuthorized, why);
+    if c.protocol != MqttProtocol::V4 {
+        return Err((
+            ConnectReturnCode::RefusedProtocolVersion,
+            "only MQTT 3.1.1 is relayed".into(),
+        ));
+    }
+    let originator = connect::originator(c, peer.tls_identity.as_deref()).map_err(|e| {
+        b.decider.metrics().request(Protocol::Mqtt, "connect", Outcome::Deny("identity"));
+        tracing::info!(proto = "mqtt", peer = %peer.addr, op = "connect", verdict = "deny", deny.stage = "identity", reason = %e, "session refused");
+        refuse(e.to_string())
+    })?;
+    b.decider
+        .admit(&originator, peer)
+        .map_err(|d| refuse(d.reason))?;
+    if let Some(will) = &c.last_will {
+        if topic::is_request(&will.topic) {
+            return Err(refuse(
+                "a will on a oneM2M request topic is not accepted".into(),
+            ));
+        }
+        let request = TopicRequest {
+            action: TopicAction::Publish,
+            originator: originator.clone(),
+            topic: will.topic.clone(),
+            onem2m: topic::onem2m(&will.topic),
+            peer: peer.clone(),
+        };
+        if let Verdict::Deny(d) = b.decider.decide_topic(&request) {
+            return Err(refuse(format!("will topic: {}", d.reason)));
+        }
+    }
+    Ok(originator)
+}
+
+pub async fn connack<S: AsyncWrite + Unpin>(
+    client: &mut S,
+    code: ConnectReturnCode,
+) -> Result<(), WireError> {
+    let mut out = BytesMut::new();
+    encode(&Packet::ConnAck(ConnAck::new(code, false)), &mut out)?;
+    flush(client, &mut out).await
+}
+
+/// Connects to the broker and passes the client's CONNECT; returns the broker's CONNACK and
+/// the frames holding anything the broker sent after it.
+pub async fn open_broker(
+    b: &MqttBinding,
+    c: &Connect,
+) -> Result<(TcpStream, Frames, ConnAck), End> {
+    let t = b.config.broker_timeout;
+    let mut broker = match timeout(t, TcpStream::connect(&b.config.broker)).await {
+        Ok(Ok(stream)) => stream,
+        Ok(Err(e)) => return Err(End::Broker(WireError::Io(e))),
+        Err(_) => return Err(End::Timeout("the broker to accept")),
+    };
+    let _ = broker.set_nodelay(true);
+    let mut out = BytesMut::new();
+    encode(&Packet::Connect(c.clone()), &mut out).map_err(End::Client)?;
+    flush(&mut broker, &mut out).await.map_err(End::Broker)?;
+    let mut frames = Frames::new(b.config.max_packet_bytes);
+    match timeout(t, frames.read(&mut broker)).await {
+        Ok(Ok(Packet::ConnAck(ack))) => Ok((broker, frames, ack)),
+        Ok(Ok(_)) => Err(End::Protocol("broker answered CONNECT with another packet")),
+        Ok(Err(e)) => Err(End::Broker(e)),
+        Err(_) => Err(End::Timeout("CONNACK")),
+    }
+}

@@ -1,0 +1,225 @@
+//! A oneM2M request primitive in a PUBLISH payload (TS-0010 §6.4, JSON or CBOR serialisation
+//! of TS-0004's primitive) → [`Primitive`].
+//!
+//! In: the payload, its format, the transport [`Peer`] and the gateway's CSE-ID. Out: a
+//! [`Primitive`] with `to` normalised to SP-relative form exactly as the HTTP binding does it,
+//! plus the parsed object (for echoing `rqi` in answers), or a [`DecodeError`] (answered 4000).
+//! `pc` is kept as its JSON serialisation (for CBOR requests too); the payload forwarded to
+//! the broker is always the original one.
+
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::topic::Format;
+use crate::binding::http::target;
+use crate::primitive::{Operation, Peer, Primitive, Security};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum DecodeError {
+    #[error("payload is not a {0} object")]
+    NotAnObject(&'static str),
+    #[error("{0} is missing or not a string")]
+    MissingText(&'static str),
+    #[error("op is missing or not an operation (1 to 5)")]
+    BadOperation,
+    #[error("ty is not a resource type number")]
+    BadResourceType,
+    #[error("{0} is not a list of strings")]
+    BadList(&'static str),
+    #[error("to is not a oneM2M target")]
+    BadTarget,
+}
+
+/// The payload as a JSON value (CBOR is read into the same data model).
+pub fn parse(payload: &[u8], format: Format) -> Result<Value, DecodeError> {
+    let value = match format {
+        Format::Json => serde_json::from_slice::<Value>(payload).ok(),
+        Format::Cbor => ciborium::from_reader::<Value, _>(payload).ok(),
+    };
+    value
+        .filter(Value::is_object)
+        .ok_or(DecodeError::NotAnObject(format.as_str()))
+}
+
+/// The request primitive in `object`.
+pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, DecodeError> {
+    let op = match object.get("op").and_then(Value::as_u64) {
+        Some(1) => Operation::Create,
+        Some(2) => Operation::Retrieve,
+        Some(3) => Operation::Update,
+        Some(4) => Operation::Delete,
+        Some(5) => Operation::Notify,
+        _ => return Err(DecodeError::BadOperation),
+    };
+    let to = required(object, "to")?;
+    let to = target(&as_path(to), cse_id).map_err(|_| DecodeError::BadTarget)?;
+    let ty = match object.get("ty") {
+        None => None,
+        Some(v) => Some(
+            v.as_u64()
+                .and_then(|n| u16::try_from(n).ok())
+                .ok_or(DecodeError::BadResourceType)?,
+        ),
+    };
+    let content = match object.get("pc") {
+        None => Bytes::new(),
+        Some(pc) => Bytes::from(pc.to_string()),
+    };
+    Ok(Primitive {
+        op,
+        to,
+        fr: required(object, "fr")?.to_owned(),
+        rqi: required(object, "rqi")?.to_owned(),
+        rvi: optional(object, "rvi")?,
+        ot: optional(object, "ot")?,
+        rqet: optional(object, "rqet")?,
+        ty,
+        content,
+        security: Security {
+            tokens: list(object, "tkns")?,
+            token_ids: list(object, "tids")?,
+            aus: optional(object, "aus")?,
+        },
+        peer,
+    })
+}
+
+/// A primitive's `to` as the HTTP binding's request path: SP-relative `/cse/…` → `/~/cse/…`,
+/// absolute `//sp/cse/…` → `/_/sp/cse/…`, CSE-relative `x/…` → `/x/…`.
+fn as_path(to: &str) -> String {
+    if let Some(rest) = to.strip_prefix("//") {
+        format!("/_/{rest}")
+    } else if to.starts_with('/') {
+        format!("/~{to}")
+    } else {
+        format!("/{to}")
+    }
+}
+
+fn required<'a>(object: &'a Value, key: &'static str) -> Result<&'a str, DecodeError> {
+    object
+        .get(key)
+        .and_then(Value::as_str)
+        .filter(|s| !s.is_empty())
+        .ok_or(DecodeError::MissingText(key))
+}
+
+/// A string field; a number is taken as its decimal text (`rvi` is sometimes sent as one).
+fn optional(object: &Value, key: &'static str) -> Result<Option<String>, DecodeError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.clone())),
+        Some(Value::Number(n)) => Ok(Some(n.to_string())),
+        Some(_) => Err(DecodeError::MissingText(key)),
+    }
+}
+
+fn list(object: &Value, key: &'static str) -> Result<Vec<String>, DecodeError> {
+    match object.get(key) {
+        None | Some(Value::Null) => Ok(Vec::new()),
+        Some(Value::Array(items)) => items
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_owned)
+                    .ok_or(DecodeError::BadList(key))
+            })
+            .collect(),
+        Some(_) => Err(DecodeError::BadList(key)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::primitive::Protocol;
+    use serde_json::json;
+
+    fn peer() -> Peer {
+        Peer {
+            addr: "127.0.0.1:1".parse().unwrap(),
+            protocol: Protocol::Mqtt,
+            tls_identity: None,
+        }
+    }
+
+    #[test]
+    fn request_decodes_with_targets_in_sp_relative_form() {
+        let object = json!({"op": 1, "to": "cse-in", "fr": "Cm", "rqi": "r1", "rvi": "4",
+            "ty": 2, "pc": {"m2m:ae": {"rn": "x"}}, "tkns": ["t1"], "tids": ["i1"], "aus": "a"});
+        let p = primitive(&object, peer(), "/id-in").unwrap();
+        assert_eq!(
+            (p.op, p.to.as_str(), p.fr.as_str(), p.ty),
+            (Operation::Create, "/id-in/cse-in", "Cm", Some(2))
+        );
+        assert_eq!(p.security.tokens, ["t1"]);
+        assert_eq!(p.security.aus.as_deref(), Some("a"));
+        assert_eq!(&p.content[..], br#"{"m2m:ae":{"rn":"x"}}"#);
+        let sp = json!({"op": 2, "to": "/id-in/cse-in/x", "fr": "Cm", "rqi": "r"});
+        assert_eq!(
+            primitive(&sp, peer(), "/id-in").unwrap().to,
+            "/id-in/cse-in/x"
+        );
+        let abs = json!({"op": 2, "to": "//sp/id-in/x", "fr": "Cm", "rqi": "r"});
+        assert_eq!(
+            primitive(&abs, peer(), "/id-in").unwrap().to,
+            "//sp/id-in/x"
+        );
+    }
+
+    #[test]
+    fn malformed_requests_are_named() {
+        let cases = [
+            (
+                json!({"to": "cse-in", "fr": "Cm", "rqi": "r"}),
+                DecodeError::BadOperation,
+            ),
+            (
+                json!({"op": 9, "to": "cse-in", "fr": "Cm", "rqi": "r"}),
+                DecodeError::BadOperation,
+            ),
+            (
+                json!({"op": 2, "fr": "Cm", "rqi": "r"}),
+                DecodeError::MissingText("to"),
+            ),
+            (
+                json!({"op": 2, "to": "cse-in", "rqi": "r"}),
+                DecodeError::MissingText("fr"),
+            ),
+            (
+                json!({"op": 2, "to": "cse-in", "fr": "Cm"}),
+                DecodeError::MissingText("rqi"),
+            ),
+            (
+                json!({"op": 2, "to": "a/../b", "fr": "Cm", "rqi": "r"}),
+                DecodeError::BadTarget,
+            ),
+            (
+                json!({"op": 1, "to": "cse-in", "fr": "Cm", "rqi": "r", "ty": "x"}),
+                DecodeError::BadResourceType,
+            ),
+            (
+                json!({"op": 2, "to": "cse-in", "fr": "Cm", "rqi": "r", "tkns": "t"}),
+                DecodeError::BadList("tkns"),
+            ),
+        ];
+        for (object, expected) in cases {
+            assert_eq!(
+                primitive(&object, peer(), "/id-in").unwrap_err(),
+                expected,
+                "{object}"
+            );
+        }
+        assert!(parse(b"{not json", Format::Json).is_err());
+        assert!(parse(b"[1]", Format::Json).is_err());
+    }
+
+    #[test]
+    fn cbor_payload_reads_like_json() {
+        let object = json!({"op": 2, "to": "/id-in/cse-in", "fr": "Cm", "rqi": "r", "rvi": "4"});
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&object, &mut cbor).unwrap();
+        assert_eq!(parse(&cbor, Format::Cbor).unwrap(), object);
+        assert!(parse(&[0xff, 0x00], Format::Cbor).is_err());
+    }
+}

@@ -1,0 +1,460 @@
+//! One client session: CONNECT admission, then the relay between the client and its own
+//! broker connection, packet by packet, decoded and re-encoded.
+//!
+//! In: an accepted client stream and its [`Peer`]. Out: packets to the broker that the guard
+//! allowed, the broker's packets to the client, and the gateway's own answers (CONNACK refusals,
+//! oneM2M denial responses, SUBACK failures, acknowledgements of dropped publishes).
+//! Packet ids are relayed one-to-one: each client has its own broker connection; the
+//! gateway's own PUBLISHes (denial answers) are QoS 0 and carry none.
+//! A session ends when either side closes, a packet is malformed or over the size limit, the
+//! keep-alive (1.5 × the client's) passes in silence, the node stops being active, or the
+//! gateway shuts down.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use bytes::BytesMut;
+use rumqttc::mqttbytes::v4::{
+    ConnectReturnCode, Packet, PubAck, PubComp, PubRec, Publish, SubAck, Subscribe,
+    SubscribeReasonCode,
+};
+use rumqttc::mqttbytes::QoS;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpStream;
+use tokio::sync::broadcast::error::RecvError;
+use tokio::sync::watch;
+use tokio::time::{sleep_until, timeout, Instant};
+
+use super::admission::{admit, connack, open_broker};
+use super::reply::{self, Echo, Rsc};
+use super::wire::{encode, flush, Frames, WireError};
+use super::{decode, forward, topic, MqttBinding};
+use crate::gateway::stopped;
+use crate::guard::Verdict;
+use crate::metrics::Outcome;
+use crate::primitive::{Peer, Protocol, TopicAction, TopicRequest};
+
+/// Why a session ended.
+#[derive(Debug, thiserror::Error)]
+pub enum End {
+    #[error("client disconnected")]
+    Disconnected,
+    #[error("client {0}")]
+    Client(WireError),
+    #[error("broker {0}")]
+    Broker(WireError),
+    #[error("CONNECT refused: {0}")]
+    Refused(String),
+    #[error("protocol violation: {0}")]
+    Protocol(&'static str),
+    #[error("keep-alive expired")]
+    KeepAlive,
+    #[error("node is no longer active")]
+    Deactivated,
+    #[error("gateway shutting down")]
+    Shutdown,
+    #[error("timed out waiting for {0}")]
+    Timeout(&'static str),
+}
+
+/// Runs one client connection to its end.
+pub async fn run<S>(b: &MqttBinding, mut client: S, peer: Peer, stop: watch::Receiver<bool>) -> End
+where
+    S: AsyncRead + AsyncWrite + Unpin,
+{
+    // Subscribed before admission: a deactivation after the check is never missed.
+    let changes = b.nodes.status_changes();
+    let mut from_client = Frames::new(b.config.max_packet_bytes);
+    let first = timeout(b.config.connect_timeout, from_client.read(&mut client)).await;
+    let connect = match first {
+        Err(_) => return End::Timeout("CONNECT"),
+        Ok(Err(e)) => return End::Client(e),
+        Ok(Ok(Packet::Connect(c))) => c,
+        Ok(Ok(_)) => return End::Protocol("first packet is not CONNECT"),
+    };
+    let originator = match admit(b, &connect, &peer) {
+        Ok(originator) => originator,
+        Err((code, why)) => {
+            let _ = connack(&mut client, code).await;
+            return End::Refused(why);
+        }
+    };
+    let (broker, from_broker, ack) = match open_broker(b, &connect).await {
+        Ok(opened) => opened,
+        Err(e) => {
+            tracing::warn!(node.id = %originator, proto = "mqtt", error = %e, "broker unavailable");
+            let _ = connack(&mut client, ConnectReturnCode::ServiceUnavailable).await;
+            return e;
+        }
+    };
+    let keep_alive = (connect.keep_alive > 0)
+        .then(|| Duration::from_millis(u64::from(connect.keep_alive) * 1500));
+    let mut session = Session {
+        b,
+        peer,
+        originator,
+        granted: HashSet::new(),
+        pending_subs: HashMap::new(),
+        local_qos2: HashSet::new(),
+        to_client: BytesMut::new(),
+        to_broker: BytesMut::new(),
+    };
+    let accepted = ack.code == ConnectReturnCode::Success;
+    if let Err(e) = session.send_client(&Packet::ConnAck(ack)) {
+        return e;
+    }
+    if !accepted {
+        let _ = flush(&mut client, &mut session.to_client).await;
+        return End::Refused("by the broker".into());
+    }
+    session
+        .relay(
+            client,
+            broker,
+            from_client,
+            from_broker,
+            changes,
+            stop,
+            keep_alive,
+        )
+        .await
+}
+
+/// What to do after a client packet.
+enum Flow {
+    Continue,
+    Disconnect,
+}
+
+struct Session<'a> {
+    b: &'a MqttBinding,
+    peer: Peer,
+    originator: String,
+    /// Filters the broker granted: the gateway's answers reach the client only through these.
+    granted: HashSet<String>,
+    /// Forwarded SUBSCRIBEs by packet id: each original filter, `None` where refused here.
+    pending_subs: HashMap<u16, Vec<Option<String>>>,
+    /// QoS 2 publishes refused and acknowledged here, awaiting the client's PUBREL.
+    local_qos2: HashSet<u16>,
+    to_client: BytesMut,
+    to_broker: BytesMut,
+}
+
+impl Session<'_> {
+    #[allow(clippy::too_many_arguments)]
+    async fn relay<S: AsyncRead + AsyncWrite + Unpin>(
+        &mut self,
+        mut client: S,
+        mut broker: TcpStream,
+        mut from_client: Frames,
+        mut from_broker: Frames,
+        mut changes: tokio::sync::broadcast::Receiver<String>,
+        mut stop: watch::Receiver<bool>,
+        keep_alive: Option<Duration>,
+    ) -> End {
+        // The broker's CONNACK, and anything either side sent right after CONNECT/CONNACK.
+        let pending = self
+            .broker_packets(&mut from_broker)
+            .and_then(|()| self.client_packets(&mut from_client));
+        match pending {
+            Ok(Flow::Continue) => {}
+            Ok(Flow::Disconnect) => {
+                let _ = flush(&mut broker, &mut self.to_broker).await;
+                let _ = flush(&mut client, &mut self.to_client).await;
+                return End::Disconnected;
+            }
+            Err(e) => return e,
+        }
+        if let Err(e) = flush(&mut broker, &mut self.to_broker).await {
+            return End::Broker(e);
+        }
+        if let Err(e) = flush(&mut client, &mut self.to_client).await {
+            return End::Client(e);
+        }
+        // One timer for the session, re-armed only when it fires: cheaper than a new timer per
+        // read. When it fires, the client has been silent for the keep-alive unless it was
+        // heard since the timer was armed.
+        let keep_alive = keep_alive.unwrap_or(Duration::from_secs(86_400 * 365));
+        let mut last_heard = Instant::now();
+        let silence = sleep_until(last_heard + keep_alive);
+        tokio::pin!(silence);
+        loop {
+            let flow = tokio::select! {
+                read = from_client.fill(&mut client) => {
+                    if let Err(e) = read {
+                        return match e { WireError::Closed => End::Disconnected, e => End::Client(e) };
+                    }
+                    last_heard = Instant::now();
+                    self.client_packets(&mut from_client)
+                }
+                read = from_broker.fill(&mut broker) => match read {
+                    Ok(()) => self.broker_packets(&mut from_broker).map(|()| Flow::Continue),
+                    Err(e) => return End::Broker(e),
+                },
+                change = changes.recv() => match change {
+                    Ok(id) if id != self.originator => Ok(Flow::Continue),
+                    Ok(_) | Err(RecvError::Lagged(_)) if self.b.decider.still_admitted(&self.originator, &self.peer) => Ok(Flow::Continue),
+                    Ok(_) | Err(RecvError::Lagged(_)) => {
+                        // No will: a node that is no longer active publishes nothing more.
+                        let _ = encode(&Packet::Disconnect, &mut self.to_broker);
+                        let _ = flush(&mut broker, &mut self.to_broker).await;
+                        tracing::info!(node.id = %self.originator, proto = "mqtt", "session closed: node no longer active");
+                        return End::Deactivated;
+                    }
+                    Err(RecvError::Closed) => return End::Shutdown,
+                },
+                () = stopped(&mut stop) => return End::Shutdown,
+                () = &mut silence => {
+                    if last_heard.elapsed() >= keep_alive {
+                        return End::KeepAlive;
+                    }
+                    silence.as_mut().reset(last_heard + keep_alive);
+                    Ok(Flow::Continue)
+                }
+            };
+            let flow = match flow {
+                Ok(flow) => flow,
+                Err(end) => {
+                    // Answers already made (e.g. acknowledgements) still go out.
+                    let _ = flush(&mut client, &mut self.to_client).await;
+                    return end;
+                }
+            };
+            if let Err(e) = flush(&mut broker, &mut self.to_broker).await {
+                return End::Broker(e);
+            }
+            if let Err(e) = flush(&mut client, &mut self.to_client).await {
+                return End::Client(e);
+            }
+            if let Flow::Disconnect = flow {
+                return End::Disconnected;
+            }
+        }
+    }
+
+    fn client_packets(&mut self, frames: &mut Frames) -> Result<Flow, End> {
+        while let Some(packet) = frames.next_packet().map_err(End::Client)? {
+            if let Flow::Disconnect = self.client_packet(packet)? {
+                return Ok(Flow::Disconnect);
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn client_packet(&mut self, packet: Packet) -> Result<Flow, End> {
+        match packet {
+            Packet::Publish(p) => self.publish(p)?,
+            Packet::Subscribe(s) => self.subscribe(s)?,
+            Packet::Unsubscribe(u) => {
+                for t in &u.topics {
+                    self.granted.remove(t);
+                }
+                self.send_broker(&Packet::Unsubscribe(u))?;
+            }
+            Packet::PubRel(r) if self.local_qos2.remove(&r.pkid) => {
+                self.send_client(&Packet::PubComp(PubComp::new(r.pkid)))?;
+            }
+            p @ (Packet::PubAck(_)
+            | Packet::PubRec(_)
+            | Packet::PubRel(_)
+            | Packet::PubComp(_)
+            | Packet::PingReq) => {
+                self.send_broker(&p)?;
+            }
+            Packet::Disconnect => {
+                self.send_broker(&Packet::Disconnect)?;
+                return Ok(Flow::Disconnect);
+            }
+            _ => {
+                return Err(End::Protocol(
+                    "client sent a packet only a server sends, or a second CONNECT",
+                ))
+            }
+        }
+        Ok(Flow::Continue)
+    }
+
+    fn broker_packets(&mut self, frames: &mut Frames) -> Result<(), End> {
+        while let Some(packet) = frames.next_packet().map_err(End::Broker)? {
+            match packet {
+                Packet::SubAck(ack) => self.suback(ack)?,
+                p @ (Packet::ConnAck(_)
+                | Packet::Publish(_)
+                | Packet::PubAck(_)
+                | Packet::PubRec(_)
+                | Packet::PubRel(_)
+                | Packet::PubComp(_)
+                | Packet::UnsubAck(_)
+                | Packet::PingResp) => self.send_client(&p)?,
+                _ => return Err(End::Protocol("broker sent a packet only a client sends")),
+            }
+        }
+        Ok(())
+    }
+
+    fn publish(&mut self, p: Publish) -> Result<(), End> {
+        if p.topic.is_empty() || p.topic.contains(['+', '#', '\0']) {
+            // MQTT 3.1.1 §3.3.2.1 / §4.7.3: a broker closes the connection for this.
+            return Err(End::Protocol(
+                "PUBLISH topic is empty or has a wildcard or NUL",
+            ));
+        }
+        if topic::is_request(&p.topic) {
+            return self.request(p);
+        }
+        let request = self.topic_request(TopicAction::Publish, &p.topic);
+        match self.b.decider.decide_topic(&request) {
+            Verdict::Allow(permit) => {
+                forward::publish(permit, p, &mut self.to_broker).map_err(End::Client)
+            }
+            Verdict::Deny(_) => self.drop_publish(&p),
+        }
+    }
+
+    /// A oneM2M request: the topic's originator, `fr` and the bound identity must agree, then
+    /// the guard decides; a refusal is answered on the response topic and never forwarded.
+    fn request(&mut self, p: Publish) -> Result<(), End> {
+        let Some(t) = topic::request(&p.topic) else {
+            self.malformed();
+            tracing::info!(node.id = %self.originator, proto = "mqtt", topic = %p.topic, "malformed oneM2M request topic dropped");
+            return self.drop_publish(&p);
+        };
+        let object = match decode::parse(&p.payload, t.format) {
+            Ok(object) => object,
+            Err(e) => {
+                return self.refuse(&p, &t, &Echo::default(), Rsc::BadRequest, &e.to_string())
+            }
+        };
+        let echo = Echo::of(&object);
+        let primitive = match decode::primitive(&object, self.peer.clone(), &self.b.cse_id) {
+            Ok(primitive) => primitive,
+            Err(e) => return self.refuse(&p, &t, &echo, Rsc::BadRequest, &e.to_string()),
+        };
+        let bound = [
+            ("session's originator", self.originator.as_str()),
+            ("request topic's originator", t.originator.as_str()),
+        ];
+        match self.b.decider.decide_bound(&primitive, &bound) {
+            Verdict::Allow(permit) => {
+                forward::publish(permit, p, &mut self.to_broker).map_err(End::Client)
+            }
+            Verdict::Deny(d) => self.refuse(
+                &p,
+                &t,
+                &echo,
+                Rsc::OriginatorHasNoPrivilege,
+                d.stage.public_message(),
+            ),
+        }
+    }
+
+    /// Answers a request on its response topic (to this client only, if it subscribed to
+    /// it) and acknowledges the publish without forwarding it.
+    fn refuse(
+        &mut self,
+        p: &Publish,
+        t: &topic::RequestTopic,
+        echo: &Echo,
+        rsc: Rsc,
+        debug: &str,
+    ) -> Result<(), End> {
+        if rsc == Rsc::BadRequest {
+            self.malformed();
+        }
+        let response_topic = t.response_topic();
+        if self
+            .granted
+            .iter()
+            .any(|f| topic::matches(f, &response_topic))
+        {
+            let payload = reply::response(echo, rsc, &self.b.cse_id, debug, t.format);
+            let answer = Publish::from_bytes(response_topic, QoS::AtMostOnce, payload);
+            self.send_client(&Packet::Publish(answer))?;
+        }
+        self.drop_publish(p)
+    }
+
+    /// A refused publish is not forwarded, but acknowledged as the protocol asks, so that the
+    /// client does not resend it forever.
+    fn drop_publish(&mut self, p: &Publish) -> Result<(), End> {
+        match p.qos {
+            QoS::AtMostOnce => Ok(()),
+            QoS::AtLeastOnce => self.send_client(&Packet::PubAck(PubAck::new(p.pkid))),
+            QoS::ExactlyOnce => {
+                self.local_qos2.insert(p.pkid);
+                self.send_client(&Packet::PubRec(PubRec::new(p.pkid)))
+            }
+        }
+    }
+
+    fn subscribe(&mut self, s: Subscribe) -> Result<(), End> {
+        let mut allowed = Vec::new();
+        let mut order = Vec::with_capacity(s.filters.len());
+        for filter in s.filters {
+            let request = self.topic_request(TopicAction::Subscribe, &filter.path);
+            match self.b.decider.decide_topic(&request) {
+                Verdict::Allow(permit) => {
+                    order.push(Some(filter.path.clone()));
+                    allowed.push((permit, filter));
+                }
+                Verdict::Deny(_) => order.push(None),
+            }
+        }
+        if allowed.is_empty() {
+            let codes = vec![SubscribeReasonCode::Failure; order.len()];
+            return self.send_client(&Packet::SubAck(SubAck::new(s.pkid, codes)));
+        }
+        self.pending_subs.insert(s.pkid, order);
+        forward::subscribe(s.pkid, allowed, &mut self.to_broker).map_err(End::Client)
+    }
+
+    /// The broker's SUBACK, with the filters refused here put back in place as failures.
+    fn suback(&mut self, ack: SubAck) -> Result<(), End> {
+        let Some(order) = self.pending_subs.remove(&ack.pkid) else {
+            return self.send_client(&Packet::SubAck(ack));
+        };
+        let mut codes = ack.return_codes.into_iter();
+        let mut merged = Vec::with_capacity(order.len());
+        for filter in order {
+            let code = match filter {
+                None => SubscribeReasonCode::Failure,
+                Some(filter) => {
+                    let code = codes
+                        .next()
+                        .ok_or(End::Protocol("SUBACK has too few codes"))?;
+                    if matches!(code, SubscribeReasonCode::Success(_)) {
+                        self.granted.insert(filter);
+                    }
+                    code
+                }
+            };
+            merged.push(code);
+        }
+        self.send_client(&Packet::SubAck(SubAck::new(ack.pkid, merged)))
+    }
+
+    fn topic_request(&self, action: TopicAction, name: &str) -> TopicRequest {
+        TopicRequest {
+            action,
+            originator: self.originator.clone(),
+            topic: name.to_owned(),
+            onem2m: topic::onem2m(name),
+            peer: self.peer.clone(),
+        }
+    }
+
+    fn malformed(&self) {
+        self.b
+            .decider
+            .metrics()
+            .request(Protocol::Mqtt, "unknown", Outcome::Malformed);
+    }
+
+    fn send_client(&mut self, p: &Packet) -> Result<(), End> {
+        encode(p, &mut self.to_client).map_err(End::Broker)
+    }
+
+    fn send_broker(&mut self, p: &Packet) -> Result<(), End> {
+        encode(p, &mut self.to_broker).map_err(End::Client)
+    }
+}
