@@ -1,7 +1,9 @@
 //! A load client for `scripts/load` (not a criterion bench): like `wrk -t1`, N keep-alive
 //! HTTP/1.1 connections on one thread for a fixed time, but every request is a distinct oneM2M
 //! request — fresh `X-M2M-RI`, current `X-M2M-OT` and, with a key, a check value over it with
-//! the next sequence number — so that replay protection accepts each one once. The same client
+//! the next sequence number — so that replay protection accepts each one once. Ids and
+//! sequence numbers start from the run's start time in microseconds, so consecutive runs
+//! against one gateway never collide. The same client
 //! drives every path of a run (direct, nginx, gateway), so ratios compare like with like.
 //!
 //! cargo bench --bench loadgen -- URL [--connections N] [--seconds S] [--origin ID]
@@ -42,6 +44,7 @@ struct Counts {
     other: AtomicU64,
     errors: AtomicU64,
     seq: AtomicU64,
+    run: u64,
 }
 
 fn main() {
@@ -53,7 +56,16 @@ fn main() {
         .enable_all()
         .build()
         .unwrap();
-    let counts = Arc::new(Counts::default());
+    // Every run continues above the last one's numbers: ids and sequence numbers from the
+    // start time in microseconds, so runs against one gateway never replay each other.
+    let run = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64);
+    let counts = Arc::new(Counts {
+        run,
+        seq: AtomicU64::new(run),
+        ..Counts::default()
+    });
     let options = Arc::new(options);
     let started = Instant::now();
     runtime.block_on(async {
@@ -99,7 +111,7 @@ async fn connection(
     let mut n = 0u64;
     while tokio::time::Instant::now() < deadline {
         n += 1;
-        let request = build(&o, &format!("lg-{c}-{n}"), &counts);
+        let request = build(&o, &format!("lg-{}-{c}-{n}", counts.run), &counts);
         match sender.send_request(request).await {
             Ok(response) => {
                 let ok = response.status().is_success();
