@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
 use crate::admin;
+use crate::binding::coap;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::config::Config;
 use crate::decision::Decider;
@@ -36,6 +37,8 @@ pub enum StartError {
     },
     #[error("TLS set-up failed: {0}")]
     Tls(#[from] TlsError),
+    #[error("CoAP set-up failed: {0}")]
+    Coap(#[from] coap::CoapError),
 }
 
 fn list(errors: &[PolicyError]) -> String {
@@ -75,6 +78,8 @@ impl State {
 pub struct Gateway {
     pub http_addr: SocketAddr,
     pub admin_addr: SocketAddr,
+    /// The CoAP listener's UDP address, when `[coap]` is configured.
+    pub coap_addr: Option<SocketAddr>,
     pub state: Arc<State>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -96,7 +101,11 @@ impl Gateway {
         let guard = Arc::new(Guard::new(nodes, policies));
         let decider = Arc::new(Decider::new(guard, metrics, decisions));
         let h = &config.http;
-        let binding = Arc::new(HttpBinding::new(h, &config.gateway.cse_id, decider)?);
+        let binding = Arc::new(HttpBinding::new(
+            h,
+            &config.gateway.cse_id,
+            decider.clone(),
+        )?);
 
         let (http_tcp, http_addr) = bind("http", h.listen).await?;
         let (admin_tcp, admin_addr) = bind("admin", config.admin.listen).await?;
@@ -111,14 +120,33 @@ impl Gateway {
             header_read_timeout: h.header_read_timeout,
         };
         let (shutdown, stop) = watch::channel(false);
+        let coap = match &config.coap {
+            Some(c) => {
+                let (udp, addr) = bind_udp(c.listen).await?;
+                let relay = coap::Relay::new(
+                    c,
+                    &config.gateway.cse_id,
+                    decider,
+                    Arc::new(udp),
+                    stop.clone(),
+                );
+                Some((relay.await?, addr))
+            }
+            None => None,
+        };
+        let coap_addr = coap.as_ref().map(|(_, addr)| *addr);
         let mut tasks = JoinSet::new();
+        if let Some((relay, _)) = coap {
+            tasks.spawn(coap::serve(relay, stop.clone()));
+        }
         tasks.spawn(http::serve(listener, binding, stop.clone(), DRAIN));
         tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
         tasks.spawn(reload_on_sighup(state.clone(), stop));
-        tracing::info!(http = %http_addr, admin = %admin_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        tracing::info!(http = %http_addr, admin = %admin_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         Ok(Gateway {
             http_addr,
             admin_addr,
+            coap_addr,
             state,
             shutdown,
             tasks,
@@ -157,6 +185,17 @@ async fn bind(
     let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
     Ok((listener, local))
+}
+
+async fn bind_udp(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, SocketAddr), StartError> {
+    let bind_err = |source| StartError::Bind {
+        what: "coap",
+        addr,
+        source,
+    };
+    let socket = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
+    let local = socket.local_addr().map_err(bind_err)?;
+    Ok((socket, local))
 }
 
 #[cfg(unix)]

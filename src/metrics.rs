@@ -3,7 +3,9 @@
 //! `m2mguard_requests_total{protocol, operation, verdict, stage}` counts every request by its
 //! outcome (verdict `allow`, `deny` or `malformed`; stage empty unless denied);
 //! `m2mguard_decision_seconds` and `m2mguard_upstream_seconds` are latency histograms by
-//! protocol. Label values are a small closed set, so cardinality stays bounded.
+//! protocol. `m2mguard_dropped_total{protocol, reason}` counts datagrams dropped before any
+//! decision (rate limit, oversize, malformed, unmatched). Label values are a small closed set,
+//! so cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -44,6 +46,13 @@ pub struct Metrics {
     upstream: Latency,
     policy_reloads: Family<ReloadLabel, Counter>,
     policies: Gauge,
+    dropped: Family<DropLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    protocol: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -94,6 +103,12 @@ impl Metrics {
             policy_reloads.clone(),
         );
         registry.register("policies", "Cedar policies in force", policies.clone());
+        let dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "dropped",
+            "Datagrams dropped before a decision, by reason",
+            dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -101,7 +116,18 @@ impl Metrics {
             upstream,
             policy_reloads,
             policies,
+            dropped,
         }
+    }
+
+    /// One datagram dropped unanswered before any decision.
+    pub fn dropped(&self, protocol: Protocol, reason: &'static str) {
+        self.dropped
+            .get_or_create(&DropLabels {
+                protocol: protocol.as_str(),
+                reason,
+            })
+            .inc();
     }
 
     pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {

@@ -14,6 +14,7 @@ pub struct FileConfig {
     pub policy: FilePolicy,
     #[serde(default)]
     pub nodes: Vec<FileNode>,
+    pub coap: Option<FileCoap>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -74,4 +75,23 @@ pub struct FileNode {
     pub kind: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCoap {
+    pub listen: String,
+    pub upstream: String,
+    #[serde(default)]
+    pub legacy_options: bool,
+    pub exchange_lifetime_secs: Option<u64>,
+    pub max_datagram_bytes: Option<u64>,
+    pub max_exchanges: Option<u64>,
+    pub max_observations: Option<u64>,
+    pub observe_idle_secs: Option<u64>,
+    pub rate_per_sec: Option<u64>,
+    pub rate_burst: Option<u64>,
+    pub max_sources: Option<u64>,
+    pub amplification_factor: Option<u64>,
+    pub echo_validity_secs: Option<u64>,
 }

@@ -5,6 +5,7 @@
 //! each located at the line and column of the offending key. Relative paths are taken from the
 //! working directory. Nothing here binds a port.
 
+mod coap;
 mod file;
 mod locate;
 
@@ -19,6 +20,7 @@ use rustls_pki_types::CertificateDer;
 
 use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
+pub use coap::CoapConfig;
 use file::{FileConfig, FileHttp, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
 
@@ -32,6 +34,8 @@ pub struct Config {
     pub admin: AdminConfig,
     pub policy_dir: PathBuf,
     pub nodes: Vec<NodeSeed>,
+    /// The CoAP listener, when `[coap]` is present.
+    pub coap: Option<CoapConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -209,6 +213,7 @@ impl Validator {
             );
         }
         let nodes = self.nodes(raw.nodes);
+        let coap = raw.coap.map(|c| self.coap(c));
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -221,6 +226,7 @@ impl Validator {
             },
             policy_dir,
             nodes,
+            coap,
         }
     }
 
