@@ -2,6 +2,8 @@
 //! ports, and HTTP(S) clients. Everything runs over real sockets on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod coap;
+
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -37,16 +37,21 @@ impl Relay {
                 return;
             }
         };
+        let kind = packet.header.get_type();
+        let message = matches!(kind, MessageType::Confirmable | MessageType::NonConfirmable);
         match packet.header.code {
-            MessageClass::Request(_) => self.request(packet, source, datagram.len()).await,
+            MessageClass::Request(_) if message => {
+                self.request(packet, source, datagram.len()).await
+            }
             MessageClass::Empty => {
                 self.empty_client_datagram(&packet, source, datagram.len())
                     .await
             }
             _ => {
-                // Clients do not send us responses: reject a confirmable one, drop the rest.
+                // Clients send us no responses, and a request is never an ACK or RST: reject a
+                // confirmable one, drop the rest.
                 self.dropped("unexpected");
-                if packet.header.get_type() == MessageType::Confirmable {
+                if kind == MessageType::Confirmable {
                     let rst = reply::empty(MessageType::Reset, packet.header.message_id);
                     self.answer(&rst, source, datagram.len()).await;
                 }
