@@ -83,6 +83,27 @@ async fn allowed_request_and_its_answer_pass_with_options_and_payload_intact() {
 }
 
 #[tokio::test]
+async fn non_confirmable_request_gets_a_non_answer_under_its_token() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let mut client = Client::new().await;
+    legitimate_passes(&mut client, &gw, "Cmeter").await;
+    let mut p = request(RequestType::Get, "/cse-in", "Cmeter", "n1");
+    p.header.set_type(MessageType::NonConfirmable);
+    p.set_token(vec![9, 9, 9]);
+    client.send(gw.coap(), &mut p).await;
+    let answer = client.recv().await;
+    assert_eq!(answer.header.get_type(), MessageType::NonConfirmable);
+    assert_eq!(answer.get_token(), &[9, 9, 9]);
+    assert_eq!(rsc(&answer), 2000);
+    assert_eq!(
+        up.last().header.get_type(),
+        MessageType::NonConfirmable,
+        "relayed as NON"
+    );
+}
+
+#[tokio::test]
 async fn separate_response_reaches_the_client_as_a_separate_response() {
     let up = upstream().await;
     let gw = gateway(up.addr, "").await;
@@ -316,7 +337,14 @@ async fn malformed_datagrams_are_dropped_or_reset_and_harm_no_one() {
     let gw = gateway(up.addr, "").await;
     let mut client = Client::new().await;
     legitimate_passes(&mut client, &gw, "Cmeter").await;
-    let junk: [&[u8]; 5] = [
+    // A valid confirmable request, one byte over max_datagram_bytes (1152): dropped unanswered.
+    let mut big = request(RequestType::Post, "/cse-in", "Cmeter", "big");
+    big.header.message_id = 0x0bad;
+    big.payload = vec![b'x'; 1152 - (big.to_bytes().unwrap().len() + 1) + 1];
+    let oversized = big.to_bytes_unlimited().unwrap();
+    assert_eq!(oversized.len(), 1153);
+    let junk: [&[u8]; 6] = [
+        &oversized,
         b"",
         b"\xff\xff",
         b"GET / HTTP/1.1\r\n\r\n",

@@ -67,10 +67,15 @@ impl Relay {
         clients: Arc<UdpSocket>,
         stop: watch::Receiver<bool>,
     ) -> Result<Arc<Relay>, CoapError> {
-        let local: SocketAddr = if config.upstream.is_ipv4() {
-            SocketAddr::from(([0, 0, 0, 0], 0))
-        } else {
-            SocketAddr::from(([0u16; 8], 0))
+        // A loopback upstream is reached from loopback only; otherwise the system picks.
+        let local = match (
+            config.upstream.ip().is_loopback(),
+            config.upstream.is_ipv4(),
+        ) {
+            (true, true) => SocketAddr::from(([127, 0, 0, 1], 0)),
+            (true, false) => SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, 0)),
+            (false, true) => SocketAddr::from(([0, 0, 0, 0], 0)),
+            (false, false) => SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, 0)),
         };
         let upstream = UdpSocket::bind(local).await.map_err(CoapError::Upstream)?;
         // Connected: datagrams from anyone but the upstream never reach this socket.
