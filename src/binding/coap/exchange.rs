@@ -34,6 +34,8 @@ pub struct Route {
     pub mid: u16,
     pub confirmable: bool,
     pub observe: bool,
+    /// When the request went upstream.
+    pub sent: std::time::Instant,
 }
 
 impl Route {

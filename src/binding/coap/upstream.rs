@@ -51,6 +51,7 @@ impl Relay {
             mid: packet.header.message_id,
             confirmable: packet.header.get_type() == MessageType::Confirmable,
             observe: observe == Some(OBSERVE_REGISTER),
+            sent: std::time::Instant::now(),
         };
         if observe == Some(OBSERVE_DEREGISTER) {
             self.tables.end_observation(token);
@@ -161,6 +162,12 @@ impl Relay {
         if kind == MessageType::Confirmable {
             let ack = reply::empty(MessageType::Acknowledgement, packet.header.message_id);
             self.to_upstream(&ack).await;
+        }
+        if !notification {
+            let took = route.sent.elapsed().as_secs_f64();
+            self.decider
+                .metrics()
+                .upstream_seconds(crate::primitive::Protocol::Coap, took);
         }
         self.track_observation(&packet, token, &route);
         packet.set_token(route.token.clone());
