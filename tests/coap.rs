@@ -193,6 +193,55 @@ async fn block2_transfer_is_relayed_block_by_block_through_the_guard() {
 }
 
 #[tokio::test]
+async fn block1_transfer_is_relayed_block_by_block_and_each_block_is_decided() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let mut client = Client::new().await;
+    let body = big_body();
+    let blocks: Vec<&[u8]> = body.chunks(256).collect();
+    for (num, chunk) in blocks.iter().enumerate() {
+        let more = num + 1 < blocks.len();
+        let mut p = request(RequestType::Put, "/cse-in/upload", "Cmeter", "u");
+        p.add_option(CoapOption::Block1, block(num as u32, more, 4));
+        p.payload = chunk.to_vec();
+        let answer = client.exchange(gw.coap(), p).await;
+        let expected = if more {
+            ResponseType::Continue
+        } else {
+            ResponseType::Changed
+        };
+        assert_eq!(
+            answer.header.code,
+            MessageClass::Response(expected),
+            "block {num}"
+        );
+        let (got, got_more, szx) =
+            block_parts(answer.get_first_option(CoapOption::Block1).unwrap());
+        assert_eq!((got, got_more, szx), (num as u32, more, 4));
+    }
+    let received: Vec<u8> = up
+        .requests
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|p| p.payload.clone())
+        .collect();
+    assert_eq!(
+        received, body,
+        "the upstream got every block, in order, once"
+    );
+    // A block from an originator the guard refuses does not reach the upstream.
+    let mut p = request(RequestType::Put, "/cse-in/upload", "Cnobody", "u2");
+    p.add_option(CoapOption::Block1, block(0, true, 4));
+    p.payload = blocks[0].to_vec();
+    assert_denied(
+        &client.exchange(gw.coap(), p).await,
+        "access denied: originator is not active",
+    );
+    assert_eq!(up.hits(), blocks.len());
+}
+
+#[tokio::test]
 async fn observe_notifications_reach_the_observing_client_token() {
     let up = upstream().await;
     let gw = gateway(up.addr, "").await;

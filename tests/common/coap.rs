@@ -142,6 +142,21 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             p.payload = body[start..end].to_vec();
             send(p).await;
         }
+        "upload" => {
+            // Block1 (RFC 7959 §2.3): 2.31 Continue for every block but the last, 2.04 then.
+            let block1 = request.get_first_option(CoapOption::Block1).cloned();
+            let more = block1.as_deref().is_some_and(|v| block_parts(v).1);
+            let code = if more {
+                ResponseType::Continue
+            } else {
+                ResponseType::Changed
+            };
+            let mut p = answer_head(&request, code, mid);
+            if let Some(value) = block1 {
+                p.add_option(CoapOption::Block1, value);
+            }
+            send(p).await;
+        }
         "obs" => {
             let mut p = answer_head(&request, ResponseType::Content, mid);
             let registering = request.get_observe_value().and_then(Result::ok) == Some(0);

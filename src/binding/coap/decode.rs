@@ -318,6 +318,7 @@ mod properties {
         /// Whatever the bytes, parsing and decoding answer without panicking.
         #[test]
         fn decoder_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = super::super::reply::reject(&bytes);
             if let Ok(packet) = Packet::from_bytes(&bytes) {
                 let peer = Peer {
                     addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
@@ -326,6 +327,27 @@ mod properties {
                 };
                 let _ = decode(&packet, peer, "/id-in", Numbers::STANDARD);
                 let _ = packet.to_bytes_unlimited();
+            }
+        }
+
+        /// The same for datagrams that start as CoAP 1 requests, so that option parsing and
+        /// the oneM2M mapping are what gets exercised.
+        #[test]
+        fn decoder_never_panics_on_request_shaped_input(
+            kind in 0u8..2,
+            code in 1u8..5,
+            tail in proptest::collection::vec(any::<u8>(), 0..200),
+        ) {
+            let mut bytes = vec![0x40 | (kind << 4), code, 0x12, 0x34];
+            bytes.extend(tail);
+            if let Ok(packet) = Packet::from_bytes(&bytes) {
+                let peer = Peer {
+                    addr: std::net::SocketAddr::from(([127, 0, 0, 1], 1)),
+                    protocol: Protocol::Coap,
+                    tls_identity: None,
+                };
+                let _ = decode(&packet, peer.clone(), "/id-in", Numbers::STANDARD);
+                let _ = decode(&packet, peer, "/id-in", Numbers::LEGACY);
             }
         }
     }
