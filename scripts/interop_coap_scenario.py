@@ -143,7 +143,7 @@ class Answer:
 
     def text(self):
         if isinstance(self.body, dict):
-            return str(self.body.get("m2m:dbg", json.dumps(self.body)[:80]))
+            return str(self.body.get("m2m:dbg", ""))
         return (self.body or "").strip() if isinstance(self.body, str) else ""
 
 
