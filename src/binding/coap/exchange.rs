@@ -55,7 +55,7 @@ pub struct Tables {
     /// deregistration of an observation reach the upstream with the same token.
     pub observers: Cache<(SocketAddr, Vec<u8>), u64>,
     /// Upstream MID we used → upstream token, to match empty ACKs and RSTs.
-    pub upstream_mids: Cache<u16, u64>,
+    pub upstream_mids: MidRing,
     /// Our confirmable (or observable) message to a client → upstream token, until acknowledged.
     pub to_client: Cache<Key, u64>,
     token_key: u64,
@@ -72,7 +72,7 @@ impl Tables {
             routes: exchange(config),
             observing: observations(config),
             observers: observations(config),
-            upstream_mids: exchange(config),
+            upstream_mids: MidRing::new(),
             to_client: exchange(config),
             token_key: a,
             next_token: AtomicU64::new(b),
@@ -84,8 +84,14 @@ impl Tables {
     /// A fresh upstream token: a counter, scrambled by a bijection so it is not guessable
     /// from the previous one, so unique within 2^64 exchanges.
     pub fn token(&self) -> u64 {
-        let n = self.next_token.fetch_add(1, Relaxed);
-        (n ^ self.token_key).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.token_key
+        loop {
+            let n = self.next_token.fetch_add(1, Relaxed);
+            let token = (n ^ self.token_key).wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ self.token_key;
+            // 0 marks an empty slot of the MID ring.
+            if token != 0 {
+                return token;
+            }
+        }
     }
 
     pub fn upstream_mid(&self) -> u16 {
@@ -104,6 +110,33 @@ impl Tables {
     }
 }
 
+/// Our upstream message ids are a 16-bit counter, so the table from MID to token is one slot
+/// per MID, overwritten when the counter comes round: bounded by construction, no hashing.
+pub struct MidRing {
+    slots: Box<[AtomicU64]>,
+}
+
+impl MidRing {
+    fn new() -> Self {
+        MidRing {
+            slots: (0..=u16::MAX).map(|_| AtomicU64::new(0)).collect(),
+        }
+    }
+
+    pub fn insert(&self, mid: u16, token: u64) {
+        if let Some(slot) = self.slots.get(usize::from(mid)) {
+            slot.store(token, Relaxed);
+        }
+    }
+
+    pub fn get(&self, mid: &u16) -> Option<u64> {
+        let token = self.slots.get(usize::from(*mid))?.load(Relaxed);
+        (token != 0).then_some(token)
+    }
+}
+
+/// Exchange tables forget the oldest entries first (LRU): for deduplication and matching, the
+/// newest exchanges are the ones that matter.
 fn exchange<K, V>(config: &CoapConfig) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
@@ -112,6 +145,7 @@ where
     Cache::builder()
         .max_capacity(config.max_exchanges)
         .time_to_live(config.exchange_lifetime)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
         .build()
 }
 
@@ -123,6 +157,7 @@ where
     Cache::builder()
         .max_capacity(config.max_observations)
         .time_to_idle(config.observe_idle)
+        .eviction_policy(moka::policy::EvictionPolicy::lru())
         .build()
 }
 
@@ -156,6 +191,32 @@ pub(crate) mod tests {
         let t = tables.token();
         assert_eq!(token_of(&t.to_be_bytes()), Some(t));
         assert_eq!(token_of(&[1, 2, 3]), None);
+    }
+
+    #[test]
+    fn mid_ring_keeps_the_latest_token_per_mid() {
+        let ring = MidRing::new();
+        assert_eq!(ring.get(&7), None);
+        ring.insert(7, 42);
+        ring.insert(7, 43);
+        ring.insert(u16::MAX, 1);
+        assert_eq!((ring.get(&7), ring.get(&u16::MAX)), (Some(43), Some(1)));
+    }
+
+    #[test]
+    fn a_full_dedup_table_keeps_the_newest_exchanges() {
+        let mut config = test_config();
+        config.max_exchanges = 100;
+        let tables = Tables::new(&config);
+        let addr = SocketAddr::from(([127, 0, 0, 1], 1));
+        for mid in 0..1000u16 {
+            tables
+                .seen
+                .insert((addr, mid), Seen::Answered(Bytes::new()));
+            tables.seen.run_pending_tasks();
+        }
+        assert!(tables.seen.contains_key(&(addr, 999)));
+        assert!(!tables.seen.contains_key(&(addr, 0)));
     }
 
     pub(crate) fn test_config() -> CoapConfig {
