@@ -1,9 +1,11 @@
 //! The relay's bounded tables: what each client exchange became upstream, and back.
 //!
 //! In: client source + message id (MID) + token; out: the gateway's own upstream MID and token,
-//! and the route back. Every table is a bounded moka cache whose entries expire after the
+//! and the route back. Every table is bounded and its entries expire after the
 //! exchange lifetime (observations: after `observe_idle` without a notification), so no
 //! sender can grow them without limit; an evicted entry only means an answer is not relayed.
+//! The two tables touched by every message (deduplication, routes) are [`Table`]s, the rest
+//! moka caches.
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
@@ -11,6 +13,7 @@ use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
 use bytes::Bytes;
 use moka::sync::Cache;
 
+use super::table::Table;
 use crate::config::CoapConfig;
 
 /// A client's message: its source and message id.
@@ -46,9 +49,9 @@ impl Route {
 
 pub struct Tables {
     /// Client message → what became of it (deduplication).
-    pub seen: Cache<Key, Seen>,
+    pub seen: Table<Key, Seen>,
     /// Upstream token → route, for one request/response exchange.
-    pub routes: Cache<u64, Route>,
+    pub routes: Table<u64, Route>,
     /// Upstream token → route, for an established observation.
     pub observing: Cache<u64, Route>,
     /// Client source + client token → upstream token, so that re-registrations and the
@@ -68,8 +71,8 @@ impl Tables {
     pub fn new(config: &CoapConfig) -> Self {
         let [a, b, c] = random_u64s();
         Tables {
-            seen: exchange(config),
-            routes: exchange(config),
+            seen: Table::new(config.max_exchanges, config.exchange_lifetime),
+            routes: Table::new(config.max_exchanges, config.exchange_lifetime),
             observing: observations(config),
             observers: observations(config),
             upstream_mids: MidRing::new(),
@@ -213,10 +216,9 @@ pub(crate) mod tests {
             tables
                 .seen
                 .insert((addr, mid), Seen::Answered(Bytes::new()));
-            tables.seen.run_pending_tasks();
         }
-        assert!(tables.seen.contains_key(&(addr, 999)));
-        assert!(!tables.seen.contains_key(&(addr, 0)));
+        assert!(tables.seen.get(&(addr, 999)).is_some());
+        assert!(tables.seen.get(&(addr, 0)).is_none());
     }
 
     pub(crate) fn test_config() -> CoapConfig {

@@ -14,6 +14,7 @@ mod downstream;
 mod exchange;
 mod limit;
 mod reply;
+mod table;
 mod upstream;
 
 use std::net::SocketAddr;

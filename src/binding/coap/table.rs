@@ -1,0 +1,95 @@
+//! A bounded map whose entries live for a fixed time: two generations of `HashMap`s.
+//!
+//! In: entries with a lifetime and a capacity. Out: lookups that see an entry for at least its
+//! lifetime unless the capacity forced it out earlier, never after it. New entries go into the
+//! current generation; when it is `lifetime` old or holds half the capacity, it becomes the
+//! previous one and the previous one is dropped whole. So inserting is a hash insert, with no
+//! per-entry eviction bookkeeping, and a flood can only push out the oldest entries.
+
+use std::collections::HashMap;
+use std::hash::Hash;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+pub struct Table<K, V> {
+    inner: Mutex<Generations<K, V>>,
+    lifetime: Duration,
+    half_capacity: usize,
+}
+
+struct Generations<K, V> {
+    current: HashMap<K, (Instant, V)>,
+    previous: HashMap<K, (Instant, V)>,
+    started: Instant,
+}
+
+impl<K: Hash + Eq, V: Clone> Table<K, V> {
+    pub fn new(capacity: u64, lifetime: Duration) -> Self {
+        Table {
+            inner: Mutex::new(Generations {
+                current: HashMap::new(),
+                previous: HashMap::new(),
+                started: Instant::now(),
+            }),
+            lifetime,
+            half_capacity: usize::try_from(capacity / 2).unwrap_or(usize::MAX).max(1),
+        }
+    }
+
+    pub fn insert(&self, key: K, value: V) {
+        let now = Instant::now();
+        let Ok(mut g) = self.inner.lock() else {
+            return;
+        };
+        if now.duration_since(g.started) >= self.lifetime || g.current.len() >= self.half_capacity {
+            g.previous = std::mem::take(&mut g.current);
+            g.started = now;
+        }
+        g.previous.remove(&key);
+        g.current.insert(key, (now, value));
+    }
+
+    pub fn get(&self, key: &K) -> Option<V> {
+        let g = self.inner.lock().ok()?;
+        let (at, value) = g.current.get(key).or_else(|| g.previous.get(key))?;
+        (at.elapsed() < self.lifetime).then(|| value.clone())
+    }
+
+    pub fn remove(&self, key: &K) -> Option<V> {
+        let mut g = self.inner.lock().ok()?;
+        let (at, value) = match g.current.remove(key) {
+            Some(entry) => entry,
+            None => g.previous.remove(key)?,
+        };
+        (at.elapsed() < self.lifetime).then_some(value)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn entries_live_their_lifetime_and_no_longer() {
+        let table = Table::new(100, Duration::from_millis(50));
+        table.insert(1, "a");
+        assert_eq!(table.get(&1), Some("a"));
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(table.get(&1), None, "expired");
+        table.insert(2, "b");
+        assert_eq!(table.remove(&2), Some("b"));
+        assert_eq!(table.get(&2), None);
+    }
+
+    #[test]
+    fn a_full_table_drops_the_oldest_generation_only() {
+        let table = Table::new(100, Duration::from_secs(60));
+        for k in 0..1000u32 {
+            table.insert(k, k);
+        }
+        assert_eq!(table.get(&999), Some(999), "the newest are kept");
+        assert_eq!(table.get(&0), None, "the oldest are gone");
+        let kept = (0..1000u32).filter(|k| table.get(k).is_some()).count();
+        assert!((50..=100).contains(&kept), "{kept}");
+    }
+}
