@@ -141,6 +141,45 @@ async fn separate_response_reaches_the_client_as_a_separate_response() {
 }
 
 #[tokio::test]
+async fn silent_upstream_is_answered_with_5103_but_an_acknowledged_exchange_waits() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "upstream_timeout_ms = 200").await;
+    let mut client = Client::new().await;
+    let started = std::time::Instant::now();
+    let answer = client
+        .exchange(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in/silent", "Cmeter", "q1"),
+        )
+        .await;
+    assert_eq!(answer.header.get_type(), MessageType::Acknowledgement);
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::NotFound)
+    );
+    assert_eq!(rsc(&answer), 5103);
+    assert_eq!(option_text(&answer, RQI), "q1");
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "{:?}",
+        started.elapsed()
+    );
+    // The upstream acknowledged at once and answers after 400 ms, past the timeout: the
+    // client gets that answer, not 5103.
+    let first = client
+        .exchange(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in/slow", "Cmeter", "q2"),
+        )
+        .await;
+    assert_eq!(first.header.code, MessageClass::Empty);
+    let later = client.recv().await;
+    assert_eq!(later.payload, b"later");
+    client.ack(gw.coap(), later.header.message_id).await;
+    legitimate_passes(&mut client, &gw, "Cmeter").await;
+}
+
+#[tokio::test]
 async fn retransmitted_request_gets_the_same_answer_and_is_forwarded_once() {
     let up = upstream().await;
     let gw = gateway(up.addr, "").await;

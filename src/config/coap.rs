@@ -33,6 +33,9 @@ pub struct CoapConfig {
     pub amplification_factor: usize,
     /// How long a source address stays validated after an Echo round trip (RFC 9175 §2.4).
     pub echo_validity: Duration,
+    /// An upstream that neither answers nor acknowledges within this gets 4.04 / 5103 sent to
+    /// the client in its place.
+    pub upstream_timeout: Duration,
 }
 
 impl Validator {
@@ -95,6 +98,12 @@ impl Validator {
                 c.echo_validity_secs,
                 300,
                 1..=86_400,
+            )),
+            upstream_timeout: Duration::from_millis(self.range(
+                "coap.upstream_timeout_ms",
+                c.upstream_timeout_ms,
+                5000,
+                100..=600_000,
             )),
         }
     }

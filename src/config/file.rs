@@ -94,4 +94,5 @@ pub struct FileCoap {
     pub max_sources: Option<u64>,
     pub amplification_factor: Option<u64>,
     pub echo_validity_secs: Option<u64>,
+    pub upstream_timeout_ms: Option<u64>,
 }

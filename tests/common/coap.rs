@@ -114,13 +114,15 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
         }
     };
     match last_segment(&request).as_str() {
-        "separate" => {
+        "silent" => {}
+        segment @ ("separate" | "slow") => {
             let mut ack = Packet::new();
             ack.header.set_type(MessageType::Acknowledgement);
             ack.header.code = MessageClass::Empty;
             ack.header.message_id = request.header.message_id;
             send(ack).await;
-            tokio::time::sleep(Duration::from_millis(50)).await;
+            let delay = if segment == "slow" { 400 } else { 50 };
+            tokio::time::sleep(Duration::from_millis(delay)).await;
             let mut p = answer_head(&request, ResponseType::Content, mid);
             p.header.set_type(MessageType::Confirmable);
             p.header.message_id = mid;

@@ -39,6 +39,9 @@ pub struct Route {
     pub observe: bool,
     /// When the request went upstream.
     pub sent: std::time::Instant,
+    /// The request's `rqi` and `rvi` option values, for an answer the gateway makes itself.
+    pub rqi: Option<Vec<u8>>,
+    pub rvi: Option<Vec<u8>>,
 }
 
 impl Route {
@@ -236,6 +239,7 @@ pub(crate) mod tests {
             max_sources: 100,
             amplification_factor: 3,
             echo_validity: std::time::Duration::from_secs(300),
+            upstream_timeout: std::time::Duration::from_secs(5),
         }
     }
 }

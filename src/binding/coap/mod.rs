@@ -15,6 +15,7 @@ mod exchange;
 mod limit;
 mod reply;
 mod table;
+mod timeout;
 mod upstream;
 
 use std::net::SocketAddr;
@@ -30,6 +31,7 @@ use crate::primitive::Protocol;
 pub use decode::{decode, DecodeError, Numbers};
 use exchange::Tables;
 use limit::{Echo, RateLimit};
+use timeout::Deadlines;
 
 /// RFC 7252 §4.8: ACK_TIMEOUT and MAX_RETRANSMIT, for our confirmable messages to clients.
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
@@ -56,6 +58,7 @@ pub struct Relay {
     tables: Tables,
     rate: RateLimit,
     echo: Echo,
+    deadlines: Deadlines,
     stop: watch::Receiver<bool>,
 }
 
@@ -95,6 +98,7 @@ impl Relay {
             tables: Tables::new(config),
             rate: RateLimit::new(config),
             echo: Echo::new(config).map_err(|_| CoapError::Randomness)?,
+            deadlines: Deadlines::new(config.upstream_timeout, config.max_exchanges),
             stop,
         }))
     }
@@ -116,15 +120,29 @@ impl Relay {
     }
 }
 
-/// Runs the relay until `stop` turns true: one task per socket.
+/// Runs the relay until `stop` turns true: one task per socket, one for upstream timeouts.
 pub async fn serve(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
-    let clients = tokio::spawn(client_loop(relay.clone()));
-    let upstream = tokio::spawn(upstream_loop(relay));
+    let tasks = [
+        tokio::spawn(client_loop(relay.clone())),
+        tokio::spawn(upstream_loop(relay.clone())),
+        tokio::spawn(timeout_loop(relay)),
+    ];
     crate::gateway::stopped(&mut stop).await;
-    clients.abort();
-    upstream.abort();
-    let _ = clients.await;
-    let _ = upstream.await;
+    for task in &tasks {
+        task.abort();
+    }
+    for task in tasks {
+        let _ = task.await;
+    }
+}
+
+async fn timeout_loop(relay: Arc<Relay>) {
+    let mut tick = tokio::time::interval(timeout::TICK);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        relay.expire(std::time::Instant::now()).await;
+    }
 }
 
 async fn client_loop(relay: Arc<Relay>) {

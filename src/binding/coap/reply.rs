@@ -12,6 +12,7 @@ use super::decode::{Numbers, ECHO, RVI};
 pub enum Rsc {
     BadRequest = 4000,
     OriginatorHasNoPrivilege = 4103,
+    TargetNotReachable = 5103,
 }
 
 impl Rsc {
@@ -20,6 +21,7 @@ impl Rsc {
         match self {
             Rsc::BadRequest => ResponseType::BadRequest,
             Rsc::OriginatorHasNoPrivilege => ResponseType::Forbidden,
+            Rsc::TargetNotReachable => ResponseType::NotFound,
         }
     }
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 
-use super::decode::ECHO;
+use super::decode::{ECHO, RVI};
 use super::exchange::{token_of, Key, Route, Seen};
 use super::reply;
 use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
@@ -52,6 +52,10 @@ impl Relay {
             confirmable: packet.header.get_type() == MessageType::Confirmable,
             observe: observe == Some(OBSERVE_REGISTER),
             sent: std::time::Instant::now(),
+            rqi: packet
+                .get_first_option(CoapOption::Unknown(self.numbers.rqi))
+                .cloned(),
+            rvi: packet.get_first_option(CoapOption::Unknown(RVI)).cloned(),
         };
         if observe == Some(OBSERVE_DEREGISTER) {
             self.tables.end_observation(token);
@@ -73,6 +77,7 @@ impl Relay {
         );
         self.tables.upstream_mids.insert(mid, token);
         self.tables.routes.insert(token, route);
+        self.deadlines.push(token);
         self.to_upstream(&bytes).await;
     }
 
