@@ -196,6 +196,62 @@ async fn retransmitted_request_gets_the_same_answer_and_is_forwarded_once() {
 }
 
 #[tokio::test]
+async fn duplicated_datagrams_arriving_together_are_forwarded_once() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let mut client = Client::new().await;
+    legitimate_passes(&mut client, &gw, "Cmeter").await;
+    for i in 0..20 {
+        let mut p = request(RequestType::Post, "/cse-in", "Cmeter", &format!("dup{i}"));
+        let bytes = client.send(gw.coap(), &mut p).await;
+        for _ in 0..3 {
+            client.socket.send_to(&bytes, gw.coap()).await.unwrap();
+        }
+    }
+    let mut answers = 0;
+    while client
+        .recv_within(Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        answers += 1;
+    }
+    assert!((20..=80).contains(&answers), "{answers}");
+    assert_eq!(
+        up.hits(),
+        21,
+        "each of the 20 requests once, and the legitimate one"
+    );
+}
+
+#[tokio::test]
+async fn retransmission_to_a_slow_upstream_resends_the_same_upstream_message() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "upstream_timeout_ms = 10000").await;
+    let mut client = Client::new().await;
+    legitimate_passes(&mut client, &gw, "Cmeter").await;
+    let mut p = request(RequestType::Get, "/cse-in/silent", "Cmeter", "slow");
+    let bytes = client.send(gw.coap(), &mut p).await;
+    client.socket.send_to(&bytes, gw.coap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    assert_eq!(up.hits(), 2, "a duplicate at once is not sent on");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    client.socket.send_to(&bytes, gw.coap()).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let requests = up.requests.lock().unwrap().clone();
+    assert_eq!(
+        requests.len(),
+        3,
+        "the client's retransmission after ACK_TIMEOUT is"
+    );
+    assert_eq!(
+        (requests[1].header.message_id, requests[1].get_token()),
+        (requests[2].header.message_id, requests[2].get_token()),
+        "as the same upstream message: same message id and token"
+    );
+}
+
+#[tokio::test]
 async fn block2_transfer_is_relayed_block_by_block_through_the_guard() {
     let up = upstream().await;
     let gw = gateway(up.addr, "").await;

@@ -14,7 +14,7 @@ use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 use super::decode::{decode, ECHO};
 use super::exchange::{Key, Seen};
 use super::reply::{self, Rsc};
-use super::Relay;
+use super::{Relay, ACK_TIMEOUT};
 use crate::guard::Verdict;
 use crate::metrics::Outcome;
 use crate::primitive::{Peer, Protocol};
@@ -71,7 +71,14 @@ impl Relay {
 
     async fn request(&self, packet: Packet, source: SocketAddr, len: usize) {
         let key: Key = (source, packet.header.message_id);
-        if let Some(seen) = self.tables.seen.get(&key) {
+        // Claimed at once, so that a duplicate read by the other reader meanwhile is seen as
+        // one; the entry is replaced by the answer or the forwarded datagram below.
+        let placeholder = Seen::Pending {
+            upstream: Bytes::new(),
+            sent: Instant::now(),
+            acked: false,
+        };
+        if let Some(seen) = self.tables.seen.claim(key, placeholder) {
             return self
                 .repeat(seen, source, len, packet.header.message_id)
                 .await;
@@ -128,8 +135,10 @@ impl Relay {
     }
 
     /// A retransmission: the same answer again, an empty ACK if the upstream has acknowledged
-    /// (a separate response is on its way), or — not yet acknowledged upstream — the same
-    /// upstream message again, with the same message id, which the upstream deduplicates.
+    /// (a separate response is on its way), or — not acknowledged upstream for ACK_TIMEOUT —
+    /// the same upstream message again, with the same message id, which the upstream
+    /// deduplicates (RFC 7252 §4.2 retransmission, driven by the client's). A duplicate that
+    /// arrives sooner is not sent on at all.
     async fn repeat(&self, seen: Seen, source: SocketAddr, len: usize, mid: u16) {
         match seen {
             Seen::Answered(answer) => self.answer(&answer, source, len).await,
@@ -137,7 +146,19 @@ impl Relay {
                 let ack = reply::empty(MessageType::Acknowledgement, mid);
                 self.answer(&ack, source, len).await;
             }
-            Seen::Pending { upstream, .. } => self.to_upstream(&upstream).await,
+            Seen::Pending { upstream, sent, .. }
+                if !upstream.is_empty() && sent.elapsed() >= ACK_TIMEOUT =>
+            {
+                let again = Seen::Pending {
+                    upstream: upstream.clone(),
+                    sent: Instant::now(),
+                    acked: false,
+                };
+                self.tables.seen.insert((source, mid), again);
+                self.to_upstream(&upstream).await;
+            }
+            // Still being decided, or sent upstream moments ago: nothing to repeat yet.
+            Seen::Pending { .. } => {}
         }
     }
 

@@ -22,9 +22,14 @@ pub type Key = (SocketAddr, u16);
 /// What became of a client's request, for retransmissions of it (RFC 7252 §4.5).
 #[derive(Clone, Debug)]
 pub enum Seen {
-    /// Forwarded, no answer yet: `upstream` is the datagram we sent; `acked` once the upstream
-    /// has acknowledged it (a separate response follows).
-    Pending { upstream: Bytes, acked: bool },
+    /// Forwarded, no answer yet: `upstream` is the datagram we sent (empty while the request
+    /// is still being decided), `sent` when; `acked` once the upstream has acknowledged it (a
+    /// separate response follows).
+    Pending {
+        upstream: Bytes,
+        sent: std::time::Instant,
+        acked: bool,
+    },
     /// Answered: the datagram a retransmission gets again.
     Answered(Bytes),
 }

@@ -122,8 +122,12 @@ impl Relay {
 
 /// Runs the relay until `stop` turns true: one task per socket, one for upstream timeouts.
 pub async fn serve(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+    // Two readers share each socket, so that a slow datagram (a Cedar evaluation) does not
+    // hold up the next one and both cores can work.
     let tasks = [
         tokio::spawn(client_loop(relay.clone())),
+        tokio::spawn(client_loop(relay.clone())),
+        tokio::spawn(upstream_loop(relay.clone())),
         tokio::spawn(upstream_loop(relay.clone())),
         tokio::spawn(timeout_loop(relay)),
     ];

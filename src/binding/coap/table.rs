@@ -41,12 +41,36 @@ impl<K: Hash + Eq, V: Clone> Table<K, V> {
         let Ok(mut g) = self.inner.lock() else {
             return;
         };
+        self.rotate(&mut g, now);
+        g.previous.remove(&key);
+        g.current.insert(key, (now, value));
+    }
+
+    /// Inserts `value` unless a live entry is there, atomically: `None` if it was inserted,
+    /// else the entry found. (Two readers of one socket must not both take a datagram and its
+    /// duplicate for new.)
+    pub fn claim(&self, key: K, value: V) -> Option<V> {
+        let now = Instant::now();
+        let Ok(mut g) = self.inner.lock() else {
+            return Some(value); // poisoned: refuse rather than process twice
+        };
+        let found = g.current.get(&key).or_else(|| g.previous.get(&key));
+        if let Some((at, existing)) = found {
+            if now.duration_since(*at) < self.lifetime {
+                return Some(existing.clone());
+            }
+        }
+        self.rotate(&mut g, now);
+        g.previous.remove(&key);
+        g.current.insert(key, (now, value));
+        None
+    }
+
+    fn rotate(&self, g: &mut Generations<K, V>, now: Instant) {
         if now.duration_since(g.started) >= self.lifetime || g.current.len() >= self.half_capacity {
             g.previous = std::mem::take(&mut g.current);
             g.started = now;
         }
-        g.previous.remove(&key);
-        g.current.insert(key, (now, value));
     }
 
     pub fn get(&self, key: &K) -> Option<V> {
@@ -79,6 +103,14 @@ mod tests {
         table.insert(2, "b");
         assert_eq!(table.remove(&2), Some("b"));
         assert_eq!(table.get(&2), None);
+    }
+
+    #[test]
+    fn claim_takes_a_key_once() {
+        let table = Table::new(100, Duration::from_secs(60));
+        assert_eq!(table.claim(1, "first"), None);
+        assert_eq!(table.claim(1, "second"), Some("first"));
+        assert_eq!(table.get(&1), Some("first"));
     }
 
     #[test]

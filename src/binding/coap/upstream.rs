@@ -72,6 +72,7 @@ impl Relay {
             route.key(),
             Seen::Pending {
                 upstream: bytes.clone(),
+                sent: std::time::Instant::now(),
                 acked: false,
             },
         );
@@ -109,9 +110,10 @@ impl Relay {
         if !route.confirmable {
             return;
         }
-        if let Some(Seen::Pending { upstream, .. }) = self.tables.seen.get(&route.key()) {
+        if let Some(Seen::Pending { upstream, sent, .. }) = self.tables.seen.get(&route.key()) {
             let acked = Seen::Pending {
                 upstream,
+                sent,
                 acked: true,
             };
             self.tables.seen.insert(route.key(), acked);
