@@ -68,7 +68,13 @@ impl<K: Hash + Eq, V: Clone> Table<K, V> {
 
     fn rotate(&self, g: &mut Generations<K, V>, now: Instant) {
         if now.duration_since(g.started) >= self.lifetime || g.current.len() >= self.half_capacity {
-            g.previous = std::mem::take(&mut g.current);
+            // The old previous generation's allocation becomes the new current one: no
+            // regrowing after every rotation.
+            let Generations {
+                current, previous, ..
+            } = &mut *g;
+            std::mem::swap(current, previous);
+            current.clear();
             g.started = now;
         }
     }
