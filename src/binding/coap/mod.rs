@@ -7,7 +7,8 @@
 //! is never forwarded twice) → address validation by Echo (4.01 + Echo) → decode (4.00 / 4000)
 //! → decide (4.03 / 4103) → forward with our own message id and token. Answers from the
 //! upstream (piggy-backed, separate, notifications) are mapped back to the client's id and
-//! token. Nothing from the network can panic the relay: every datagram is handled on its own.
+//! token; an upstream that stays silent past `upstream_timeout_ms` gets the client 4.04 / 5103.
+//! Nothing from the network can panic the relay: every datagram is handled on its own.
 
 mod decode;
 mod downstream;
@@ -33,7 +34,8 @@ use exchange::Tables;
 use limit::{Echo, RateLimit};
 use timeout::Deadlines;
 
-/// RFC 7252 §4.8: ACK_TIMEOUT and MAX_RETRANSMIT, for our confirmable messages to clients.
+/// RFC 7252 §4.8: ACK_TIMEOUT and MAX_RETRANSMIT, for our confirmable messages to clients
+/// (and ACK_TIMEOUT as the least gap before a client's retransmission is sent on upstream).
 const ACK_TIMEOUT: Duration = Duration::from_secs(2);
 const MAX_RETRANSMIT: u32 = 4;
 /// Largest datagram read from the upstream.
