@@ -13,6 +13,7 @@ use tokio::sync::{broadcast, watch};
 use tokio::task::JoinSet;
 
 use crate::admin;
+use crate::binding::coap;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::binding::mqtt::{self, MqttBinding};
 use crate::config::Config;
@@ -39,6 +40,8 @@ pub enum StartError {
     Tokens(String),
     #[error("TLS set-up failed: {0}")]
     Tls(#[from] TlsError),
+    #[error("CoAP set-up failed: {0}")]
+    Coap(#[from] coap::CoapError),
 }
 
 fn list(errors: &[PolicyError]) -> String {
@@ -82,6 +85,8 @@ pub struct Gateway {
     pub admin_addr: SocketAddr,
     /// The MQTT listener's address, when `[mqtt]` is configured.
     pub mqtt_addr: Option<SocketAddr>,
+    /// The CoAP listener's UDP address, when `[coap]` is configured.
+    pub coap_addr: Option<SocketAddr>,
     pub state: Arc<State>,
     shutdown: watch::Sender<bool>,
     tasks: JoinSet<()>,
@@ -135,7 +140,7 @@ impl Gateway {
                         .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone())),
                     require_identity: m.tls.as_ref().is_some_and(|t| t.client_auth),
                 };
-                let binding = MqttBinding::new(m, &config.gateway.cse_id, decider, nodes);
+                let binding = MqttBinding::new(m, &config.gateway.cse_id, decider.clone(), nodes);
                 Some((listener, Arc::new(binding), addr))
             }
             None => None,
@@ -152,18 +157,37 @@ impl Gateway {
             header_read_timeout: h.header_read_timeout,
         };
         let (shutdown, stop) = watch::channel(false);
+        let coap = match &config.coap {
+            Some(c) => {
+                let (udp, addr) = bind_udp(c.listen).await?;
+                let relay = coap::Relay::new(
+                    c,
+                    &config.gateway.cse_id,
+                    decider,
+                    Arc::new(udp),
+                    stop.clone(),
+                );
+                Some((relay.await?, addr))
+            }
+            None => None,
+        };
+        let coap_addr = coap.as_ref().map(|(_, addr)| *addr);
         let mut tasks = JoinSet::new();
+        if let Some((relay, _)) = coap {
+            tasks.spawn(coap::serve(relay, stop.clone()));
+        }
         tasks.spawn(http::serve(listener, binding, stop.clone(), DRAIN));
         tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
         if let Some((listener, binding, _)) = mqtt {
             tasks.spawn(mqtt::serve(listener, binding, stop.clone()));
         }
         tasks.spawn(reload_on_sighup(state.clone(), stop));
-        tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         Ok(Gateway {
             http_addr,
             admin_addr,
             mqtt_addr,
+            coap_addr,
             state,
             shutdown,
             tasks,
@@ -205,6 +229,17 @@ async fn bind(
     let listener = TcpListener::bind(addr).await.map_err(bind_err)?;
     let local = listener.local_addr().map_err(bind_err)?;
     Ok((listener, local))
+}
+
+async fn bind_udp(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, SocketAddr), StartError> {
+    let bind_err = |source| StartError::Bind {
+        what: "coap",
+        addr,
+        source,
+    };
+    let socket = tokio::net::UdpSocket::bind(addr).await.map_err(bind_err)?;
+    let local = socket.local_addr().map_err(bind_err)?;
+    Ok((socket, local))
 }
 
 #[cfg(unix)]

@@ -4,8 +4,9 @@
 //! outcome (verdict `allow`, `deny` or `malformed`; stage empty unless denied);
 //! `m2mguard_decision_seconds` and `m2mguard_upstream_seconds` are latency histograms by
 //! protocol; `m2mguard_plausibility_flags_total{rule}` counts requests a plausibility rule
-//! flagged. Label values are a small closed set (rule names come from the configuration), so
-//! cardinality stays bounded.
+//! flagged; `m2mguard_dropped_total{protocol, reason}` counts datagrams dropped before any
+//! decision (rate limit, oversize, malformed, unmatched). Label values are a small closed set
+//! (rule names come from the configuration), so cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -67,6 +68,13 @@ pub struct Metrics {
     policy_reloads: Family<ReloadLabel, Counter>,
     policies: Gauge,
     plausibility_flags: FlagCounter,
+    dropped: Family<DropLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct DropLabels {
+    protocol: &'static str,
+    reason: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -123,6 +131,12 @@ impl Metrics {
             "Requests flagged by a plausibility rule, by rule",
             plausibility_flags.0.clone(),
         );
+        let dropped = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "dropped",
+            "Datagrams dropped before a decision, by reason",
+            dropped.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -131,12 +145,23 @@ impl Metrics {
             policy_reloads,
             policies,
             plausibility_flags,
+            dropped,
         }
     }
 
     /// The flag counter, for the plausibility stage.
     pub fn plausibility_flags(&self) -> FlagCounter {
         self.plausibility_flags.clone()
+    }
+
+    /// One datagram dropped unanswered before any decision.
+    pub fn dropped(&self, protocol: Protocol, reason: &'static str) {
+        self.dropped
+            .get_or_create(&DropLabels {
+                protocol: protocol.as_str(),
+                reason,
+            })
+            .inc();
     }
 
     pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {

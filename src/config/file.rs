@@ -21,6 +21,7 @@ pub struct FileConfig {
     pub tokens: super::tokens::FileTokens,
     #[serde(default)]
     pub plausibility: Vec<super::plausibility::FilePlausibility>,
+    pub coap: Option<FileCoap>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -92,4 +93,24 @@ pub struct FileNode {
     pub kind: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileCoap {
+    pub listen: String,
+    pub upstream: String,
+    #[serde(default)]
+    pub legacy_options: bool,
+    pub exchange_lifetime_secs: Option<u64>,
+    pub max_datagram_bytes: Option<u64>,
+    pub max_exchanges: Option<u64>,
+    pub max_observations: Option<u64>,
+    pub observe_idle_secs: Option<u64>,
+    pub rate_per_sec: Option<u64>,
+    pub rate_burst: Option<u64>,
+    pub max_sources: Option<u64>,
+    pub amplification_factor: Option<u64>,
+    pub echo_validity_secs: Option<u64>,
+    pub upstream_timeout_ms: Option<u64>,
 }

@@ -6,6 +6,7 @@
 //! working directory. Nothing here binds a port.
 
 mod checks;
+mod coap;
 mod file;
 mod locate;
 mod plausibility;
@@ -25,6 +26,7 @@ use crate::tls::{self, KeyPair};
 pub use checks::{
     is_key_id, ChecksConfig, KeyConfig, ReplayConfig, Requirement, Secret, MIN_KEY_BYTES,
 };
+pub use coap::CoapConfig;
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
 pub use tokens::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
@@ -45,6 +47,8 @@ pub struct Config {
     pub tokens: TokensConfig,
     /// `[[plausibility]]` rules, in file order.
     pub plausibility: Vec<crate::guard::plausibility::Rule>,
+    /// The CoAP listener, when `[coap]` is present.
+    pub coap: Option<CoapConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -241,6 +245,7 @@ impl Validator {
         let tokens = self.tokens(raw.tokens);
         let plausibility = self.plausibility(raw.plausibility);
         let mqtt = raw.mqtt.map(|m| self.mqtt(m));
+        let coap = raw.coap.map(|c| self.coap(c));
         Config {
             gateway: GatewayConfig {
                 cse_id,
@@ -257,6 +262,7 @@ impl Validator {
             checks,
             tokens,
             plausibility,
+            coap,
         }
     }
 

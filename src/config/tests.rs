@@ -213,3 +213,36 @@ fn mqtt_is_optional_and_its_errors_are_located() {
         .message
         .contains("unknown field `brokers`"));
 }
+
+/// The default file with its documented `[coap]` table switched on.
+fn with_coap() -> String {
+    with(
+        "# [coap]\n",
+        "[coap]\nlisten = \"127.0.0.1:15683\"\nupstream = \"127.0.0.1:5683\"\nlegacy_options = true\n",
+    )
+}
+
+#[test]
+fn coap_is_off_unless_configured_and_its_documented_table_is_valid() {
+    assert!(Config::builtin().unwrap().coap.is_none());
+    let coap = Config::parse(&with_coap(), "t.toml").unwrap().coap.unwrap();
+    assert_eq!(coap.upstream, "127.0.0.1:5683".parse().unwrap());
+    assert!(coap.legacy_options);
+    assert_eq!(coap.amplification_factor, 3);
+    assert_eq!(coap.exchange_lifetime, Duration::from_secs(247));
+}
+
+#[test]
+fn bad_coap_values_are_located() {
+    let text = with_coap()
+        .replacen(
+            "upstream = \"127.0.0.1:5683\"",
+            "upstream = \"coap://x\"",
+            1,
+        )
+        .replacen("# amplification_factor = 3", "amplification_factor = 50", 1);
+    let e = errors(&text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(keys, ["coap.upstream", "coap.amplification_factor"]);
+    assert_eq!(e[0].line, Some(line_of(&text, "coap://x")));
+}

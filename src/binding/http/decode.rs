@@ -182,45 +182,19 @@ fn query_list(query: Option<&str>, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// The SP-relative target for a request path (see the module docs).
+/// The SP-relative target for a request path (see the module docs and
+/// [`crate::binding::target`]).
 pub fn target(path: &str, cse_id: &str) -> Result<String, DecodeError> {
-    let (prefix, rest) = if let Some(rest) = path.strip_prefix("/~/") {
-        ("/", rest)
-    } else if let Some(rest) = path.strip_prefix("/_/") {
-        ("//", rest)
-    } else {
-        (cse_id, path.strip_prefix('/').ok_or(DecodeError::BadPath)?)
-    };
-    let mut target = String::with_capacity(prefix.len() + rest.len() + 1);
-    target.push_str(prefix);
-    if prefix == cse_id {
-        target.push('/');
-    }
-    for (i, segment) in rest.split('/').enumerate() {
-        if i > 0 {
-            target.push('/');
-        }
-        target.push_str(&decoded(segment)?);
-    }
-    Ok(target)
-}
-
-/// One path segment, percent-decoded, or an error if it could name something else upstream.
-fn decoded(segment: &str) -> Result<std::borrow::Cow<'_, str>, DecodeError> {
-    let text = percent_decode_str(segment)
-        .decode_utf8()
-        .map_err(|_| DecodeError::BadPath)?;
-    let ambiguous = text.is_empty()
-        || text == "."
-        || text == ".."
-        || text
-            .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control());
-    if ambiguous {
-        Err(DecodeError::BadPath)
-    } else {
-        Ok(text)
-    }
+    let rest = path.strip_prefix('/').ok_or(DecodeError::BadPath)?;
+    let segments = rest
+        .split('/')
+        .map(|segment| {
+            percent_decode_str(segment)
+                .decode_utf8()
+                .map_err(|_| DecodeError::BadPath)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    crate::binding::target::sp_relative(segments, cse_id).map_err(|_| DecodeError::BadPath)
 }
 
 #[cfg(test)]

@@ -1,0 +1,252 @@
+//! The upstream side: [`Relay::forward`] (the only way anything reaches the upstream, and it
+//! takes the guard's [`Permit`] by value) and the mapping of what the upstream sends back.
+//!
+//! In: an allowed request, or a datagram from the upstream. Out: the request with our message
+//! id and token (options, including unknown and oneM2M ones, and payload unchanged; only the
+//! hop-by-hop Echo is removed), or the answer with the client's message id and token.
+//! Piggy-backed answers go back on the client's ACK; an empty ACK from the upstream becomes an
+//! empty ACK to the client, and the separate response that follows is acknowledged upstream and
+//! sent to the client as a separate response (retransmitted until acknowledged if confirmable).
+//! Notifications of an observation keep flowing to the observing client's token.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
+
+use super::decode::{ECHO, RVI};
+use super::exchange::{token_of, Key, Route, Seen};
+use super::reply;
+use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
+use crate::guard::Permit;
+
+/// Observe option values (RFC 7641 §2).
+const OBSERVE_REGISTER: u32 = 0;
+const OBSERVE_DEREGISTER: u32 = 1;
+
+impl Relay {
+    /// Forwards an allowed request under our own message id and token.
+    pub(super) async fn forward(
+        &self,
+        _permit: Permit,
+        mut packet: Packet,
+        client: std::net::SocketAddr,
+    ) {
+        let client_token = packet.get_token().to_vec();
+        let observe = match packet.get_observe_value() {
+            Some(Ok(value)) => Some(value),
+            _ => None,
+        };
+        let token = match observe {
+            Some(_) => self
+                .tables
+                .observers
+                .get(&(client, client_token.clone()))
+                .unwrap_or_else(|| self.tables.token()),
+            None => self.tables.token(),
+        };
+        let route = Route {
+            client,
+            token: client_token.clone(),
+            mid: packet.header.message_id,
+            confirmable: packet.header.get_type() == MessageType::Confirmable,
+            observe: observe == Some(OBSERVE_REGISTER),
+            sent: std::time::Instant::now(),
+            rqi: packet
+                .get_first_option(CoapOption::Unknown(self.numbers.rqi))
+                .cloned(),
+            rvi: packet.get_first_option(CoapOption::Unknown(RVI)).cloned(),
+        };
+        if observe == Some(OBSERVE_DEREGISTER) {
+            self.tables.end_observation(token);
+        }
+        let mid = self.tables.upstream_mid();
+        packet.header.message_id = mid;
+        packet.set_token(token.to_be_bytes().to_vec());
+        packet.clear_option(CoapOption::Unknown(ECHO));
+        let Ok(bytes) = packet.to_bytes_unlimited() else {
+            return self.dropped("unencodable");
+        };
+        let bytes = Bytes::from(bytes);
+        self.tables.seen.insert(
+            route.key(),
+            Seen::Pending {
+                upstream: bytes.clone(),
+                sent: std::time::Instant::now(),
+                acked: false,
+            },
+        );
+        self.tables.upstream_mids.insert(mid, token);
+        self.tables.routes.insert(token, route);
+        self.deadlines.push(token);
+        self.to_upstream(&bytes).await;
+    }
+
+    pub(super) async fn upstream_datagram(&self, datagram: &[u8]) {
+        let packet = match Packet::from_bytes(datagram) {
+            Ok(p) if p.header.get_version() == 1 => p,
+            _ => return self.dropped("malformed_upstream"),
+        };
+        let kind = packet.header.get_type();
+        match (packet.header.code, kind) {
+            (MessageClass::Response(_), _) => self.response(packet).await,
+            (MessageClass::Empty, MessageType::Acknowledgement) => self.upstream_ack(&packet).await,
+            (MessageClass::Empty, MessageType::Reset) => self.upstream_reset(&packet).await,
+            (_, MessageType::Confirmable) => {
+                // A ping, or a request: we serve nothing to the upstream.
+                let rst = reply::empty(MessageType::Reset, packet.header.message_id);
+                self.to_upstream(&rst).await;
+            }
+            _ => self.dropped("unexpected_upstream"),
+        }
+    }
+
+    /// The upstream acknowledged our request without an answer: tell the client, so it stops
+    /// retransmitting, and wait for the separate response.
+    async fn upstream_ack(&self, packet: &Packet) {
+        let Some(route) = self.route_of_mid(packet.header.message_id) else {
+            return self.dropped("unmatched");
+        };
+        if !route.confirmable {
+            return;
+        }
+        if let Some(Seen::Pending { upstream, sent, .. }) = self.tables.seen.get(&route.key()) {
+            let acked = Seen::Pending {
+                upstream,
+                sent,
+                acked: true,
+            };
+            self.tables.seen.insert(route.key(), acked);
+            let ack = reply::empty(MessageType::Acknowledgement, route.mid);
+            self.to_client(&ack, route.client).await;
+        }
+    }
+
+    /// The upstream rejected our request: the client's request is rejected likewise.
+    async fn upstream_reset(&self, packet: &Packet) {
+        let Some(token) = self.tables.upstream_mids.get(&packet.header.message_id) else {
+            return self.dropped("unmatched");
+        };
+        let Some(route) = self.tables.routes.remove(&token) else {
+            return self.dropped("unmatched");
+        };
+        self.tables.end_observation(token);
+        if route.confirmable {
+            let rst = Bytes::from(reply::empty(MessageType::Reset, route.mid));
+            self.tables
+                .seen
+                .insert(route.key(), Seen::Answered(rst.clone()));
+            self.to_client(&rst, route.client).await;
+        }
+    }
+
+    fn route_of_mid(&self, mid: u16) -> Option<Route> {
+        let token = self.tables.upstream_mids.get(&mid)?;
+        self.tables.routes.get(&token)
+    }
+
+    /// A response: piggy-backed, separate, or a notification.
+    async fn response(&self, mut packet: Packet) {
+        let kind = packet.header.get_type();
+        let token = token_of(packet.get_token());
+        let found = token.and_then(|t| {
+            self.tables
+                .routes
+                .remove(&t)
+                .map(|r| (r, false))
+                .or_else(|| self.tables.observing.get(&t).map(|r| (r, true)))
+        });
+        let (Some(token), Some((route, notification))) = (token, found) else {
+            // Not ours (any more): reject a confirmable one, which also ends an observation
+            // whose client has gone (RFC 7641 §3.6).
+            self.dropped("unmatched");
+            if kind == MessageType::Confirmable {
+                let rst = reply::empty(MessageType::Reset, packet.header.message_id);
+                self.to_upstream(&rst).await;
+            }
+            return;
+        };
+        if kind == MessageType::Confirmable {
+            let ack = reply::empty(MessageType::Acknowledgement, packet.header.message_id);
+            self.to_upstream(&ack).await;
+        }
+        if !notification {
+            let took = route.sent.elapsed().as_secs_f64();
+            self.decider
+                .metrics()
+                .upstream_seconds(crate::primitive::Protocol::Coap, took);
+        }
+        self.track_observation(&packet, token, &route);
+        packet.set_token(route.token.clone());
+        let piggybacked = kind == MessageType::Acknowledgement && !notification;
+        if piggybacked && route.confirmable {
+            packet.header.message_id = route.mid;
+            let bytes = Bytes::from(reply::to_bytes(&packet));
+            self.tables
+                .seen
+                .insert(route.key(), Seen::Answered(bytes.clone()));
+            return self.to_client(&bytes, route.client).await;
+        }
+        // Separate response or notification: a message of its own, confirmable if the
+        // upstream's was (or if it answers a confirmable request).
+        let confirmable = kind == MessageType::Confirmable || (route.confirmable && !notification);
+        let mid = self.tables.client_mid();
+        packet.header.message_id = mid;
+        packet.header.set_type(if confirmable {
+            MessageType::Confirmable
+        } else {
+            MessageType::NonConfirmable
+        });
+        let bytes = Bytes::from(reply::to_bytes(&packet));
+        if !notification {
+            let later = if route.confirmable {
+                Bytes::from(reply::empty(MessageType::Acknowledgement, route.mid))
+            } else {
+                bytes.clone()
+            };
+            self.tables.seen.insert(route.key(), Seen::Answered(later));
+        }
+        let key = (route.client, mid);
+        self.tables.to_client.insert(key, token);
+        self.to_client(&bytes, route.client).await;
+        if confirmable {
+            self.retransmit(key, bytes);
+        }
+    }
+
+    /// Keeps an observation while the upstream's answers carry Observe; ends it otherwise.
+    fn track_observation(&self, packet: &Packet, token: u64, route: &Route) {
+        let observed = packet.get_observe_value().is_some()
+            && matches!(packet.header.code, MessageClass::Response(r) if !r.is_error());
+        if route.observe && observed {
+            self.tables.observing.insert(token, route.clone());
+            self.tables
+                .observers
+                .insert((route.client, route.token.clone()), token);
+        } else if !observed && self.tables.observing.contains_key(&token) {
+            self.tables.end_observation(token);
+        }
+    }
+
+    /// Retransmits our confirmable message to a client until it is acknowledged (or reset),
+    /// RFC 7252 §4.2 timing without the random factor; stops at shutdown.
+    fn retransmit(&self, key: Key, bytes: Bytes) {
+        let (clients, to_client) = (self.clients.clone(), self.tables.to_client.clone());
+        let mut stop = self.stop.clone();
+        tokio::spawn(async move {
+            let mut wait = ACK_TIMEOUT;
+            for _ in 0..MAX_RETRANSMIT {
+                tokio::select! {
+                    () = tokio::time::sleep(wait) => {}
+                    () = crate::gateway::stopped(&mut stop) => return,
+                }
+                if !to_client.contains_key(&key) {
+                    return;
+                }
+                let _ = clients.send_to(&bytes, key.0).await;
+                wait = wait.saturating_mul(2).min(Duration::from_secs(60));
+            }
+            to_client.invalidate(&key);
+        });
+    }
+}
