@@ -1,27 +1,34 @@
-//! The message checks one at a time, and the whole guard with them on: check value (verify
-//! an HMAC-SHA256 over the canonical form), timestamp replay check (a fresh request id each
-//! time: the set grows and prunes as in service), sequence window, and a full decision of a
-//! signed, timestamped request with a fresh id and sequence number every time (the policy
-//! decision itself comes from the decision cache, as it would for a device repeating its
-//! reading). Ends with the latency distribution (p50/p99/p999) of that full decision over
+//! The message checks one at a time, and the whole guard with every stage on: check value
+//! (verify an HMAC-SHA256 over the canonical form), timestamp replay check (a fresh request id
+//! each time: the set grows and prunes as in service), sequence window, and a full decision of
+//! a signed, timestamped create with a token (warm token cache) and a position that a
+//! plausibility rule with every condition checks, with a fresh id and sequence number every
+//! time (the Cedar decision itself comes from the decision cache, as it would for a device
+//! repeating its reading). Ends with the latency distribution (p50/p99/p999) of that full decision over
 //! 200 000 requests. Run with `cargo bench --bench checks`.
 
 use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
-use m2mguard::config::{ChecksConfig, KeyConfig, ReplayConfig, Requirement, Secret};
+use m2mguard::config::Config;
+use m2mguard::config::{KeyConfig, ReplayConfig, Secret};
 use m2mguard::guard::check_value::{sign, KeyRing};
 use m2mguard::guard::replay::{format_ot, Timestamps};
 use m2mguard::guard::window::Windows;
-use m2mguard::guard::{Guard, MessageChecks, Pattern, Tokens};
+use m2mguard::guard::Plausibility;
+use m2mguard::guard::{Guard, MessageChecks, Tokens};
+use m2mguard::metrics::Metrics;
 use m2mguard::policy::Policies;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
-use m2mguard::store::{NodeKind, NodeSeed, Nodes, SledStore, Store};
+use m2mguard::store::{Nodes, SledStore, Store};
 
 const SECRET: [u8; 32] = [5; 32];
+const DAS_SECRET: [u8; 32] = [6; 32];
 
 fn key() -> KeyConfig {
     KeyConfig {
@@ -30,6 +37,10 @@ fn key() -> KeyConfig {
         secret: Secret::new(&SECRET),
         insert: false,
     }
+}
+
+thread_local! {
+    static TOKEN: String = token();
 }
 
 fn primitive(rqi: u64) -> Primitive {
@@ -56,41 +67,109 @@ fn primitive(rqi: u64) -> Primitive {
     }
 }
 
+/// A content instance with a position, signed, with a token: what every check needs.
 fn signed(n: u64) -> Primitive {
     let mut p = primitive(n);
+    p.op = Operation::Create;
+    p.ty = Some(4);
+    p.content = Bytes::from_static(br#"{"m2m:cin":{"con":{"lat":52.5,"lon":13.4}}}"#);
+    p.security.tokens = vec![TOKEN.with(Clone::clone)];
     p.security.aus = Some(sign(&p, "meter-k1", &Secret::new(&SECRET), n));
     p
 }
 
+/// The guard as `Gateway::start` builds it, from a configuration that requires every check on
+/// the meter's target: check value, timestamp, token (HS256, no use limit: warm cache), and a
+/// plausibility rule with every condition.
 fn guard(dir: &Path) -> Guard {
-    let store: Arc<dyn Store> = Arc::new(SledStore::open(dir).unwrap());
-    let nodes = Arc::new(Nodes::new(store.clone(), 1000));
-    nodes
-        .seed(&[NodeSeed {
-            id: "Cmeter-01".into(),
-            kind: NodeKind::Ae,
-            groups: vec!["devices".into(), "meters".into()],
-        }])
-        .unwrap();
-    let policies =
-        Policies::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
-    let config = ChecksConfig {
-        require: vec![Requirement {
-            path: Pattern::new("/id-in/cse-in/meter-*"),
-            check_value: true,
-            timestamp: true,
-            token: false,
-        }],
-        // One node sends millions of requests within the 300 s window here.
-        replay: ReplayConfig {
-            ids_per_node: 10_000_000,
-            ids_total: 10_000_000,
-            ..ReplayConfig::default()
-        },
-        keys: vec![key()],
+    let key_file = |name: &str, bytes: &[u8]| {
+        let path = dir.join(name);
+        let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+        std::fs::write(&path, hex).unwrap();
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        path.display().to_string()
     };
-    let checks = MessageChecks::new(&config, Arc::new(Tokens::none()), store).unwrap();
+    let text = format!(
+        r#"
+[gateway]
+cse_id = "/id-in"
+data_dir = "{data}"
+[http]
+listen = "127.0.0.1:0"
+upstream = "http://127.0.0.1:9"
+[admin]
+listen = "127.0.0.1:0"
+[policy]
+dir = "{policies}"
+[[nodes]]
+id = "Cmeter-01"
+groups = ["devices", "meters"]
+[[checks.require]]
+path = "/id-in/cse-in/meter-*"
+check_value = true
+timestamp = true
+token = true
+[checks.replay]
+ids_per_node = 10000000
+ids_total = 10000000
+[[checks.keys]]
+id = "meter-k1"
+node = "Cmeter-01"
+file = "{meter}"
+[[tokens.issuers]]
+iss = "/id-in/das"
+algorithms = ["HS256"]
+key = "{das}"
+[[plausibility]]
+name = "meter-site"
+path = "/id-in/cse-in/meter-*"
+action = "deny"
+latitude = "/m2m:cin/con/lat"
+longitude = "/m2m:cin/con/lon"
+region = {{ lat = 52.52, lon = 13.405, radius_m = 30000 }}
+max_speed_kmh = 250
+windows = ["* * * * *"]
+sources = ["127.0.0.0/8"]
+"#,
+        data = dir.join("data").display(),
+        policies = concat!(env!("CARGO_MANIFEST_DIR"), "/policies"),
+        meter = key_file("meter.key", &SECRET),
+        das = key_file("das.key", &DAS_SECRET),
+    );
+    let config = Config::parse(&text, "bench.toml").unwrap();
+    let store: Arc<dyn Store> = Arc::new(SledStore::open(&config.gateway.data_dir).unwrap());
+    let nodes = Arc::new(Nodes::new(store.clone(), 1000));
+    nodes.seed(&config.nodes).unwrap();
+    let policies = Policies::load(&config.policy_dir).unwrap();
+    let tokens = Arc::new(Tokens::new(&config.tokens, "/id-in", store.clone()).unwrap());
+    let checks = MessageChecks::new(&config.checks, tokens, store)
+        .unwrap()
+        .with_plausibility(Plausibility::new(
+            &config.plausibility,
+            Metrics::new().plausibility_flags(),
+        ));
     Guard::new(nodes, Arc::new(policies), checks)
+}
+
+/// An HS256 token for Cmeter-01 from the bench's issuer, valid for an hour.
+fn token() -> String {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use hmac::Mac;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let head = URL_SAFE_NO_PAD.encode(r#"{"alg":"HS256","typ":"JWT"}"#);
+    let claims = format!(
+        r#"{{"iss":"/id-in/das","aud":"/id-in","azp":"Cmeter-01","jti":"bench-1","exp":{}}}"#,
+        now + 3600
+    );
+    let body = URL_SAFE_NO_PAD.encode(claims);
+    let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(&DAS_SECRET).unwrap();
+    mac.update(format!("{head}.{body}").as_bytes());
+    let sig = URL_SAFE_NO_PAD.encode(mac.finalize().into_bytes());
+    format!("{head}.{body}.{sig}")
 }
 
 fn stages(c: &mut Criterion) {

@@ -222,8 +222,9 @@ struct Decision<'a> {
     protocol: crate::primitive::Protocol,
 }
 
-/// At most `per_second` admissions in each wall-clock second; counts the rest.
-struct LogBudget {
+/// At most `per_second` admissions in each wall-clock second; counts the rest. Shared by the
+/// denial log and the plausibility flag log.
+pub(crate) struct LogBudget {
     per_second: u64,
     second: AtomicU64,
     used: AtomicU64,
@@ -231,7 +232,7 @@ struct LogBudget {
 }
 
 impl LogBudget {
-    fn new(per_second: u64) -> Self {
+    pub(crate) fn new(per_second: u64) -> Self {
         LogBudget {
             per_second,
             second: AtomicU64::new(0),
@@ -241,7 +242,7 @@ impl LogBudget {
     }
 
     /// `Some(lines left out since the last admitted one)`, or `None` when over budget.
-    fn admit(&self, second: u64) -> Option<u64> {
+    pub(crate) fn admit(&self, second: u64) -> Option<u64> {
         let current = self.second.load(Relaxed);
         if current != second
             && self

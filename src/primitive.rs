@@ -1,7 +1,7 @@
 //! The protocol-neutral request primitive (TS-0004) that every binding decodes into.
 //!
 //! In: nothing of ours; this is the shared vocabulary. Out: [`Primitive`], [`Operation`],
-//! [`Protocol`] and [`Peer`]. A primitive is built once per request by a binding and then only
+//! [`Protocol`], [`Peer`] and [`Rsc`]. A primitive is built once per request by a binding and then only
 //! read: the guard decides on it, the binding forwards the original wire form.
 
 use std::fmt;
@@ -55,6 +55,15 @@ impl fmt::Display for Operation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
     }
+}
+
+/// oneM2M response status codes the gateway produces itself (TS-0004 §6.6). Each binding
+/// maps them to its own status (HTTP per TS-0009, CoAP per TS-0008) in its `reply` module.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Rsc {
+    BadRequest = 4000,
+    OriginatorHasNoPrivilege = 4103,
+    TargetNotReachable = 5103,
 }
 
 /// The binding a primitive arrived on.

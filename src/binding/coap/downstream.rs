@@ -13,10 +13,11 @@ use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 
 use super::decode::{decode, ECHO};
 use super::exchange::{Key, Seen};
-use super::reply::{self, Rsc};
+use super::reply;
 use super::{Relay, ACK_TIMEOUT};
 use crate::guard::Verdict;
 use crate::metrics::Outcome;
+use crate::primitive::Rsc;
 use crate::primitive::{Peer, Protocol};
 
 impl Relay {

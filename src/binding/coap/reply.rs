@@ -3,17 +3,10 @@
 //! the class of the problem only. Answers to a confirmable request are piggy-backed on its ACK;
 //! to a non-confirmable one they go as NON with a fresh message id. Echoes `rqi` and `rvi`.
 
+use crate::primitive::Rsc;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, ResponseType};
 
 use super::decode::{Numbers, ECHO, RVI};
-
-/// oneM2M response status codes the gateway itself produces (TS-0004 §6.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rsc {
-    BadRequest = 4000,
-    OriginatorHasNoPrivilege = 4103,
-    TargetNotReachable = 5103,
-}
 
 impl Rsc {
     /// The CoAP code TS-0008 maps this code to.

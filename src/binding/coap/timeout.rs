@@ -16,8 +16,9 @@ use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType};
 
 use super::decode::RVI;
 use super::exchange::Seen;
-use super::reply::{self, Rsc};
+use super::reply;
 use super::Relay;
+use crate::primitive::Rsc;
 
 pub const TICK: Duration = Duration::from_millis(100);
 

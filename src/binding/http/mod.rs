@@ -24,10 +24,10 @@ use crate::config::HttpConfig;
 use crate::decision::Decider;
 use crate::guard::{Denial, Stage, Verdict};
 use crate::metrics::Outcome;
+use crate::primitive::Rsc;
 use crate::primitive::{Peer, Primitive};
 pub use decode::{target, DecodeError};
 pub use forward::{Upstream, UpstreamError};
-use reply::Rsc;
 pub use serve::{serve, Listener};
 
 /// The body type of every response the binding sends.

@@ -3,6 +3,7 @@
 //! them. A token denial may add `tqf`, the token request information of TS-0004
 //! (`m2m:dynAuthTokenReqInfo`): `{"dasi": [{"url": "<where tokens come from>"}]}`.
 
+use crate::primitive::Rsc;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
@@ -10,14 +11,6 @@ use http_body_util::{BodyExt, Full};
 
 use super::decode::{RELEASE, REQUEST_ID};
 use super::Body;
-
-/// oneM2M response status codes the gateway itself produces (TS-0004 §6.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rsc {
-    BadRequest = 4000,
-    OriginatorHasNoPrivilege = 4103,
-    TargetNotReachable = 5103,
-}
 
 impl Rsc {
     /// The HTTP status TS-0009 maps this code to.

@@ -5,17 +5,11 @@
 //! Serialised as the request was (JSON, or CBOR for `/cbor` topics), published QoS 0 on the
 //! request's response topic.
 
+use crate::primitive::Rsc;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
 use super::topic::Format;
-
-/// oneM2M response status codes the binding produces itself (TS-0004 §6.6).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Rsc {
-    BadRequest = 4000,
-    OriginatorHasNoPrivilege = 4103,
-}
 
 /// What the answer echoes from the request, as far as it could be read.
 #[derive(Clone, Debug, Default)]

@@ -26,12 +26,13 @@ use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
 
 use super::admission::{admit, connack, open_broker};
-use super::reply::{self, Echo, Rsc};
+use super::reply::{self, Echo};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
 use crate::gateway::stopped;
 use crate::guard::Verdict;
 use crate::metrics::Outcome;
+use crate::primitive::Rsc;
 use crate::primitive::{Peer, Protocol, TopicAction, TopicRequest};
 
 /// Why a session ended.

@@ -26,7 +26,6 @@ mod position;
 mod recent;
 mod schedule;
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde_json::Value;
@@ -38,6 +37,7 @@ use recent::{Fix, Recent};
 pub use schedule::{Window, WindowError};
 
 use super::{Denial, Findings, Pattern, Stage};
+use crate::decision::LogBudget;
 use crate::metrics::FlagCounter;
 use crate::primitive::{Operation, Primitive};
 use crate::store::Node;
@@ -260,44 +260,6 @@ fn parse_content(content: &[u8]) -> Result<Value, String> {
         return Err("the request has no content".into());
     }
     serde_json::from_slice(content).map_err(|_| "the content is not JSON".into())
-}
-
-/// At most `per_second` admissions in each wall-clock second; counts the rest.
-struct LogBudget {
-    per_second: u64,
-    second: AtomicU64,
-    used: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl LogBudget {
-    fn new(per_second: u64) -> Self {
-        LogBudget {
-            per_second,
-            second: AtomicU64::new(0),
-            used: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-        }
-    }
-
-    /// `Some(lines left out since the last admitted one)`, or `None` when over budget.
-    fn admit(&self, second: u64) -> Option<u64> {
-        let current = self.second.load(Relaxed);
-        if current != second
-            && self
-                .second
-                .compare_exchange(current, second, Relaxed, Relaxed)
-                .is_ok()
-        {
-            self.used.store(0, Relaxed);
-        }
-        if self.used.fetch_add(1, Relaxed) < self.per_second {
-            Some(self.suppressed.swap(0, Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Relaxed);
-            None
-        }
-    }
 }
 
 #[cfg(test)]
