@@ -155,27 +155,44 @@ async fn sequence_numbers_stay_used_across_a_restart() {
 }
 
 #[tokio::test]
-async fn the_gateway_inserts_check_values_for_a_legacy_device() {
+async fn the_gateway_inserts_check_values_for_a_proven_legacy_device_only() {
     use m2mguard::config::Secret;
     use m2mguard::guard::check_value::sign;
     let echo = echo_upstream().await;
+    let pki = Pki::new();
+    pki.issue("lamp", &[], "Clamp");
+    let checks = |data: &Path| {
+        checks_toml(data, 100).replace("node = \"Clamp\"", "node = \"Clamp\"\ninsert = true")
+    };
     let data = tempfile::tempdir().unwrap();
-    let checks = checks_toml(data.path(), 100)
-        .replace("node = \"Clamp\"", "node = \"Clamp\"\ninsert = true");
-    let text = config_text(echo.addr, data.path(), POLICIES, "") + &checks;
+    let text =
+        config_text(echo.addr, data.path(), POLICIES, &tls_section(&pki)) + &checks(data.path());
     let gw = Gateway::start(Config::parse(&text, "test.toml").unwrap())
         .await
         .unwrap();
+    let url = format!("https://127.0.0.1:{}/cse-in", gw.http_addr.port());
+    let lamp = tls_client(&pki, Some("lamp"));
     let mut p = Signed::new("legit", 1).primitive();
     (p.fr, p.to, p.ot) = ("Clamp".into(), "/id-in/cse-in".into(), None);
     for seq in [1, 2] {
-        let answer = retrieve(&client(), gw.http_addr, "Clamp").await;
+        let request = onem2m("GET", url.clone(), "Clamp", "legit")
+            .body(Default::default())
+            .unwrap();
+        let answer = send(&lamp, request).await;
         assert_eq!(answer.status, StatusCode::CREATED);
         let expected = sign(&p, "lamp-k1", &Secret::new(&[0x17; 32]), seq);
         assert_eq!(answer.json()["headers"]["x-m2m-as"], expected.as_str());
     }
-    // A node without an insert key is forwarded as it came.
-    let answer = retrieve(&client(), gw.http_addr, "Cmeter").await;
+    gw.shutdown().await;
+
+    // Over plain HTTP the originator is only claimed: forwarded as it came, unsigned.
+    let data = tempfile::tempdir().unwrap();
+    let text = config_text(echo.addr, data.path(), POLICIES, "") + &checks(data.path());
+    let gw = Gateway::start(Config::parse(&text, "test.toml").unwrap())
+        .await
+        .unwrap();
+    let answer = retrieve(&client(), gw.http_addr, "Clamp").await;
+    assert_eq!(answer.status, StatusCode::CREATED);
     assert!(answer.json()["headers"].get("x-m2m-as").is_none());
     gw.shutdown().await;
 }

@@ -276,39 +276,6 @@ async fn unknown_node_cannot_be_activated_through_the_admin_api() {
     gw.gateway.shutdown().await;
 }
 
-fn tls_client(
-    pki: &Pki,
-    identity: Option<&str>,
-) -> Client<
-    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
-    Full<Bytes>,
-> {
-    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
-    let pair = identity.map(|name| {
-        m2mguard::tls::KeyPair::load(
-            &pki.path(&format!("{name}.pem")),
-            &pki.path(&format!("{name}.key")),
-        )
-        .unwrap()
-    });
-    let config = m2mguard::tls::client_config(&ca, pair.as_ref()).unwrap();
-    let connector = hyper_rustls::HttpsConnectorBuilder::new()
-        .with_tls_config(config)
-        .https_only()
-        .enable_http1()
-        .build();
-    Client::builder(TokioExecutor::new()).build(connector)
-}
-
-fn tls_section(pki: &Pki) -> String {
-    format!(
-        "[http.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
-        pki.path("server.pem").display(),
-        pki.path("server.key").display(),
-        pki.path("ca.pem").display()
-    )
-}
-
 #[tokio::test]
 async fn with_mtls_the_originator_must_be_the_certificate_identity() {
     let pki = Pki::new();

@@ -588,3 +588,64 @@ async fn refused_publish_is_acknowledged_at_its_qos_and_not_forwarded() {
     legitimate_request_passes(addr, &cse, "Clamp").await;
     g.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn retained_requests_and_requests_for_other_receivers_are_refused() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let mut witness = connect(broker, "witness").await;
+    assert_eq!(
+        witness.subscribe("/oneM2M/req/#", QoS::AtMostOnce).await,
+        [SUCCESS0]
+    );
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut meter = device(addr, "Cmeter").await;
+    // Retained: the broker would hand it to the CSE again at every subscription.
+    let request = retrieve("Cmeter", "retained").to_string();
+    meter
+        .client
+        .publish(
+            "/oneM2M/req/Cmeter/id-in/json",
+            QoS::AtMostOnce,
+            true,
+            request,
+        )
+        .await
+        .unwrap();
+    let p = meter.publication("/oneM2M/resp/Cmeter/id-in/json").await;
+    let answer: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    assert_eq!(
+        (answer["rsc"].clone(), answer["rqi"].clone()),
+        (json!(4000), json!(null))
+    );
+    // Another receiver than the gateway's CSE: never forwarded.
+    let other = retrieve("Cmeter", "elsewhere").to_string();
+    meter
+        .client
+        .publish(
+            "/oneM2M/req/Cmeter/Cvictim/json",
+            QoS::AtMostOnce,
+            false,
+            other,
+        )
+        .await
+        .unwrap();
+
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
+    // The first request of any topic the broker saw is the legitimate one.
+    let seen = witness
+        .wait_for("any request", |e| match e {
+            Event::Incoming(Packet::Publish(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(seen.topic, "/oneM2M/req/Cmeter/id-in/json");
+    let seen: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
+    assert_eq!(
+        seen["rqi"], "legit",
+        "the broker saw only the legitimate request"
+    );
+    assert_eq!(cse.count(), 1);
+    g.gateway.shutdown().await;
+}

@@ -2,8 +2,10 @@
 //! cannot compute check values, the gateway signs the device's allowed requests with the
 //! device's enrolled key (`insert = true` in `[[checks.keys]]`) before forwarding them.
 //!
-//! In: an allowed primitive without `aus`. Out: the `aus` to add, or nothing when the node has
-//! no insert key. Sequence numbers per key come from a counter whose bound is persisted with a
+//! In: an allowed primitive without `aus`. Out: the `aus` to add, or nothing. Only requests
+//! whose originator the transport proved (HTTPS with a client certificate naming `fr`) are
+//! signed: a MAC over a merely claimed `fr` would turn a spoofable header into something the
+//! upstream trusts. The CoAP and MQTT bindings forward requests as they came and sign nothing. Sequence numbers per key come from a counter whose bound is persisted with a
 //! lease before numbers beyond it are issued (the sender rule of RFC 8613 §B.1.1): after a
 //! restart or a crash the counter resumes above the bound, so no number is ever issued twice.
 //! The counter is stored as `out:<key id>`, apart from the key's inbound window.
@@ -14,7 +16,7 @@ use std::sync::{Arc, Mutex};
 use super::check_value::sign;
 use super::{Denial, Stage};
 use crate::config::KeyConfig;
-use crate::primitive::Primitive;
+use crate::primitive::{Primitive, Protocol};
 use crate::store::Store;
 
 pub struct Inserter {
@@ -50,7 +52,9 @@ impl Inserter {
         let Some(key) = self.keys.get(&p.fr) else {
             return Ok(None);
         };
-        if p.security.aus.is_some() {
+        let proven = p.peer.protocol == Protocol::Https
+            && p.peer.tls_identity.as_deref() == Some(p.fr.as_str());
+        if p.security.aus.is_some() || !proven {
             return Ok(None);
         }
         let seq = self.next(&key.id)?;
@@ -119,8 +123,8 @@ mod tests {
             security: Security::default(),
             peer: Peer {
                 addr: ([127, 0, 0, 1], 1).into(),
-                protocol: Protocol::Http,
-                tls_identity: None,
+                protocol: Protocol::Https,
+                tls_identity: Some(fr.into()),
             },
         }
     }
@@ -150,6 +154,10 @@ mod tests {
             signed.security.aus = Some("k.1.x".into());
             assert_eq!(inserter.aus(&signed).unwrap(), None);
             assert_eq!(inserter.aus(&request("Cother", "r")).unwrap(), None);
+            // A claimed but unproven originator is not signed for.
+            let mut claimed = request("Clegacy", "claimed");
+            claimed.peer.tls_identity = None;
+            assert_eq!(inserter.aus(&claimed).unwrap(), None);
         }
         assert_eq!(issued, [1, 2, 3, 12, 13, 14]);
     }

@@ -146,7 +146,9 @@ impl Recent {
     fn prune(&mut self, now: u64) -> usize {
         let mut n = 0;
         while let Some(&(expires, id)) = self.expiry.front() {
-            if expires > now {
+            // Kept through its last second: at `expires` an `ot` from the same first sighting
+            // can still be just fresh enough.
+            if expires >= now {
                 break;
             }
             self.expiry.pop_front();
@@ -313,6 +315,15 @@ mod tests {
         assert!(t
             .check(&request("C2", "r1", Some(format_ot(NOW))), at(NOW))
             .is_ok());
+        // The edge second: an ot sent ahead by the full skew, replayed exactly when it turns
+        // stale-but-not-yet, is still remembered.
+        let ahead = request("C4", "edge", Some(format_ot(NOW + 30)));
+        assert!(t.check(&ahead, at(NOW)).is_ok());
+        assert!(t
+            .check(&ahead, at(NOW + 330))
+            .unwrap_err()
+            .reason
+            .contains("already seen"));
         // Legitimate: a new id at the edge of the window.
         assert!(t
             .check(&request("C1", "r4", Some(format_ot(NOW - 300))), at(NOW))

@@ -310,3 +310,38 @@ pub async fn raw_exchange(addr: SocketAddr, head: &str) -> String {
         .unwrap();
     String::from_utf8_lossy(&answer[..n]).to_ascii_lowercase()
 }
+
+/// An HTTPS client trusting the test CA, with the client certificate `identity` if given.
+pub fn tls_client(
+    pki: &Pki,
+    identity: Option<&str>,
+) -> Client<
+    hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>,
+    Full<Bytes>,
+> {
+    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
+    let pair = identity.map(|name| {
+        m2mguard::tls::KeyPair::load(
+            &pki.path(&format!("{name}.pem")),
+            &pki.path(&format!("{name}.key")),
+        )
+        .unwrap()
+    });
+    let config = m2mguard::tls::client_config(&ca, pair.as_ref()).unwrap();
+    let connector = hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(config)
+        .https_only()
+        .enable_http1()
+        .build();
+    Client::builder(TokioExecutor::new()).build(connector)
+}
+
+/// `[http.tls]` with the test server certificate, requiring client certificates.
+pub fn tls_section(pki: &Pki) -> String {
+    format!(
+        "[http.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+        pki.path("server.pem").display(),
+        pki.path("server.key").display(),
+        pki.path("ca.pem").display()
+    )
+}

@@ -320,6 +320,17 @@ impl Session<'_> {
             tracing::info!(node.id = %self.originator, proto = "mqtt", topic = %p.topic, "malformed oneM2M request topic dropped");
             return self.drop_publish(&p);
         };
+        // A retained request would be delivered to the CSE again at every (re)subscription,
+        // after the guard decided it once; a request for another receiver would bypass the
+        // CSE this gateway protects. Both are refused, never forwarded.
+        if p.retain {
+            let why = "a oneM2M request must not be retained";
+            return self.refuse(&p, &t, &Echo::default(), Rsc::BadRequest, why);
+        }
+        if t.receiver_raw != self.b.cse_id.trim_start_matches('/') {
+            let why = "requests through this gateway go to its CSE only";
+            return self.refuse(&p, &t, &Echo::default(), Rsc::OriginatorHasNoPrivilege, why);
+        }
         let object = match decode::parse(&p.payload, t.format) {
             Ok(object) => object,
             Err(e) => {

@@ -233,7 +233,7 @@ fn claims_hold(claims: Claims, issuer: &Issuer, audience: &str) -> Result<Verifi
     let holder = id(claims.azp, "azp")?;
     let exp = claims.exp.ok_or(TokenError::Missing("exp"))?;
     let (resources, operations) =
-        grant::permissions(claims.tkps.as_ref()).map_err(TokenError::Permissions)?;
+        grant::permissions(claims.tkps.as_ref(), &holder).map_err(TokenError::Permissions)?;
     let max_uses = match (claims.tkuc, issuer.max_uses) {
         (Some(0), _) => return Err(TokenError::Permissions("tkuc is 0".into())),
         (Some(t), Some(i)) => Some(t.min(i)),
