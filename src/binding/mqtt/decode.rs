@@ -11,7 +11,7 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::topic::Format;
-use crate::binding::http::target;
+use crate::binding::target::sp_relative;
 use crate::primitive::{Operation, Peer, Primitive, Security};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -52,7 +52,7 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
         _ => return Err(DecodeError::BadOperation),
     };
     let to = required(object, "to")?;
-    let to = target(&as_path(to), cse_id).map_err(|_| DecodeError::BadTarget)?;
+    let to = target(to, cse_id)?;
     let ty = match object.get("ty") {
         None => None,
         Some(v) => Some(
@@ -84,16 +84,24 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
     })
 }
 
-/// A primitive's `to` as the HTTP binding's request path: SP-relative `/cse/…` → `/~/cse/…`,
-/// absolute `//sp/cse/…` → `/_/sp/cse/…`, CSE-relative `x/…` → `/x/…`.
-fn as_path(to: &str) -> String {
-    if let Some(rest) = to.strip_prefix("//") {
-        format!("/_/{rest}")
-    } else if to.starts_with('/') {
-        format!("/~{to}")
+/// A primitive's `to`, taken literally as the CSE will (no percent-decoding), in the shared
+/// SP-relative form: absolute `//sp/cse/…`, SP-relative `/cse/…`, CSE-relative `x/…`. A `%`
+/// anywhere, or a CSE-relative target starting with the HTTP prefixes `~` or `_`, is refused:
+/// the gateway must decide on exactly the name the CSE acts on.
+fn target(to: &str, cse_id: &str) -> Result<String, DecodeError> {
+    let segments: Vec<&str> = if let Some(rest) = to.strip_prefix("//") {
+        std::iter::once("_").chain(rest.split('/')).collect()
+    } else if let Some(rest) = to.strip_prefix('/') {
+        std::iter::once("~").chain(rest.split('/')).collect()
+    } else if to.starts_with("~/") || to.starts_with("_/") || to == "~" || to == "_" {
+        return Err(DecodeError::BadTarget);
     } else {
-        format!("/{to}")
+        to.split('/').collect()
+    };
+    if to.contains('%') {
+        return Err(DecodeError::BadTarget);
     }
+    sp_relative(segments.into_iter().map(Into::into), cse_id).map_err(|_| DecodeError::BadTarget)
 }
 
 fn required<'a>(object: &'a Value, key: &'static str) -> Result<&'a str, DecodeError> {
@@ -165,6 +173,22 @@ mod tests {
             primitive(&abs, peer(), "/id-in").unwrap().to,
             "//sp/id-in/x"
         );
+    }
+
+    #[test]
+    fn targets_are_taken_literally_and_http_only_forms_refused() {
+        let to = |t: &str| target(t, "/id-in");
+        assert_eq!(to("cse-in/meter-01").unwrap(), "/id-in/cse-in/meter-01");
+        for bad in [
+            "cse-in/m%65ter-01",
+            "~/id-in/cse-in/x",
+            "_/sp/id-in/x",
+            "cse-in//x",
+            "cse-in/../x",
+            "",
+        ] {
+            assert_eq!(to(bad), Err(DecodeError::BadTarget), "{bad:?}");
+        }
     }
 
     #[test]

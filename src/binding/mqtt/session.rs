@@ -32,8 +32,10 @@ use super::{decode, forward, topic, MqttBinding};
 use crate::gateway::stopped;
 use crate::guard::Verdict;
 use crate::metrics::Outcome;
-use crate::primitive::Rsc;
-use crate::primitive::{Peer, Protocol, TopicAction, TopicRequest};
+use crate::primitive::{Peer, Protocol, Rsc, TopicAction, TopicRequest};
+
+/// Subscriptions one session may hold; more are refused (SUBACK failure).
+const MAX_FILTERS: usize = 1024;
 
 /// Why a session ended.
 #[derive(Debug, thiserror::Error)]
@@ -403,6 +405,13 @@ impl Session<'_> {
         let mut allowed = Vec::new();
         let mut order = Vec::with_capacity(s.filters.len());
         for filter in s.filters {
+            // Bounded memory per session: beyond MAX_FILTERS new filters are refused.
+            let full = self.granted.len() + allowed.len() >= MAX_FILTERS
+                && !self.granted.contains(&filter.path);
+            if full {
+                order.push(None);
+                continue;
+            }
             let request = self.topic_request(TopicAction::Subscribe, &filter.path);
             match self.b.decider.decide_topic(&request) {
                 Verdict::Allow(permit) => {
