@@ -79,6 +79,11 @@ impl Decider {
 
     /// Admits a session for `originator` (MQTT CONNECT): identity and node status. Recorded
     /// under the operation `connect`.
+    /// Whether `originator` is active now; not a decision, so nothing is recorded.
+    pub fn active(&self, originator: &str) -> bool {
+        self.guard.active(originator)
+    }
+
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
         let now = SystemTime::now();
         let started = Instant::now();

@@ -616,3 +616,28 @@ async fn gateway_without_coap_table_has_no_coap_listener() {
     let gw = common::gateway(echo.addr).await;
     assert!(gw.gateway.coap_addr.is_none());
 }
+
+#[tokio::test]
+async fn notifications_stop_when_the_observing_node_is_deactivated() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let mut client = Client::new().await;
+    let mut p = request(RequestType::Get, "/cse-in/obs-slow", "Cmeter", "os1");
+    p.set_token(vec![0xcc]);
+    p.set_observe_value(0);
+    let first = client.exchange(gw.coap(), p).await;
+    assert_eq!(first.payload, b"n1");
+    AdminClient::new(gw.gateway.admin_addr)
+        .deactivate("Cmeter")
+        .await
+        .unwrap();
+    // n2 (NON) and n3 (CON) come 0.4 s and 0.8 s later: neither reaches the client.
+    assert!(
+        client
+            .recv_within(Duration::from_millis(1500))
+            .await
+            .is_none(),
+        "no notification after the deactivation"
+    );
+    legitimate_passes(&mut client, &gw, "Clamp").await;
+}

@@ -78,6 +78,12 @@ impl Guard {
         }
     }
 
+    /// Whether `originator` is a known, active node now (for data that keeps flowing to a
+    /// node after its request was decided, e.g. CoAP notifications).
+    pub fn active(&self, originator: &str) -> bool {
+        status::check(&self.nodes, originator).is_ok()
+    }
+
     /// Admits a session (MQTT CONNECT) for `originator` reached through `peer`: identity
     /// binding and node status.
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {

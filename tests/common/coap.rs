@@ -159,7 +159,13 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             }
             send(p).await;
         }
-        "obs" => {
+        "obs" | "obs-slow" => {
+            // obs-slow leaves time between notifications for a test to act in.
+            let gap = if last_segment(&request) == "obs" {
+                50
+            } else {
+                400
+            };
             let mut p = answer_head(&request, ResponseType::Content, mid);
             let registering = request.get_observe_value().and_then(Result::ok) == Some(0);
             if registering {
@@ -169,7 +175,7 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             send(p).await;
             if registering {
                 for seq in 2..=3u32 {
-                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    tokio::time::sleep(Duration::from_millis(gap)).await;
                     let mut n = Packet::new();
                     n.header.set_type(if seq == 2 {
                         MessageType::NonConfirmable

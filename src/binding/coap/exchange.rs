@@ -47,6 +47,9 @@ pub struct Route {
     /// The request's `rqi` and `rvi` option values, for an answer the gateway makes itself.
     pub rqi: Option<Vec<u8>>,
     pub rvi: Option<Vec<u8>>,
+    /// The originator the request was decided for: notifications stop when it is no longer
+    /// active.
+    pub fr: Option<String>,
 }
 
 impl Route {

@@ -56,6 +56,9 @@ impl Relay {
                 .get_first_option(CoapOption::Unknown(self.numbers.rqi))
                 .cloned(),
             rvi: packet.get_first_option(CoapOption::Unknown(RVI)).cloned(),
+            fr: packet
+                .get_first_option(CoapOption::Unknown(self.numbers.fr))
+                .and_then(|v| String::from_utf8(v.clone()).ok()),
         };
         if observe == Some(OBSERVE_DEREGISTER) {
             self.tables.end_observation(token);
@@ -166,6 +169,23 @@ impl Relay {
             }
             return;
         };
+        // A notification for a node deactivated since it registered: the observation ends
+        // here (RST to a confirmable one, RFC 7641 §3.6) and nothing reaches the client.
+        let inactive = || {
+            route
+                .fr
+                .as_deref()
+                .is_none_or(|fr| !self.decider.active(fr))
+        };
+        if notification && inactive() {
+            self.tables.end_observation(token);
+            self.dropped("inactive");
+            if kind == MessageType::Confirmable {
+                let rst = reply::empty(MessageType::Reset, packet.header.message_id);
+                self.to_upstream(&rst).await;
+            }
+            return;
+        }
         if kind == MessageType::Confirmable {
             let ack = reply::empty(MessageType::Acknowledgement, packet.header.message_id);
             self.to_upstream(&ack).await;
