@@ -8,7 +8,7 @@ mod token;
 
 use std::path::PathBuf;
 
-use clap::{Parser, Subcommand};
+use clap::{Args, Parser, Subcommand};
 
 use m2mguard::config::{Config, ConfigError};
 
@@ -88,36 +88,34 @@ enum Command {
     Demo,
     /// List, show, activate or deactivate nodes through a running gateway's admin API.
     Node {
-        /// Configuration file whose [admin] listen address is used.
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "config/m2mguard.toml"
-        )]
-        config: PathBuf,
-        /// Admin API address (ip:port); overrides the configuration file.
-        #[arg(long, value_name = "ADDR")]
-        admin: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        at: AdminAt,
         #[command(subcommand)]
         action: node::Action,
     },
     /// Revoke access-control tokens through a running gateway's admin API.
     Token {
-        /// Configuration file whose [admin] listen address is used.
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "config/m2mguard.toml"
-        )]
-        config: PathBuf,
-        /// Admin API address (ip:port); overrides the configuration file.
-        #[arg(long, value_name = "ADDR")]
-        admin: Option<std::net::SocketAddr>,
+        #[command(flatten)]
+        at: AdminAt,
         #[command(subcommand)]
         action: token::Action,
     },
+}
+
+/// Where a running gateway's admin API is: from its configuration file, or given directly.
+#[derive(Debug, Args)]
+pub struct AdminAt {
+    /// Configuration file whose [admin] listen address is used.
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        default_value = "config/m2mguard.toml"
+    )]
+    config: PathBuf,
+    /// Admin API address (ip:port); overrides the configuration file.
+    #[arg(long, value_name = "ADDR")]
+    admin: Option<std::net::SocketAddr>,
 }
 
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
@@ -125,16 +123,8 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Run { config } => run::run(&config).await,
         Command::Check { config } => check::check(&config),
         Command::Demo => demo::demo().await,
-        Command::Node {
-            config,
-            admin,
-            action,
-        } => node::node(&config, admin, action).await,
-        Command::Token {
-            config,
-            admin,
-            action,
-        } => token::token(&config, admin, action).await,
+        Command::Node { at, action } => node::node(&at.config, at.admin, action).await,
+        Command::Token { at, action } => token::token(&at.config, at.admin, action).await,
     }
 }
 

@@ -12,7 +12,10 @@ use super::{load_config, Failure};
 #[derive(Subcommand)]
 pub enum Action {
     /// Refuse the token with this id (its jti) from the next request on; survives restarts.
-    Revoke { jti: String },
+    Revoke {
+        /// The token's `jti` claim, as the issuer wrote it.
+        jti: String,
+    },
 }
 
 pub async fn token(
