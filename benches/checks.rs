@@ -56,6 +56,7 @@ fn primitive(rqi: u64) -> Primitive {
         rvi: Some("4".into()),
         ot: Some(format_ot(now)),
         rqet: None,
+        query: String::new(),
         ty: None,
         content: Default::default(),
         security: Security::default(),

@@ -26,6 +26,7 @@ fn primitive(fr: &str, op: Operation) -> Primitive {
         rvi: Some("4".into()),
         ot: None,
         rqet: None,
+        query: String::new(),
         ty: None,
         content: Default::default(),
         security: Security::default(),

@@ -178,6 +178,7 @@ fn primitive(o: &Options, rqi: &str, ot: String) -> Primitive {
         rvi: Some("4".into()),
         ot: Some(ot),
         rqet: None,
+        query: String::new(),
         ty: o.ty,
         content: o.body.clone(),
         security: Security::default(),

@@ -28,6 +28,7 @@ fn primitive(content: &str) -> Primitive {
         rvi: Some("4".into()),
         ot: None,
         rqet: None,
+        query: String::new(),
         ty: Some(4),
         content: content.to_owned().into(),
         security: Security::default(),

@@ -30,6 +30,7 @@ fn primitive(token: String) -> Primitive {
         rvi: Some("4".into()),
         ot: None,
         rqet: None,
+        query: String::new(),
         ty: None,
         content: Default::default(),
         security: Security {

@@ -1,21 +1,24 @@
 #!/usr/bin/env python3
-"""m2mguard check values (canonical form v1), independently of the gateway's Rust code.
+"""m2mguard check values (canonical form v2), independently of the gateway's Rust code.
 
 Standard library only, so that device firmware authors can read and port it.
 
   check_value.py sign --key-file K --key-id ID --seq N --op 2 --to /id-in/cse-in/x \\
-                      --fr Cmeter-01 --rqi r1 [--ot 20261128T120000] [--ty 4] [--content-file F]
+                      --fr Cmeter-01 --rqi r1 [--ot 20261128T120000] [--ty 4] [--rqet T]
+                      [--rvi 4] [--query 'rcn=1&lbl=a'] [--content-file F]
       prints the aus value: <key id>.<seq>.<base64url HMAC-SHA256, unpadded>
   check_value.py vectors FILE
       recomputes every vector in FILE (canonical bytes and aus); exit 1 on any mismatch
   check_value.py make-vectors
       prints the vector file (used once to create tests/vectors/check_value.json)
 
-Canonical form v1:
-  "m2mguard-cv1" || f(op) || f(to) || f(fr) || f(rqi) || f(ot) || f(ty) || f(key id) || f(seq)
-                 || SHA-256(content)
+Canonical form v2:
+  "m2mguard-cv2" || f(op) || f(to) || f(fr) || f(rqi) || f(ot) || f(ty) || f(rqet) || f(rvi)
+                 || f(query) || f(key id) || f(seq) || SHA-256(content)
   f(x) = 4-byte big-endian length of x's UTF-8 bytes || those bytes
-  op, ty, seq in decimal (ty and ot empty when absent); key id [A-Za-z0-9_-]{1,64}; seq >= 1.
+  op, ty, seq in decimal; ot, ty, rqet, rvi, query empty when absent; query = HTTP query string
+  as sent (no '?'), CoAP Uri-Query options joined by '&', MQTT: the primitive's other members
+  as compact JSON in the order sent; key id [A-Za-z0-9_-]{1,64}; seq >= 1.
 """
 import argparse
 import base64
@@ -25,7 +28,7 @@ import json
 import struct
 import sys
 
-DOMAIN = b"m2mguard-cv1"
+DOMAIN = b"m2mguard-cv2"
 
 
 def field(text):
@@ -33,8 +36,9 @@ def field(text):
     return struct.pack(">I", len(data)) + data
 
 
-def canonical(op, to, fr, rqi, ot, ty, key_id, seq, content):
-    parts = [str(op), to, fr, rqi, ot or "", "" if ty is None else str(ty), key_id, str(seq)]
+def canonical(op, to, fr, rqi, ot, ty, key_id, seq, content, rqet=None, rvi=None, query=""):
+    parts = [str(op), to, fr, rqi, ot or "", "" if ty is None else str(ty), rqet or "",
+             rvi or "", query or "", key_id, str(seq)]
     return DOMAIN + b"".join(field(p) for p in parts) + hashlib.sha256(content).digest()
 
 
@@ -53,7 +57,8 @@ def read_key(path):
 
 def vector_inputs(v):
     return (v["op"], v["to"], v["fr"], v["rqi"], v.get("ot"), v.get("ty"), v["key_id"],
-            v["seq"], bytes.fromhex(v["content_hex"]))
+            v["seq"], bytes.fromhex(v["content_hex"]), v.get("rqet"), v.get("rvi"),
+            v.get("query", ""))
 
 
 def check_vectors(path):
@@ -72,13 +77,17 @@ def check_vectors(path):
 def make_vectors():
     key = bytes(range(32))
     base = dict(op=2, to="/id-in/cse-in/meter-01/data/la", fr="Cmeter-01", rqi="r-0001",
-                ot="20261128T120000", ty=None, key_id="meter-01-k1", seq=1, content_hex="")
+                ot="20261128T120000", ty=None, rqet=None, rvi="4", query="", key_id="meter-01-k1",
+                seq=1, content_hex="")
     cases = [
         ("retrieve, no content", {}),
         ("create with ty and JSON content",
          dict(op=1, to="/id-in/cse-in/meter-01/data", ty=4, rqi="r-0002", seq=2,
               content_hex=b'{"m2m:cin":{"con":"21.5"}}'.hex())),
-        ("no ot, large sequence number", dict(ot=None, seq=18446744073709551615, rqi="r-0003")),
+        ("no ot, no rvi, large sequence number",
+         dict(ot=None, rvi=None, seq=18446744073709551615, rqi="r-0003")),
+        ("discovery query and request expiry",
+         dict(query="fu=1&lbl=meter&rcn=4", rqet="20261128T120500", rqi="r-0005", seq=5)),
         ("non-ASCII target and originator", dict(to="/id-in/cse-in/z\u00e4hler", fr="Cz\u00e4hler", rqi="r-0004", seq=3)),
         ("field boundary: fr 'ab' rqi 'c'", dict(fr="ab", rqi="c", seq=4)),
         ("field boundary: fr 'a' rqi 'bc'", dict(fr="a", rqi="bc", seq=4)),
@@ -92,7 +101,7 @@ def make_vectors():
         v["canonical_hex"] = c.hex()
         v["aus"] = aus(key, v["key_id"], v["seq"], c)
         out.append(v)
-    print(json.dumps({"version": "m2mguard-cv1", "vectors": out}, indent=2, ensure_ascii=False))
+    print(json.dumps({"version": "m2mguard-cv2", "vectors": out}, indent=2, ensure_ascii=False))
 
 
 def main():
@@ -108,6 +117,9 @@ def main():
     s.add_argument("--rqi", required=True)
     s.add_argument("--ot")
     s.add_argument("--ty", type=int)
+    s.add_argument("--rqet")
+    s.add_argument("--rvi")
+    s.add_argument("--query", default="")
     s.add_argument("--content-file")
     v = sub.add_parser("vectors")
     v.add_argument("file")
@@ -115,7 +127,8 @@ def main():
     a = ap.parse_args()
     if a.cmd == "sign":
         content = open(a.content_file, "rb").read() if a.content_file else b""
-        c = canonical(a.op, a.to, a.fr, a.rqi, a.ot, a.ty, a.key_id, a.seq, content)
+        c = canonical(a.op, a.to, a.fr, a.rqi, a.ot, a.ty, a.key_id, a.seq, content,
+                      a.rqet, a.rvi, a.query)
         print(aus(read_key(a.key_file), a.key_id, a.seq, c))
     elif a.cmd == "vectors":
         failed = check_vectors(a.file)

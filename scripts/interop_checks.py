@@ -61,7 +61,8 @@ class Device:
                    "X-M2M-OT": ot, "Accept": "application/json",
                    "Authorization": f"Bearer {self.token}"}
         if sign:
-            c = check_value.canonical(op, path, self.origin, rqi, ot, ty, self.key_id, seq, content)
+            c = check_value.canonical(op, path, self.origin, rqi, ot, ty, self.key_id, seq, content,
+                                      rvi="4")
             headers["X-M2M-AS"] = check_value.aus(key or self.key, self.key_id, seq, c)
         if ty is not None:
             headers["Content-Type"] = f"application/json;ty={ty}"

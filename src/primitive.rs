@@ -140,6 +140,11 @@ pub struct Primitive {
     pub ot: Option<String>,
     /// Request expiration timestamp (`rqet`), as sent.
     pub rqet: Option<String>,
+    /// Request parameters besides the fields above, as the binding carried them: HTTP's query
+    /// string as sent (without `?`), CoAP's Uri-Query options joined with `&`, and for MQTT
+    /// the request primitive's other members as compact JSON in the order sent (empty when
+    /// there are none). Covered by check values.
+    pub query: String,
     /// Resource type (`ty`) of a create.
     pub ty: Option<u16>,
     /// The content (`pc`), serialised as it arrived.

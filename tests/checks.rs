@@ -53,6 +53,13 @@ async fn missing_forged_and_wrong_key_check_values_are_refused() {
         ..Signed::new("cv-1", 1)
     };
     refused(&unknown.send(addr).await, "unknown key id");
+    // A query parameter added on the way (here: ask for another result content) is covered.
+    let mut extended = s.request(addr, Some(s.aus()));
+    *extended.uri_mut() = format!("http://{addr}/cse-in/meter?rcn=4").parse().unwrap();
+    refused(
+        &send(&client(), extended).await,
+        "query added after signing",
+    );
     let wrong_secret = Signed {
         key: [0x43; 32],
         ..Signed::new("cv-1", 1)

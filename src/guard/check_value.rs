@@ -5,17 +5,18 @@
 //! number (for the replay window), or a denial. Also the signing side, for the gateway's own
 //! check values on forwarded requests and for tests.
 //!
-//! Canonical form v1 (README "Check values" has test vectors; `scripts/check_value.py` is an
+//! Canonical form v2 (README "Check values" has test vectors; `scripts/check_value.py` is an
 //! independent implementation):
 //!
 //! ```text
-//! "m2mguard-cv1" ‖ f(op) ‖ f(to) ‖ f(fr) ‖ f(rqi) ‖ f(ot) ‖ f(ty) ‖ f(key id) ‖ f(seq)
-//!                ‖ SHA-256(content)
+//! "m2mguard-cv2" ‖ f(op) ‖ f(to) ‖ f(fr) ‖ f(rqi) ‖ f(ot) ‖ f(ty) ‖ f(rqet) ‖ f(rvi)
+//!                ‖ f(query) ‖ f(key id) ‖ f(seq) ‖ SHA-256(content)
 //! f(x) = u32 big-endian byte length of x ‖ x (UTF-8)
 //! ```
 //!
-//! `op` and `ty` are decimal (`ty` empty when absent), `ot` as sent (empty when absent), `seq`
-//! decimal without leading zeros. Length prefixes make the encoding injective: no two
+//! `op` and `ty` are decimal (`ty` empty when absent), `ot`, `rqet` and `rvi` as sent (empty
+//! when absent), `query` as [`Primitive::query`] defines it per binding, `seq` decimal without
+//! leading zeros. Length prefixes make the encoding injective: no two
 //! different field lists give the same bytes.
 
 use std::collections::HashMap;
@@ -31,7 +32,7 @@ use crate::primitive::Primitive;
 
 type HmacSha256 = Hmac<Sha256>;
 
-const DOMAIN: &[u8] = b"m2mguard-cv1";
+const DOMAIN: &[u8] = b"m2mguard-cv2";
 
 /// A verified check value: whose key, and which sequence number it signed.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -121,13 +122,16 @@ pub fn canonical(p: &Primitive, key_id: &str, seq: u64) -> Vec<u8> {
     let op = p.op.code().to_string();
     let ty = p.ty.map(|t| t.to_string()).unwrap_or_default();
     let seq = seq.to_string();
-    let fields: [&[u8]; 8] = [
+    let fields: [&[u8]; 11] = [
         op.as_bytes(),
         p.to.as_bytes(),
         p.fr.as_bytes(),
         p.rqi.as_bytes(),
-        p.ot.as_deref().unwrap_or("").as_bytes(),
+        text(&p.ot),
         ty.as_bytes(),
+        text(&p.rqet),
+        text(&p.rvi),
+        p.query.as_bytes(),
         key_id.as_bytes(),
         seq.as_bytes(),
     ];
@@ -141,6 +145,10 @@ pub fn canonical(p: &Primitive, key_id: &str, seq: u64) -> Vec<u8> {
     }
     out.extend_from_slice(&Sha256::digest(&p.content));
     out
+}
+
+fn text(v: &Option<String>) -> &[u8] {
+    v.as_deref().unwrap_or("").as_bytes()
 }
 
 /// `<key id>.<seq>.<mac>`; seq decimal, 1 or more, no leading zeros.

@@ -118,6 +118,7 @@ mod tests {
             rvi: None,
             ot: None,
             rqet: None,
+            query: String::new(),
             ty: Some(4),
             content: bytes::Bytes::from_static(b"{}"),
             security: Security::default(),

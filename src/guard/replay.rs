@@ -250,6 +250,7 @@ mod tests {
             rvi: None,
             ot,
             rqet: None,
+            query: String::new(),
             ty: None,
             content: Default::default(),
             security: Security::default(),

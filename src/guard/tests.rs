@@ -54,6 +54,7 @@ fn request(fr: &str, op: Operation, to: &str) -> Primitive {
         rvi: Some("4".into()),
         ot: None,
         rqet: None,
+        query: String::new(),
         ty: (op == Operation::Create).then_some(4),
         content: Default::default(),
         security: Security::default(),

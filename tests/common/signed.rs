@@ -97,6 +97,7 @@ impl Signed {
             rvi: Some("4".into()),
             ot: self.ot.clone(),
             rqet: None,
+            query: String::new(),
             ty: None,
             content: Bytes::new(),
             security: Security::default(),

@@ -94,6 +94,7 @@ pub fn decode(
         rvi: text(packet, RVI)?,
         ot: text(packet, OT)?,
         rqet: text(packet, RQET)?,
+        query: queries.join("&"),
         ty,
         content: Bytes::copy_from_slice(&packet.payload),
         security: Security {

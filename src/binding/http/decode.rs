@@ -64,6 +64,7 @@ pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, Deco
         rvi: header(headers, RELEASE)?.map(str::to_owned),
         ot: header(headers, ORIGINATING_TIME)?.map(str::to_owned),
         rqet: header(headers, REQUEST_EXPIRY)?.map(str::to_owned),
+        query: parts.uri.query().unwrap_or("").to_owned(),
         ty,
         content: Bytes::new(),
         security: Security {

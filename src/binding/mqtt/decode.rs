@@ -73,6 +73,7 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
         rvi: optional(object, "rvi")?,
         ot: optional(object, "ot")?,
         rqet: optional(object, "rqet")?,
+        query: rest(object),
         ty,
         content,
         security: Security {
@@ -102,6 +103,27 @@ fn target(to: &str, cse_id: &str) -> Result<String, DecodeError> {
         return Err(DecodeError::BadTarget);
     }
     sp_relative(segments.into_iter().map(Into::into), cse_id).map_err(|_| DecodeError::BadTarget)
+}
+
+/// Members of the request besides those the primitive carries itself, as compact JSON in the
+/// order sent (serde_json's `preserve_order`), or empty: what a check value covers beyond them.
+fn rest(object: &Value) -> String {
+    const CARRIED: [&str; 10] = [
+        "op", "to", "fr", "rqi", "rvi", "ot", "rqet", "ty", "pc", "aus",
+    ];
+    let Some(map) = object.as_object() else {
+        return String::new();
+    };
+    let rest: serde_json::Map<String, Value> = map
+        .iter()
+        .filter(|(k, _)| !CARRIED.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    if rest.is_empty() {
+        String::new()
+    } else {
+        Value::Object(rest).to_string()
+    }
 }
 
 fn required<'a>(object: &'a Value, key: &'static str) -> Result<&'a str, DecodeError> {

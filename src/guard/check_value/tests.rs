@@ -21,6 +21,7 @@ fn primitive(
         rvi: Some("4".into()),
         ot: ot.map(Into::into),
         rqet: None,
+        query: String::new(),
         ty,
         content: Default::default(),
         security: Security::default(),
@@ -60,7 +61,8 @@ fn matches_the_published_vectors() {
     .unwrap();
     let file: serde_json::Value = serde_json::from_str(&text).unwrap();
     let vectors = file["vectors"].as_array().unwrap();
-    assert!(vectors.len() >= 6);
+    assert_eq!(file["version"], "m2mguard-cv2");
+    assert!(vectors.len() >= 7);
     for v in vectors {
         let s = |k: &str| v[k].as_str().unwrap();
         let mut p = primitive(
@@ -72,6 +74,9 @@ fn matches_the_published_vectors() {
             v["ty"].as_u64().map(|t| t as u16),
         );
         p.content = hex(s("content_hex")).into();
+        p.rqet = v["rqet"].as_str().map(Into::into);
+        p.rvi = v["rvi"].as_str().map(Into::into);
+        p.query = s("query").into();
         let seq = v["seq"].as_u64().unwrap();
         assert_eq!(
             canonical(&p, s("key_id"), seq),
@@ -109,13 +114,16 @@ fn a_signed_request_verifies_and_any_change_does_not() {
             seq: 5
         })
     );
-    let tampered: [fn(&mut Primitive); 7] = [
+    let tampered: [fn(&mut Primitive); 10] = [
         |p| p.to.push('x'),
         |p| p.rqi = "r2".into(),
         |p| p.ot = Some("20261128T120001".into()),
         |p| p.ty = Some(3),
         |p| p.op = Operation::Update,
         |p| p.content = bytes::Bytes::from_static(b"{}"),
+        |p| p.query = "rcn=1".into(),
+        |p| p.rqet = Some("20261128T120500".into()),
+        |p| p.rvi = Some("3".into()),
         |p| p.security.aus = p.security.aus.as_ref().map(|a| a.replacen(".5.", ".6.", 1)),
     ];
     for change in tampered {

@@ -24,6 +24,7 @@ fn request(fr: &str, content: &str, peer: [u8; 4]) -> Primitive {
         rvi: Some("4".into()),
         ot: None,
         rqet: None,
+        query: String::new(),
         ty: Some(4),
         content: content.to_owned().into(),
         security: Security::default(),

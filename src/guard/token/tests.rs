@@ -143,6 +143,7 @@ fn request(fr: &str, tokens: &[&str]) -> Primitive {
         rvi: Some("4".into()),
         ot: None,
         rqet: None,
+        query: String::new(),
         ty: None,
         content: Default::default(),
         security: Security {
