@@ -354,3 +354,20 @@ async fn sequence_numbers_stay_used_after_sigkill() {
     );
     gw.stop();
 }
+
+#[test]
+fn demo_runs_its_script_and_shows_every_kind_of_decision() {
+    let out = m2mguard(&["demo"]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(0), "{text}");
+    for expected in [
+        "allow",
+        "deny (policy)",
+        "deny (status)",
+        "deny (check_value)",
+        "deny (replay)",
+    ] {
+        assert!(text.contains(expected), "{expected} missing in:\n{text}");
+    }
+    assert_eq!(text.lines().filter(|l| l.contains("rsc=")).count(), 12, "{text}");
+}

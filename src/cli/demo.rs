@@ -1,5 +1,7 @@
 //! `m2mguard demo`: the gateway on the built-in configuration in front of an in-process
 //! oneM2M CSE, a scripted scenario over real loopback sockets, and a table of the decisions.
+//! On top of the built-in configuration the demo enrols a fresh key for Cmeter-01 and requires
+//! a check value and a timestamp on `/id-in/cse-in/meter-02`, to show those checks too.
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -11,11 +13,17 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio::sync::broadcast;
 
+use std::time::{SystemTime, UNIX_EPOCH};
+
 use m2mguard::admin::client::AdminClient;
-use m2mguard::config::Config;
+use m2mguard::config::{Config, KeyConfig, Requirement, Secret};
 use m2mguard::gateway::Gateway;
+use m2mguard::guard::check_value::sign;
+use m2mguard::guard::replay::format_ot;
 use m2mguard::guard::DecisionRecord;
+use m2mguard::guard::Pattern;
 use m2mguard::minicse;
+use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
 
 use super::{table, Failure};
 
@@ -31,7 +39,16 @@ enum Step {
         body: &'static str,
     },
     Deactivate(&'static str),
+    /// A retrieve by Cmeter-01 with a timestamp and a check value under the demo's key; with
+    /// `again`, the previous signed request is sent once more, unchanged (a replay).
+    Signed {
+        path: &'static str,
+        again: bool,
+    },
 }
+
+/// Where the demo requires a check value and a timestamp.
+const SIGNED_TARGET: &str = "/id-in/cse-in/meter-02";
 
 const SCRIPT: &[Step] = &[
     Step::Request {
@@ -91,6 +108,28 @@ const SCRIPT: &[Step] = &[
         ty: None,
         body: "",
     },
+    Step::Request {
+        fr: "Cmeter-01",
+        method: Method::POST,
+        path: "/cse-in",
+        ty: Some(3),
+        body: r#"{"m2m:cnt":{"rn":"meter-02"}}"#,
+    },
+    Step::Request {
+        fr: "Cmeter-01",
+        method: Method::GET,
+        path: "/cse-in/meter-02",
+        ty: None,
+        body: "",
+    },
+    Step::Signed {
+        path: "/cse-in/meter-02",
+        again: false,
+    },
+    Step::Signed {
+        path: "/cse-in/meter-02",
+        again: true,
+    },
 ];
 
 pub async fn demo() -> Result<(), Failure> {
@@ -106,6 +145,14 @@ pub async fn demo() -> Result<(), Failure> {
     config.http.upstream = format!("http://{}", cse.addr)
         .parse()
         .map_err(Failure::startup)?;
+    let key = demo_key()?;
+    config.checks.keys.push(key.clone());
+    config.checks.require.push(Requirement {
+        path: Pattern::new(SIGNED_TARGET),
+        check_value: true,
+        timestamp: true,
+        token: false,
+    });
     let gateway = Gateway::start(config).await.map_err(Failure::startup)?;
     let gateway_addr = gateway.http_addr;
     println!(
@@ -115,7 +162,7 @@ pub async fn demo() -> Result<(), Failure> {
     println!("(built-in config, policies from ./policies, repository in a temporary directory)\n");
 
     let decisions = gateway.state.decisions.subscribe();
-    let rows = play(gateway_addr, gateway.admin_addr, decisions).await;
+    let rows = play(gateway_addr, gateway.admin_addr, decisions, &key).await;
     gateway.shutdown().await;
     let rows = rows?;
     print!(
@@ -136,6 +183,47 @@ pub async fn demo() -> Result<(), Failure> {
     Ok(())
 }
 
+/// A fresh random key for Cmeter-01, for this run only.
+fn demo_key() -> Result<KeyConfig, Failure> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| Failure::startup(anyhow::anyhow!("no random bytes for the demo key")))?;
+    Ok(KeyConfig {
+        id: "demo-meter-k1".into(),
+        node: "Cmeter-01".into(),
+        secret: Secret::new(&bytes),
+        insert: false,
+    })
+}
+
+/// The headers of a signed retrieve of `to` by Cmeter-01: `X-M2M-OT` and `X-M2M-AS`.
+fn signature(key: &KeyConfig, to: &str, rqi: &str, seq: u64) -> Vec<(&'static str, String)> {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let ot = format_ot(now);
+    let p = Primitive {
+        op: Operation::Retrieve,
+        to: to.to_owned(),
+        fr: key.node.clone(),
+        rqi: rqi.to_owned(),
+        rvi: Some("4".into()),
+        ot: Some(ot.clone()),
+        rqet: None,
+        query: String::new(),
+        ty: None,
+        content: Bytes::new(),
+        security: Security::default(),
+        peer: Peer {
+            addr: loopback(),
+            protocol: Protocol::Http,
+            tls_identity: None,
+        },
+    };
+    let aus = sign(&p, &key.id, &key.secret, seq);
+    vec![("X-M2M-OT", ot), ("X-M2M-AS", aus)]
+}
+
 fn loopback() -> SocketAddr {
     SocketAddr::from(([127, 0, 0, 1], 0))
 }
@@ -144,10 +232,12 @@ async fn play(
     gateway: SocketAddr,
     admin: SocketAddr,
     mut decisions: broadcast::Receiver<DecisionRecord>,
+    key: &KeyConfig,
 ) -> Result<Vec<[String; 7]>, Failure> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let admin = AdminClient::new(admin);
     let mut rows = Vec::new();
+    let mut last_signed = (String::new(), Vec::new());
     for (n, step) in SCRIPT.iter().enumerate() {
         let row = match step {
             Step::Deactivate(id) => {
@@ -163,6 +253,31 @@ async fn play(
                     "operator deactivates the node".into(),
                 ]
             }
+            Step::Signed { path, again } => {
+                if !again {
+                    let rqi = format!("demo-{}", n + 1);
+                    last_signed = (
+                        rqi.clone(),
+                        signature(key, SIGNED_TARGET, &rqi, n as u64 + 1),
+                    );
+                }
+                let (rqi, headers) = &last_signed;
+                let fr = key.node.as_str();
+                let answer = send(
+                    &client,
+                    gateway,
+                    fr,
+                    &Method::GET,
+                    path,
+                    None,
+                    "",
+                    rqi,
+                    headers,
+                )
+                .await?;
+                let record = next_decision(&mut decisions, rqi).await?;
+                row(n, fr, answer, record)
+            }
             Step::Request {
                 fr,
                 method,
@@ -171,27 +286,32 @@ async fn play(
                 body,
             } => {
                 let rqi = format!("demo-{}", n + 1);
-                let answer = send(&client, gateway, fr, method, path, *ty, body, &rqi).await?;
+                let answer = send(&client, gateway, fr, method, path, *ty, body, &rqi, &[]).await?;
                 let record = next_decision(&mut decisions, &rqi).await?;
-                let decision = match (record.allowed, record.stage) {
-                    (true, _) => "allow".to_owned(),
-                    (false, Some(stage)) => format!("deny ({stage})"),
-                    (false, None) => "deny".to_owned(),
-                };
-                [
-                    format!("{}", n + 1),
-                    (*fr).to_owned(),
-                    record.op.to_owned(),
-                    record.to,
-                    answer,
-                    decision,
-                    record.why,
-                ]
+                row(n, fr, answer, record)
             }
         };
         rows.push(row);
     }
     Ok(rows)
+}
+
+/// One table row for a request's answer and recorded decision.
+fn row(n: usize, fr: &str, answer: String, record: DecisionRecord) -> [String; 7] {
+    let decision = match (record.allowed, record.stage) {
+        (true, _) => "allow".to_owned(),
+        (false, Some(stage)) => format!("deny ({stage})"),
+        (false, None) => "deny".to_owned(),
+    };
+    [
+        format!("{}", n + 1),
+        fr.to_owned(),
+        record.op.to_owned(),
+        record.to,
+        answer,
+        decision,
+        record.why,
+    ]
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -204,6 +324,7 @@ async fn send(
     ty: Option<u8>,
     body: &str,
     rqi: &str,
+    extra: &[(&'static str, String)],
 ) -> Result<String, Failure> {
     let content_type = match ty {
         Some(ty) => format!("application/json;ty={ty}"),
@@ -216,7 +337,10 @@ async fn send(
         .header("X-M2M-RI", rqi)
         .header("X-M2M-RVI", "4")
         .header("Accept", "application/json")
-        .header("Content-Type", content_type)
+        .header("Content-Type", content_type);
+    let request = extra
+        .iter()
+        .fold(request, |r, (name, value)| r.header(*name, value.as_str()))
         .body(Full::new(Bytes::from(body.to_owned())))
         .map_err(Failure::startup)?;
     let response = client.request(request).await.map_err(Failure::startup)?;
