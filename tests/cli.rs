@@ -369,5 +369,9 @@ fn demo_runs_its_script_and_shows_every_kind_of_decision() {
     ] {
         assert!(text.contains(expected), "{expected} missing in:\n{text}");
     }
-    assert_eq!(text.lines().filter(|l| l.contains("rsc=")).count(), 12, "{text}");
+    assert_eq!(
+        text.lines().filter(|l| l.contains("rsc=")).count(),
+        12,
+        "{text}"
+    );
 }
