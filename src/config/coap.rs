@@ -99,12 +99,7 @@ impl Validator {
                 300,
                 1..=86_400,
             )),
-            upstream_timeout: Duration::from_millis(self.range(
-                "coap.upstream_timeout_ms",
-                c.upstream_timeout_ms,
-                5000,
-                100..=600_000,
-            )),
+            upstream_timeout: self.millis("coap.upstream_timeout_ms", c.upstream_timeout_ms, 5000),
         }
     }
 }

@@ -290,18 +290,8 @@ impl Validator {
                 1024 * 1024,
                 64..=256 * 1024 * 1024,
             ) as usize,
-            connect_timeout: Duration::from_millis(self.range(
-                "mqtt.connect_timeout_ms",
-                m.connect_timeout_ms,
-                10_000,
-                100..=600_000,
-            )),
-            broker_timeout: Duration::from_millis(self.range(
-                "mqtt.broker_timeout_ms",
-                m.broker_timeout_ms,
-                10_000,
-                100..=600_000,
-            )),
+            connect_timeout: self.millis("mqtt.connect_timeout_ms", m.connect_timeout_ms, 10_000),
+            broker_timeout: self.millis("mqtt.broker_timeout_ms", m.broker_timeout_ms, 10_000),
             tls: tls.map(|t| ServerTls {
                 config: with_alpn(&t.config, b"mqtt"),
                 client_auth: t.client_auth,
@@ -342,18 +332,16 @@ impl Validator {
                 1024 * 1024,
                 1..=256 * 1024 * 1024,
             ) as usize,
-            header_read_timeout: Duration::from_millis(self.range(
+            header_read_timeout: self.millis(
                 "http.header_read_timeout_ms",
                 h.header_read_timeout_ms,
                 10_000,
-                100..=600_000,
-            )),
-            upstream_timeout: Duration::from_millis(self.range(
+            ),
+            upstream_timeout: self.millis(
                 "http.upstream_timeout_ms",
                 h.upstream_timeout_ms,
                 10_000,
-                100..=600_000,
-            )),
+            ),
             tls: h.tls.and_then(|t| self.server_tls("http.tls", t)),
             upstream_tls,
         }
@@ -451,6 +439,11 @@ impl Validator {
                 self.err(key, format!("{text:?} is not a socket address (expected ip:port, e.g. 127.0.0.1:18080 or [::1]:18080)"))
             })
             .ok()
+    }
+
+    /// A time in milliseconds between 100 ms and 10 min, as every timeout here is.
+    fn millis(&mut self, key: &str, value: Option<u64>, default: u64) -> Duration {
+        Duration::from_millis(self.range(key, value, default, 100..=600_000))
     }
 
     fn range(
