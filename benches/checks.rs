@@ -51,6 +51,7 @@ fn primitive(rqi: u64) -> Primitive {
     Primitive {
         op: Operation::Retrieve,
         to: "/id-in/cse-in/meter-01/data".into(),
+        to_as_sent: None,
         fr: "Cmeter-01".into(),
         rqi: format!("bench-{rqi}"),
         rvi: Some("4".into()),
@@ -94,6 +95,8 @@ fn guard(dir: &Path) -> Guard {
         r#"
 [gateway]
 cse_id = "/id-in"
+cse_name = "cse-in"
+sp_id = "//acme.example.com"
 data_dir = "{data}"
 [http]
 listen = "127.0.0.1:0"

@@ -21,6 +21,7 @@ fn primitive(fr: &str, op: Operation) -> Primitive {
     Primitive {
         op,
         to: "/id-in/cse-in/meter-01/data".into(),
+        to_as_sent: None,
         fr: fr.into(),
         rqi: "bench".into(),
         rvi: Some("4".into()),

@@ -173,6 +173,7 @@ fn primitive(o: &Options, rqi: &str, ot: String) -> Primitive {
     Primitive {
         op,
         to,
+        to_as_sent: None,
         fr: o.origin.clone(),
         rqi: rqi.to_owned(),
         rvi: Some("4".into()),

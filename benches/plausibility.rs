@@ -23,6 +23,7 @@ fn primitive(content: &str) -> Primitive {
     Primitive {
         op: Operation::Create,
         to: "/id-in/cse-in/tracker-01/data".into(),
+        to_as_sent: None,
         fr: "Ctracker-01".into(),
         rqi: "bench".into(),
         rvi: Some("4".into()),

@@ -25,6 +25,7 @@ fn primitive(token: String) -> Primitive {
     Primitive {
         op: Operation::Retrieve,
         to: "/id-in/cse-in/meter-01/data".into(),
+        to_as_sent: None,
         fr: "Cmeter-01".into(),
         rqi: "bench".into(),
         rvi: Some("4".into()),

@@ -14,6 +14,8 @@ use tokio::sync::broadcast;
 use crate::guard::{DecisionRecord, Denial, Guard, Verdict};
 use crate::metrics::{Metrics, Outcome};
 use crate::primitive::{Peer, Primitive, TopicRequest};
+use crate::target::resolve::Resolver;
+use crate::target::Addressing;
 
 pub const DENIAL_LOG_LINES_PER_SEC: u64 = 100;
 
@@ -22,6 +24,7 @@ pub struct Decider {
     metrics: Arc<Metrics>,
     decisions: broadcast::Sender<DecisionRecord>,
     denial_log: LogBudget,
+    targets: Resolver,
 }
 
 impl Decider {
@@ -29,13 +32,57 @@ impl Decider {
         guard: Arc<Guard>,
         metrics: Arc<Metrics>,
         decisions: broadcast::Sender<DecisionRecord>,
+        targets: Resolver,
     ) -> Self {
         Decider {
             guard,
             metrics,
             decisions,
             denial_log: LogBudget::new(DENIAL_LOG_LINES_PER_SEC),
+            targets,
         }
+    }
+
+    /// The names that make a target local, for the bindings' decoders.
+    pub fn addressing(&self) -> &Addressing {
+        self.targets.addressing()
+    }
+
+    /// Replaces a resource-id target with the structured name the CSE knows it by (see
+    /// [`crate::target::resolve`]); other targets pass untouched. Identity and status are
+    /// checked first, so that unknown senders cannot make the gateway ask the CSE. A target
+    /// that cannot be resolved is a denial, recorded here.
+    pub async fn resolve(&self, p: &mut Primitive) -> Result<(), Denial> {
+        if self.addressing().resource_id(&p.to).is_none() {
+            return Ok(());
+        }
+        self.precheck(p)?;
+        let now = SystemTime::now();
+        let started = Instant::now();
+        match self.targets.resolve(&p.to).await {
+            Ok(None) => Ok(()),
+            Ok(Some(name)) => {
+                let sent = std::mem::replace(&mut p.to, name);
+                p.to_as_sent.get_or_insert(sent);
+                Ok(())
+            }
+            Err(unresolved) => {
+                let denial = Denial::unresolved(unresolved.to_string());
+                self.record(p, &Verdict::Deny(denial.clone()), now, started);
+                Err(denial)
+            }
+        }
+    }
+
+    /// The guard's verdict, or a denial for a resource-id target that was never resolved: no
+    /// rule that matches names may see one.
+    fn verdict(&self, p: &Primitive, run: impl FnOnce() -> Verdict) -> Verdict {
+        if self.addressing().resource_id(&p.to).is_some() {
+            return Verdict::Deny(Denial::unresolved(
+                "resource-id target reached the guard unresolved",
+            ));
+        }
+        run()
     }
 
     pub fn metrics(&self) -> &Metrics {
@@ -62,7 +109,7 @@ impl Decider {
     pub fn decide(&self, p: &Primitive) -> Verdict {
         let now = SystemTime::now();
         let started = Instant::now();
-        let verdict = self.guard.decide(p, now);
+        let verdict = self.verdict(p, || self.guard.decide(p, now));
         self.record(p, &verdict, now, started);
         verdict
     }
@@ -72,7 +119,7 @@ impl Decider {
     pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)]) -> Verdict {
         let now = SystemTime::now();
         let started = Instant::now();
-        let verdict = self.guard.decide_bound(p, bound, now);
+        let verdict = self.verdict(p, || self.guard.decide_bound(p, bound, now));
         self.record(p, &verdict, now, started);
         verdict
     }

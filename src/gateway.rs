@@ -22,7 +22,11 @@ use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::store::{Nodes, SledStore, Store, StoreError};
+use crate::target::resolve::{Lookup, Resolver};
 use crate::tls::TlsError;
+
+/// Resource-id lookups in flight at once; more are refused (see [`crate::target::resolve`]).
+const MAX_LOOKUPS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -92,6 +96,27 @@ pub struct Gateway {
     tasks: JoinSet<()>,
 }
 
+/// Resolves resource-id targets by asking the CSE behind `[http] upstream`, when
+/// `gateway.resolve_originator` says as whom.
+fn resolver(config: &Config) -> Result<Resolver, TlsError> {
+    let g = &config.gateway;
+    let lookup = match &g.resolve_originator {
+        Some(originator) => {
+            let upstream = Arc::new(http::Upstream::new(&config.http)?);
+            let lookup: Arc<dyn Lookup> =
+                Arc::new(http::CseLookup::new(upstream, &g.cse_id, originator));
+            Some(lookup)
+        }
+        None => None,
+    };
+    Ok(Resolver::new(
+        g.addressing(),
+        lookup,
+        g.resolve_cache_entries,
+        MAX_LOOKUPS,
+    ))
+}
+
 impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policies = Arc::new(Policies::load(&config.policy_dir).map_err(StartError::Policies)?);
@@ -120,11 +145,11 @@ impl Gateway {
                 metrics.plausibility_flags(),
             ));
         let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
-        let decider = Arc::new(Decider::new(guard, metrics, decisions));
+        let targets = resolver(&config)?;
+        let decider = Arc::new(Decider::new(guard, metrics, decisions, targets));
         let h = &config.http;
         let binding = Arc::new(
-            HttpBinding::new(h, &config.gateway.cse_id, decider.clone())?
-                .with_token_request_info(tokens.request_info()),
+            HttpBinding::new(h, decider.clone())?.with_token_request_info(tokens.request_info()),
         );
 
         let (http_tcp, http_addr) = bind("http", h.listen).await?;
@@ -160,13 +185,7 @@ impl Gateway {
         let coap = match &config.coap {
             Some(c) => {
                 let (udp, addr) = bind_udp(c.listen).await?;
-                let relay = coap::Relay::new(
-                    c,
-                    &config.gateway.cse_id,
-                    decider,
-                    Arc::new(udp),
-                    stop.clone(),
-                );
+                let relay = coap::Relay::new(c, decider, Arc::new(udp), stop.clone());
                 Some((relay.await?, addr))
             }
             None => None,

@@ -18,4 +18,5 @@ pub mod minicse;
 pub mod policy;
 pub mod primitive;
 pub mod store;
+pub mod target;
 pub mod tls;

@@ -1,7 +1,10 @@
 //! A minimal in-memory oneM2M CSE over HTTP, the upstream of `m2mguard demo` and of tests
 //! that need one without installing a real CSE. It keeps resources in a map keyed by their
-//! SP-relative path and answers create, retrieve, update, delete and notify with TS-0009
-//! status codes; it does no access control of its own. Not for production.
+//! structured SP-relative path, gives each a resource id (`ri`, with `pi` its parent's), and
+//! answers create, retrieve, update, delete and notify with TS-0009 status codes; it does no
+//! access control of its own. Targets are read as a CSE reads them, by its own small parser:
+//! CSE-relative, `/~` SP-relative and `/_` absolute (any SP), `-` for its CSEBase name, and a
+//! single-segment resource id. Not for production.
 
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -19,9 +22,17 @@ use serde_json::{json, Value};
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 
-use crate::binding::http::target;
+use percent_encoding::percent_decode_str;
 
-type Resources = Arc<Mutex<HashMap<String, Value>>>;
+/// Resources by structured path, and the path of each resource id.
+#[derive(Default)]
+struct Tree {
+    resources: HashMap<String, Value>,
+    paths: HashMap<String, String>,
+    created: u64,
+}
+
+type Resources = Arc<Mutex<Tree>>;
 
 /// A running mini CSE; aborted on drop.
 pub struct MiniCse {
@@ -40,18 +51,22 @@ pub async fn start(listen: SocketAddr, cse_id: &str, cse_name: &str) -> std::io:
     let listener = TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
     let base = format!("{cse_id}/{cse_name}");
-    let resources: Resources = Arc::new(Mutex::new(HashMap::from([(
+    let base_ri = cse_id.trim_start_matches('/');
+    let mut tree = Tree::default();
+    tree.resources.insert(
         base.clone(),
-        json!({ "m2m:cb": { "rn": cse_name, "ri": cse_name, "csi": cse_id, "ty": 5 } }),
-    )])));
-    let cse_id = cse_id.to_owned();
+        json!({ "m2m:cb": { "rn": cse_name, "ri": base_ri, "csi": cse_id, "ty": 5 } }),
+    );
+    tree.paths.insert(base_ri.to_owned(), base);
+    let resources: Resources = Arc::new(Mutex::new(tree));
+    let names = Arc::new((cse_id.to_owned(), cse_name.to_owned()));
     let task = tokio::spawn(async move {
         while let Ok((stream, _)) = listener.accept().await {
-            let (resources, cse_id) = (resources.clone(), cse_id.clone());
+            let (resources, names) = (resources.clone(), names.clone());
             tokio::spawn(async move {
                 let service = service_fn(move |req| {
-                    let (resources, cse_id) = (resources.clone(), cse_id.clone());
-                    async move { Ok::<_, Infallible>(handle(&resources, &cse_id, req).await) }
+                    let (resources, names) = (resources.clone(), names.clone());
+                    async move { Ok::<_, Infallible>(handle(&resources, &names, req).await) }
                 });
                 let _ = http1::Builder::new()
                     .serve_connection(TokioIo::new(stream), service)
@@ -62,9 +77,43 @@ pub async fn start(listen: SocketAddr, cse_id: &str, cse_name: &str) -> std::io:
     Ok(MiniCse { addr, task })
 }
 
+/// The structured path of an HTTP request path on this CSE, as the CSE reads it.
+fn target(tree: &Tree, path: &str, (cse_id, cse_name): &(String, String)) -> Option<String> {
+    let segments: Vec<String> = path
+        .strip_prefix('/')?
+        .split('/')
+        .map(|s| {
+            percent_decode_str(s)
+                .decode_utf8()
+                .map(|c| c.into_owned())
+                .ok()
+        })
+        .collect::<Option<_>>()?;
+    let local: &[String] = match segments.first().map(String::as_str) {
+        Some("~") if segments.get(1)? == cse_id.trim_start_matches('/') => &segments[2..],
+        Some("_") if segments.get(2)? == cse_id.trim_start_matches('/') => &segments[3..],
+        Some("~" | "_") => return None,
+        _ => &segments,
+    };
+    if local.iter().any(|s| s.is_empty() || s == "." || s == "..") {
+        return None;
+    }
+    match local {
+        [first, rest @ ..] if first == cse_name || first == "-" => Some(
+            [format!("{cse_id}/{cse_name}")]
+                .into_iter()
+                .chain(rest.iter().cloned())
+                .collect::<Vec<_>>()
+                .join("/"),
+        ),
+        [ri] => tree.paths.get(ri).cloned(),
+        _ => None,
+    }
+}
+
 async fn handle(
     resources: &Resources,
-    cse_id: &str,
+    names: &(String, String),
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
@@ -73,13 +122,10 @@ async fn handle(
         .await
         .map(|b| b.to_bytes())
         .unwrap_or_default();
-    let Ok(path) = target(parts.uri.path(), cse_id) else {
-        return answer(
-            &parts.headers,
-            StatusCode::BAD_REQUEST,
-            4000,
-            json!({ "m2m:dbg": "bad target" }),
-        );
+    let mut tree = resources.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(path) = target(&tree, parts.uri.path(), names) else {
+        let (status, rsc, content) = not_found();
+        return answer(&parts.headers, status, rsc, content);
     };
     let ty = parts
         .headers
@@ -87,18 +133,20 @@ async fn handle(
         .and_then(|v| v.to_str().ok())
         .and_then(|ct| ct.split(";ty=").nth(1))
         .and_then(|ty| ty.parse::<u64>().ok());
-    let mut map = resources.lock().unwrap_or_else(|e| e.into_inner());
     let (status, rsc, content) = match (&parts.method, ty) {
-        (&Method::POST, Some(ty)) => create(&mut map, &path, ty, &body),
+        (&Method::POST, Some(ty)) => create(&mut tree, &path, ty, &body),
         (&Method::POST, None) => (StatusCode::OK, 2000, Value::Null),
-        (&Method::GET, _) => match map.get(&path) {
+        (&Method::GET, _) => match tree.resources.get(&path) {
             Some(resource) => (StatusCode::OK, 2000, resource.clone()),
             None => not_found(),
         },
-        (&Method::PUT, _) => update(&mut map, &path, &body),
-        (&Method::DELETE, _) => match map.remove(&path) {
+        (&Method::PUT, _) => update(&mut tree.resources, &path, &body),
+        (&Method::DELETE, _) => match tree.resources.remove(&path) {
             Some(_) => {
-                map.retain(|key, _| !key.starts_with(&format!("{path}/")));
+                let below = format!("{path}/");
+                tree.resources.retain(|key, _| !key.starts_with(&below));
+                tree.paths
+                    .retain(|_, p| *p != path && !p.starts_with(&below));
                 (StatusCode::OK, 2002, Value::Null)
             }
             None => not_found(),
@@ -116,15 +164,15 @@ fn not_found() -> (StatusCode, u16, Value) {
     )
 }
 
-fn create(
-    map: &mut HashMap<String, Value>,
-    parent: &str,
-    ty: u64,
-    body: &[u8],
-) -> (StatusCode, u16, Value) {
-    if !map.contains_key(parent) {
+fn create(tree: &mut Tree, parent: &str, ty: u64, body: &[u8]) -> (StatusCode, u16, Value) {
+    let Some(pi) = tree
+        .resources
+        .get(parent)
+        .and_then(|p| p.as_object()?.values().next()?.get("ri")?.as_str())
+        .map(str::to_owned)
+    else {
         return not_found();
-    }
+    };
     let Ok(Value::Object(mut outer)) = serde_json::from_slice::<Value>(body) else {
         return (
             StatusCode::BAD_REQUEST,
@@ -141,12 +189,14 @@ fn create(
             json!({ "m2m:dbg": "content has no resource" }),
         );
     };
+    tree.created += 1;
+    let ri = format!("r{}", tree.created);
     let rn = attrs
         .get("rn")
         .and_then(Value::as_str)
-        .map_or_else(|| format!("r{}", map.len()), str::to_owned);
+        .map_or_else(|| ri.clone(), str::to_owned);
     let path = format!("{parent}/{rn}");
-    if map.contains_key(&path) {
+    if tree.resources.contains_key(&path) {
         return (
             StatusCode::CONFLICT,
             4105,
@@ -154,10 +204,12 @@ fn create(
         );
     }
     attrs.insert("rn".into(), json!(rn));
-    attrs.insert("ri".into(), json!(rn));
+    attrs.insert("ri".into(), json!(ri));
+    attrs.insert("pi".into(), json!(pi));
     attrs.insert("ty".into(), json!(ty));
     let resource = json!({ kind: Value::Object(attrs) });
-    map.insert(path, resource.clone());
+    tree.resources.insert(path.clone(), resource.clone());
+    tree.paths.insert(ri, path);
     (StatusCode::CREATED, 2001, resource)
 }
 

@@ -128,8 +128,12 @@ impl fmt::Debug for Security {
 #[derive(Clone)]
 pub struct Primitive {
     pub op: Operation,
-    /// Target, normalised to SP-relative form (`/<cse-id>/<path>`), see the HTTP binding.
+    /// Target: the structured, SP-relative name the CSE acts on (see [`crate::target`]).
+    /// Every rule that matches names reads this.
     pub to: String,
+    /// The target as the sender wrote it, in SP-relative notation, where that differs from
+    /// `to` (`/id-in/-/x`, `/id-in/cnt123`); what check values cover.
+    pub to_as_sent: Option<String>,
     /// Originator (`fr`).
     pub fr: String,
     /// Request identifier (`rqi`).
@@ -151,6 +155,13 @@ pub struct Primitive {
     pub content: Bytes,
     pub security: Security,
     pub peer: Peer,
+}
+
+impl Primitive {
+    /// The target as the sender wrote it (SP-relative notation).
+    pub fn target_as_sent(&self) -> &str {
+        self.to_as_sent.as_deref().unwrap_or(&self.to)
+    }
 }
 
 impl fmt::Debug for Primitive {

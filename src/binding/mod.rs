@@ -4,4 +4,3 @@
 pub mod coap;
 pub mod http;
 pub mod mqtt;
-pub mod target;

@@ -136,7 +136,7 @@ pub async fn demo() -> Result<(), Failure> {
     let mut config = Config::builtin()
         .map_err(|e| Failure::config(anyhow::anyhow!("built-in config: {e:?}")))?;
     let data = tempfile::tempdir().map_err(Failure::startup)?;
-    let cse = minicse::start(loopback(), &config.gateway.cse_id, "cse-in")
+    let cse = minicse::start(loopback(), &config.gateway.cse_id, &config.gateway.cse_name)
         .await
         .map_err(Failure::startup)?;
     config.gateway.data_dir = data.path().to_owned();
@@ -205,6 +205,7 @@ fn signature(key: &KeyConfig, to: &str, rqi: &str, seq: u64) -> Vec<(&'static st
     let p = Primitive {
         op: Operation::Retrieve,
         to: to.to_owned(),
+        to_as_sent: None,
         fr: key.node.clone(),
         rqi: rqi.to_owned(),
         rvi: Some("4".into()),

@@ -39,6 +39,10 @@ pub struct FileMqtt {
 #[serde(deny_unknown_fields)]
 pub struct FileGateway {
     pub cse_id: String,
+    pub cse_name: String,
+    pub sp_id: Option<String>,
+    pub resolve_originator: Option<String>,
+    pub resolve_cache_entries: Option<u64>,
     pub data_dir: String,
     pub node_cache_capacity: Option<u64>,
 }

@@ -70,8 +70,23 @@ pub struct MqttConfig {
 pub struct GatewayConfig {
     /// The CSE-ID this gateway answers for, e.g. `/id-in`.
     pub cse_id: String,
+    /// The resource name of that CSE's CSEBase, e.g. `cse-in`: what `-` stands for.
+    pub cse_name: String,
+    /// The SP-ID of the CSE's service provider, e.g. `//acme.example.com`; without it
+    /// absolute targets are refused.
+    pub sp_id: Option<String>,
+    /// Who asks the CSE (over `[http] upstream`) for the names of resource-id targets;
+    /// without it such targets are refused.
+    pub resolve_originator: Option<String>,
+    pub resolve_cache_entries: u64,
     pub data_dir: PathBuf,
     pub node_cache_capacity: u64,
+}
+
+impl GatewayConfig {
+    pub fn addressing(&self) -> crate::target::Addressing {
+        crate::target::Addressing::new(&self.cse_id, &self.cse_name, self.sp_id.as_deref())
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -203,15 +218,44 @@ impl Validator {
         self.errors.push((key.into(), message.into()));
     }
 
-    fn config(&mut self, raw: FileConfig) -> Config {
-        let cse_id = raw.gateway.cse_id;
-        if !is_cse_id(&cse_id) {
+    fn gateway(&mut self, raw: file::FileGateway) -> GatewayConfig {
+        if !is_cse_id(&raw.cse_id) {
             self.err(
                 "gateway.cse_id",
-                format!("{cse_id:?} is not a CSE-ID (expected \"/\" followed by a name without \"/\", e.g. \"/id-in\")"),
+                format!("{:?} is not a CSE-ID (expected \"/\" followed by a name without \"/\", e.g. \"/id-in\")", raw.cse_id),
             );
         }
-        if raw.gateway.data_dir.is_empty() {
+        if !is_name(&raw.cse_name) || ["-", "~", "_"].contains(&raw.cse_name.as_str()) {
+            self.err(
+                "gateway.cse_name",
+                format!("{:?} is not a CSEBase resource name (expected a name without \"/\", e.g. \"cse-in\")", raw.cse_name),
+            );
+        }
+        if let Some(sp) = &raw.sp_id {
+            if !sp.strip_prefix("//").is_some_and(is_name) {
+                self.err(
+                    "gateway.sp_id",
+                    format!("{sp:?} is not an SP-ID (expected \"//\" followed by a domain, e.g. \"//acme.example.com\")"),
+                );
+            }
+        }
+        if raw
+            .resolve_originator
+            .as_deref()
+            .is_some_and(|o| !is_name(o))
+        {
+            self.err(
+                "gateway.resolve_originator",
+                "must be an originator id (non-empty, without \"/\"), e.g. \"CAdmin\"",
+            );
+        }
+        let resolve_cache_entries = self.range(
+            "gateway.resolve_cache_entries",
+            raw.resolve_cache_entries,
+            100_000,
+            16..=100_000_000,
+        );
+        if raw.data_dir.is_empty() {
             self.err(
                 "gateway.data_dir",
                 "must not be empty (expected a directory path)",
@@ -219,10 +263,23 @@ impl Validator {
         }
         let node_cache_capacity = self.range(
             "gateway.node_cache_capacity",
-            raw.gateway.node_cache_capacity,
+            raw.node_cache_capacity,
             100_000,
             16..=100_000_000,
         );
+        GatewayConfig {
+            cse_id: raw.cse_id,
+            cse_name: raw.cse_name,
+            sp_id: raw.sp_id,
+            resolve_originator: raw.resolve_originator,
+            resolve_cache_entries,
+            data_dir: PathBuf::from(raw.data_dir),
+            node_cache_capacity,
+        }
+    }
+
+    fn config(&mut self, raw: FileConfig) -> Config {
+        let gateway = self.gateway(raw.gateway);
         let http = self.http(raw.http);
         let admin_listen = self.addr("admin.listen", &raw.admin.listen);
         if let Some(addr) = admin_listen {
@@ -247,11 +304,7 @@ impl Validator {
         let mqtt = raw.mqtt.map(|m| self.mqtt(m));
         let coap = raw.coap.map(|c| self.coap(c));
         Config {
-            gateway: GatewayConfig {
-                cse_id,
-                data_dir: PathBuf::from(raw.gateway.data_dir),
-                node_cache_capacity,
-            },
+            gateway,
             http,
             admin: AdminConfig {
                 listen: admin_listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0))),
@@ -518,6 +571,14 @@ fn with_alpn(config: &Arc<rustls::ServerConfig>, protocol: &[u8]) -> Arc<rustls:
     let mut config = (**config).clone();
     config.alpn_protocols = vec![protocol.to_vec()];
     Arc::new(config)
+}
+
+/// A single path segment: non-empty, no `/`, no control character.
+fn is_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name
+            .chars()
+            .any(|c| c == '/' || c == '\\' || c.is_control())
 }
 
 fn is_cse_id(id: &str) -> bool {

@@ -124,7 +124,7 @@ pub fn canonical(p: &Primitive, key_id: &str, seq: u64) -> Vec<u8> {
     let seq = seq.to_string();
     let fields: [&[u8]; 11] = [
         op.as_bytes(),
-        p.to.as_bytes(),
+        p.target_as_sent().as_bytes(),
         p.fr.as_bytes(),
         p.rqi.as_bytes(),
         text(&p.ot),

@@ -113,6 +113,7 @@ mod tests {
         Primitive {
             op: Operation::Create,
             to: "/id-in/cse-in/x".into(),
+            to_as_sent: None,
             fr: fr.into(),
             rqi: rqi.into(),
             rvi: None,

@@ -245,6 +245,7 @@ mod tests {
         Primitive {
             op: Operation::Retrieve,
             to: "/id-in/cse-in".into(),
+            to_as_sent: None,
             fr: fr.into(),
             rqi: rqi.into(),
             rvi: None,

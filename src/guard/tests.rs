@@ -49,6 +49,7 @@ fn request(fr: &str, op: Operation, to: &str) -> Primitive {
     Primitive {
         op,
         to: to.into(),
+        to_as_sent: None,
         fr: fr.into(),
         rqi: "r1".into(),
         rvi: Some("4".into()),

@@ -22,6 +22,9 @@ pub enum Stage {
     Plausibility,
     /// No Cedar policy permits, a policy forbids, or evaluation failed.
     Policy,
+    /// A resource-id target could not be resolved to the structured name the CSE knows it by
+    /// (decided before the stages above, by the [`crate::decision::Decider`]).
+    Target,
 }
 
 impl Stage {
@@ -34,6 +37,7 @@ impl Stage {
             Stage::Token => "token",
             Stage::Plausibility => "plausibility",
             Stage::Policy => "policy",
+            Stage::Target => "target",
         }
     }
 
@@ -49,6 +53,7 @@ impl Stage {
             Stage::Token => "access denied: token missing or invalid",
             Stage::Plausibility => "access denied: implausible request",
             Stage::Policy => "access denied by policy",
+            Stage::Target => "access denied: target could not be resolved",
         }
     }
 }
@@ -72,6 +77,12 @@ impl Denial {
             stage,
             reason: reason.into(),
         }
+    }
+
+    /// A target that was not resolved (the only denial made outside the guard: it is no
+    /// decision on the request, only the refusal to decide on a name that is not known).
+    pub fn unresolved(reason: impl Into<String>) -> Self {
+        Denial::new(Stage::Target, reason)
     }
 }
 

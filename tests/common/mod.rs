@@ -178,6 +178,8 @@ pub fn config_text(
         r#"
 [gateway]
 cse_id = "/id-in"
+cse_name = "cse-in"
+sp_id = "//acme.example.com"
 data_dir = "{data}"
 
 [http]

@@ -92,6 +92,7 @@ impl Signed {
         Primitive {
             op: Operation::Retrieve,
             to: METER.into(),
+            to_as_sent: None,
             fr: "Cmeter".into(),
             rqi: self.rqi.clone(),
             rvi: Some("4".into()),

@@ -11,8 +11,8 @@ use std::borrow::Cow;
 use bytes::Bytes;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
-use crate::binding::target::sp_relative;
 use crate::primitive::{Operation, Peer, Primitive, Security};
+use crate::target::{Addressing, BadTarget, Canonical};
 
 /// oneM2M option numbers (TS-0008 §6.2.2.4); `fr`, `rqi` and `rsc` differ in the legacy set.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -64,8 +64,10 @@ pub enum DecodeError {
     Repeated(u16),
     #[error("method has no oneM2M operation")]
     BadMethod,
-    #[error("target path is not a normalised oneM2M target")]
+    #[error("Uri-Path is not valid UTF-8")]
     BadPath,
+    #[error(transparent)]
+    Target(#[from] BadTarget),
     #[error("ty is not a resource type number")]
     BadResourceType,
 }
@@ -74,7 +76,7 @@ pub enum DecodeError {
 pub fn decode(
     packet: &Packet,
     peer: Peer,
-    cse_id: &str,
+    addressing: &Addressing,
     numbers: Numbers,
 ) -> Result<Primitive, DecodeError> {
     let ty = resource_type(packet)?;
@@ -86,9 +88,11 @@ pub fn decode(
         .filter(|s| !s.is_empty())
         .ok_or(DecodeError::MissingRequestId)?;
     let queries = queries(packet)?;
+    let Canonical { to, as_sent } = target(packet, addressing)?;
     Ok(Primitive {
         op,
-        to: target(packet, cse_id)?,
+        to,
+        to_as_sent: as_sent,
         fr,
         rqi,
         rvi: text(packet, RVI)?,
@@ -153,7 +157,7 @@ fn resource_type(packet: &Packet) -> Result<Option<u16>, DecodeError> {
     ))
 }
 
-fn target(packet: &Packet, cse_id: &str) -> Result<String, DecodeError> {
+fn target(packet: &Packet, addressing: &Addressing) -> Result<Canonical, DecodeError> {
     let segments = packet
         .get_option(CoapOption::UriPath)
         .into_iter()
@@ -164,7 +168,7 @@ fn target(packet: &Packet, cse_id: &str) -> Result<String, DecodeError> {
                 .map_err(|_| DecodeError::BadPath)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    sp_relative(segments, cse_id).map_err(|_| DecodeError::BadPath)
+    Ok(addressing.canonical(segments)?)
 }
 
 fn queries(packet: &Packet) -> Result<Vec<&str>, DecodeError> {
@@ -191,6 +195,10 @@ fn query_list(queries: &[&str], key: &str) -> Vec<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addressing() -> Addressing {
+        Addressing::new("/id-in", "cse-in", Some("//acme.example.com"))
+    }
     use crate::primitive::Protocol;
     use coap_lite::MessageType;
 
@@ -229,7 +237,7 @@ mod tests {
         p.add_option(CoapOption::UriQuery, b"tkns=a.b.c+d.e.f".to_vec());
         p.add_option(CoapOption::UriQuery, b"tids=t1".to_vec());
         p.payload = br#"{"m2m:cin":{"con":"1"}}"#.to_vec();
-        let prim = decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap();
+        let prim = decode(&p, peer(), &addressing(), Numbers::STANDARD).unwrap();
         assert_eq!(prim.op, Operation::Create);
         assert_eq!(prim.to, "/id-in/cse-in");
         assert_eq!((prim.fr.as_str(), prim.rqi.as_str()), ("Cmeter", "r1"));
@@ -253,13 +261,15 @@ mod tests {
         ] {
             let p = request(method, &["cse-in"], Numbers::STANDARD);
             assert_eq!(
-                decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap().op,
+                decode(&p, peer(), &addressing(), Numbers::STANDARD)
+                    .unwrap()
+                    .op,
                 op
             );
         }
         let p = request(RequestType::Fetch, &["cse-in"], Numbers::STANDARD);
         assert_eq!(
-            decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap_err(),
+            decode(&p, peer(), &addressing(), Numbers::STANDARD).unwrap_err(),
             DecodeError::BadMethod
         );
     }
@@ -268,11 +278,13 @@ mod tests {
     fn legacy_numbering_reads_only_legacy_options() {
         let p = request(RequestType::Get, &["cse-in"], Numbers::LEGACY);
         assert_eq!(
-            decode(&p, peer(), "/id-in", Numbers::LEGACY).unwrap().fr,
+            decode(&p, peer(), &addressing(), Numbers::LEGACY)
+                .unwrap()
+                .fr,
             "Cmeter"
         );
         assert_eq!(
-            decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap_err(),
+            decode(&p, peer(), &addressing(), Numbers::STANDARD).unwrap_err(),
             DecodeError::MissingOrigin
         );
     }
@@ -282,14 +294,16 @@ mod tests {
         let mut p = request(RequestType::Get, &["cse-in"], Numbers::STANDARD);
         p.add_option(CoapOption::Unknown(279), b"CAdmin".to_vec());
         assert_eq!(
-            decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap_err(),
+            decode(&p, peer(), &addressing(), Numbers::STANDARD).unwrap_err(),
             DecodeError::Repeated(279)
         );
         for path in [&["cse-in", ".."][..], &["cse-in", "a/b"], &["~"], &[]] {
             let p = request(RequestType::Get, path, Numbers::STANDARD);
-            assert_eq!(
-                decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap_err(),
-                DecodeError::BadPath,
+            assert!(
+                matches!(
+                    decode(&p, peer(), &addressing(), Numbers::STANDARD),
+                    Err(DecodeError::Target(_))
+                ),
                 "{path:?}"
             );
         }
@@ -302,9 +316,11 @@ mod tests {
             &["~", "id-in", "cse-in", "a b"],
             Numbers::STANDARD,
         );
-        let coap = decode(&p, peer(), "/id-in", Numbers::STANDARD).unwrap().to;
-        let http = crate::binding::http::target("/~/id-in/cse-in/a%20b", "/id-in").unwrap();
-        assert_eq!(coap, http);
+        let coap = decode(&p, peer(), &addressing(), Numbers::STANDARD)
+            .unwrap()
+            .to;
+        let http = crate::binding::http::target("/~/id-in/cse-in/a%20b", &addressing()).unwrap();
+        assert_eq!(coap, http.to);
     }
 }
 
@@ -314,6 +330,10 @@ mod properties {
 
     use super::*;
     use crate::primitive::Protocol;
+
+    fn addressing() -> Addressing {
+        Addressing::new("/id-in", "cse-in", None)
+    }
 
     proptest! {
         /// Whatever the bytes, parsing and decoding answer without panicking.
@@ -326,7 +346,7 @@ mod properties {
                     protocol: Protocol::Coap,
                     tls_identity: None,
                 };
-                let _ = decode(&packet, peer, "/id-in", Numbers::STANDARD);
+                let _ = decode(&packet, peer, &addressing(), Numbers::STANDARD);
                 let _ = packet.to_bytes_unlimited();
             }
         }
@@ -347,8 +367,8 @@ mod properties {
                     protocol: Protocol::Coap,
                     tls_identity: None,
                 };
-                let _ = decode(&packet, peer.clone(), "/id-in", Numbers::STANDARD);
-                let _ = decode(&packet, peer, "/id-in", Numbers::LEGACY);
+                let _ = decode(&packet, peer.clone(), &addressing(), Numbers::STANDARD);
+                let _ = decode(&packet, peer, &addressing(), Numbers::LEGACY);
             }
         }
     }

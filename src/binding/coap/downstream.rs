@@ -99,7 +99,7 @@ impl Relay {
             protocol: Protocol::Coap,
             tls_identity: None,
         };
-        let primitive = match decode(&packet, peer, &self.cse_id, self.numbers) {
+        let mut primitive = match decode(&packet, peer, self.decider.addressing(), self.numbers) {
             Ok(p) => p,
             Err(e) => {
                 self.decider
@@ -111,7 +111,11 @@ impl Relay {
                 return self.answered(key, answer, len).await;
             }
         };
-        match self.decider.decide(&primitive) {
+        let verdict = match self.decider.resolve(&mut primitive).await {
+            Ok(()) => self.decider.decide(&primitive),
+            Err(denial) => Verdict::Deny(denial),
+        };
+        match verdict {
             Verdict::Allow(permit) => self.forward(permit, packet, source).await,
             Verdict::Deny(denial) => {
                 let mid = self.tables.client_mid();

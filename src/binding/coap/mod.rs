@@ -51,7 +51,6 @@ pub enum CoapError {
 
 pub struct Relay {
     decider: Arc<Decider>,
-    cse_id: String,
     numbers: Numbers,
     max_datagram_bytes: usize,
     amplification_factor: usize,
@@ -68,7 +67,6 @@ impl Relay {
     /// A relay answering on `clients` (already bound) and forwarding to `config.upstream`.
     pub async fn new(
         config: &CoapConfig,
-        cse_id: &str,
         decider: Arc<Decider>,
         clients: Arc<UdpSocket>,
         stop: watch::Receiver<bool>,
@@ -91,7 +89,6 @@ impl Relay {
             .map_err(CoapError::Upstream)?;
         Ok(Arc::new(Relay {
             decider,
-            cse_id: cse_id.to_owned(),
             numbers: Numbers::new(config.legacy_options),
             max_datagram_bytes: config.max_datagram_bytes,
             amplification_factor: config.amplification_factor,

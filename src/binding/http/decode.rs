@@ -1,11 +1,10 @@
 //! TS-0009 request mapping: an HTTP request head becomes a [`Primitive`].
 //!
-//! Targets are normalised to SP-relative form so that one Cedar path names one resource:
-//! `/~/id-in/cse-in/x` and (CSE-relative) `/cse-in/x` both become `/id-in/cse-in/x`;
-//! `/_/sp/id-in/x` becomes `//sp/id-in/x`. Segments are percent-decoded, as the CSE will decode
-//! them, so a policy sees the name the CSE acts on. Paths that could mean different resources to
-//! us and to the upstream (dot segments, empty segments, an encoded `/` or `\`, control
-//! characters, invalid UTF-8) are refused. Single-valued headers that appear twice are refused:
+//! Targets become canonical ([`crate::target`]): `/~/id-in/cse-in/x`, `/cse-in/x`, `/-/x` and
+//! `/_/<own SP>/id-in/cse-in/x` all become `/id-in/cse-in/x`. Segments are percent-decoded, as
+//! the CSE will decode them, so a policy sees the name the CSE acts on. Paths that could mean
+//! different resources to us and to the upstream (dot segments, empty segments, an encoded `/`
+//! or `\`, control characters, invalid UTF-8) are refused. Single-valued headers that appear twice are refused:
 //! we must decide on the same value the upstream reads.
 
 use bytes::Bytes;
@@ -14,6 +13,7 @@ use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 
 use crate::primitive::{Operation, Peer, Primitive, Security};
+use crate::target::{Addressing, BadTarget, Canonical};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -25,8 +25,10 @@ pub enum DecodeError {
     BadHeader(&'static str),
     #[error("method {0} has no oneM2M operation")]
     BadMethod(String),
-    #[error("target path is not a normalised oneM2M target")]
+    #[error("target path is not valid UTF-8 after percent-decoding")]
     BadPath,
+    #[error(transparent)]
+    Target(#[from] BadTarget),
     #[error("header {0} appears more than once")]
     Repeated(&'static str),
     #[error("Connection names a header the gateway would have to drop before forwarding")]
@@ -45,7 +47,11 @@ pub const REQUEST_EXPIRY: &str = "x-m2m-ret";
 pub const SIGNATURE: &str = "x-m2m-as";
 
 /// Decodes the head of a request; the content is attached later.
-pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, DecodeError> {
+pub fn decode(
+    parts: &Parts,
+    peer: Peer,
+    addressing: &Addressing,
+) -> Result<Primitive, DecodeError> {
     let headers = &parts.headers;
     unambiguous(headers)?;
     let ty = resource_type(headers)?;
@@ -56,9 +62,11 @@ pub fn decode(parts: &Parts, peer: Peer, cse_id: &str) -> Result<Primitive, Deco
     let rqi = header(headers, REQUEST_ID)?
         .filter(|s| !s.is_empty())
         .ok_or(DecodeError::MissingRequestId)?;
+    let Canonical { to, as_sent } = target(parts.uri.path(), addressing)?;
     Ok(Primitive {
         op,
-        to: target(parts.uri.path(), cse_id)?,
+        to,
+        to_as_sent: as_sent,
         fr: fr.to_owned(),
         rqi: rqi.to_owned(),
         rvi: header(headers, RELEASE)?.map(str::to_owned),
@@ -183,9 +191,8 @@ fn query_list(query: Option<&str>, key: &str) -> Vec<String> {
         .collect()
 }
 
-/// The SP-relative target for a request path (see the module docs and
-/// [`crate::binding::target`]).
-pub fn target(path: &str, cse_id: &str) -> Result<String, DecodeError> {
+/// The canonical target for a request path (see the module docs and [`crate::target`]).
+pub fn target(path: &str, addressing: &Addressing) -> Result<Canonical, DecodeError> {
     let rest = path.strip_prefix('/').ok_or(DecodeError::BadPath)?;
     let segments = rest
         .split('/')
@@ -195,21 +202,30 @@ pub fn target(path: &str, cse_id: &str) -> Result<String, DecodeError> {
                 .map_err(|_| DecodeError::BadPath)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    crate::binding::target::sp_relative(segments, cse_id).map_err(|_| DecodeError::BadPath)
+    Ok(addressing.canonical(segments)?)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn to(path: &str) -> Result<String, DecodeError> {
+        let addressing = Addressing::new("/id-in", "cse-in", Some("//sp"));
+        target(path, &addressing).map(|c| c.to)
+    }
+
     #[test]
-    fn sp_relative_and_cse_relative_paths_name_the_same_target() {
-        assert_eq!(
-            target("/~/id-in/cse-in/x", "/id-in").unwrap(),
-            "/id-in/cse-in/x"
-        );
-        assert_eq!(target("/cse-in/x", "/id-in").unwrap(), "/id-in/cse-in/x");
-        assert_eq!(target("/_/sp/id-in/x", "/id-in").unwrap(), "//sp/id-in/x");
+    fn sp_relative_cse_relative_and_own_absolute_paths_name_the_same_target() {
+        for path in [
+            "/~/id-in/cse-in/x",
+            "/cse-in/x",
+            "/-/x",
+            "/~/id-in/-/x",
+            "/_/sp/id-in/cse-in/x",
+        ] {
+            assert_eq!(to(path).unwrap(), "/id-in/cse-in/x", "{path}");
+        }
+        assert_eq!(to("/_/sp2/id-x/x").unwrap(), "//sp2/id-x/x");
     }
 
     #[test]
@@ -223,21 +239,21 @@ mod tests {
             "/",
             "/~/",
             "/cse-in\\a",
+            "/%7E/id-in/-/a/../b",
         ] {
-            assert_eq!(target(bad, "/id-in"), Err(DecodeError::BadPath), "{bad}");
+            assert!(to(bad).is_err(), "{bad}");
         }
+        assert_eq!(to("/cse-in/%ff"), Err(DecodeError::BadPath));
     }
 
     #[test]
     fn percent_encoded_names_are_decoded_for_the_policy() {
         assert_eq!(
-            target("/cse-in/m%65ter-01/data", "/id-in").unwrap(),
+            to("/cse-in/m%65ter-01/data").unwrap(),
             "/id-in/cse-in/meter-01/data"
         );
-        assert_eq!(
-            target("/~/id-in/cse-in/a%20b", "/id-in").unwrap(),
-            "/id-in/cse-in/a b"
-        );
+        assert_eq!(to("/~/id-in/cse-in/a%20b").unwrap(), "/id-in/cse-in/a b");
+        assert_eq!(to("/%7E/id-in/%2D/x").unwrap(), "/id-in/cse-in/x");
     }
 
     #[test]
@@ -302,12 +318,16 @@ mod properties {
 
     use super::*;
 
+    fn addressing() -> Addressing {
+        Addressing::new("/id-in", "cse-in", Some("//sp"))
+    }
+
     proptest! {
         /// Whatever the path, `target` answers without panicking, and what it accepts has no
         /// segment that could name another resource upstream.
         #[test]
         fn accepted_targets_have_only_plain_segments(path in "(/[a-zA-Z0-9~_.%\\\\-]{0,12}){0,6}") {
-            if let Ok(target) = target(&path, "/id-in") {
+            if let Ok(target) = target(&path, &addressing()).map(|c| c.to) {
                 let body = target.trim_start_matches('/');
                 for segment in body.split('/') {
                     prop_assert!(!segment.is_empty() && segment != "." && segment != "..", "{target}");
@@ -338,7 +358,7 @@ mod properties {
                 protocol: crate::primitive::Protocol::Http,
                 tls_identity: None,
             };
-            let _ = decode(&parts, peer, "/id-in");
+            let _ = decode(&parts, peer, &addressing());
         }
     }
 }

@@ -10,7 +10,7 @@ use http::header::{HeaderName, HOST};
 use http::request::Parts;
 use http::uri::{PathAndQuery, Uri};
 use http::{HeaderMap, HeaderValue, Request, Response};
-use http_body_util::Full;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_rustls::HttpsConnector;
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -111,6 +111,52 @@ impl Upstream {
             Ok(Err(e)) => Err(UpstreamError::Unreachable(error_chain(&e))),
             Err(_) => Err(UpstreamError::Timeout(self.timeout)),
         }
+    }
+}
+
+impl Upstream {
+    /// A retrieve of `path` (origin form) as `originator`, on the gateway's own behalf: the
+    /// answer's status, `X-M2M-RSC` and at most `max_body_bytes` of body, all within the
+    /// timeout.
+    pub(super) async fn retrieve(
+        &self,
+        path: &str,
+        originator: &str,
+        max_body_bytes: usize,
+    ) -> Result<(http::StatusCode, Option<u16>, Bytes), UpstreamError> {
+        let mut uri = self.base.clone().into_parts();
+        uri.path_and_query =
+            Some(PathAndQuery::try_from(path).map_err(|e| UpstreamError::Request(e.to_string()))?);
+        let uri = Uri::from_parts(uri).map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let request = Request::get(uri)
+            .header("x-m2m-origin", originator)
+            .header("x-m2m-ri", "m2mguard-resolve")
+            .header("x-m2m-rvi", "3")
+            .header(http::header::ACCEPT, "application/json")
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| UpstreamError::Request(e.to_string()))?;
+        let exchange = async {
+            let response = self
+                .client
+                .request(request)
+                .await
+                .map_err(|e| UpstreamError::Unreachable(error_chain(&e)))?;
+            let status = response.status();
+            let rsc = response
+                .headers()
+                .get("x-m2m-rsc")
+                .and_then(|v| v.to_str().ok())
+                .and_then(|v| v.parse().ok());
+            let body = http_body_util::Limited::new(response.into_body(), max_body_bytes)
+                .collect()
+                .await
+                .map_err(|e| UpstreamError::Unreachable(e.to_string()))?
+                .to_bytes();
+            Ok((status, rsc, body))
+        };
+        tokio::time::timeout(self.timeout, exchange)
+            .await
+            .map_err(|_| UpstreamError::Timeout(self.timeout))?
     }
 }
 

@@ -7,6 +7,7 @@
 
 mod decode;
 mod forward;
+mod lookup;
 mod reply;
 mod serve;
 
@@ -28,6 +29,7 @@ use crate::primitive::Rsc;
 use crate::primitive::{Peer, Primitive};
 pub use decode::{target, DecodeError};
 pub use forward::{Upstream, UpstreamError};
+pub use lookup::CseLookup;
 pub use serve::{serve, Listener};
 
 /// The body type of every response the binding sends.
@@ -36,7 +38,6 @@ pub type Body = BoxBody<Bytes, hyper::Error>;
 pub struct HttpBinding {
     decider: Arc<Decider>,
     upstream: Upstream,
-    cse_id: String,
     max_header_bytes: usize,
     max_body_bytes: usize,
     body_timeout: Duration,
@@ -45,15 +46,10 @@ pub struct HttpBinding {
 }
 
 impl HttpBinding {
-    pub fn new(
-        config: &HttpConfig,
-        cse_id: &str,
-        decider: Arc<Decider>,
-    ) -> Result<Self, crate::tls::TlsError> {
+    pub fn new(config: &HttpConfig, decider: Arc<Decider>) -> Result<Self, crate::tls::TlsError> {
         Ok(HttpBinding {
             decider,
             upstream: Upstream::new(config)?,
-            cse_id: cse_id.to_owned(),
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.header_read_timeout,
@@ -91,6 +87,9 @@ impl HttpBinding {
             Err(bad) => return malformed(bad),
         };
         if let Err(denial) = self.decider.precheck(&primitive) {
+            return denied(denial);
+        }
+        if let Err(denial) = self.decider.resolve(&mut primitive).await {
             return denied(denial);
         }
         primitive.content = match self.read_body(body).await {
@@ -132,7 +131,7 @@ impl HttpBinding {
         if declared_length(parts).is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(too_large());
         }
-        decode::decode(parts, peer, &self.cse_id)
+        decode::decode(parts, peer, self.decider.addressing())
             .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
     }
 

@@ -11,8 +11,8 @@ use bytes::Bytes;
 use serde_json::Value;
 
 use super::topic::Format;
-use crate::binding::target::sp_relative;
 use crate::primitive::{Operation, Peer, Primitive, Security};
+use crate::target::{Addressing, BadTarget, Canonical};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum DecodeError {
@@ -28,6 +28,8 @@ pub enum DecodeError {
     BadList(&'static str),
     #[error("to is not a oneM2M target")]
     BadTarget,
+    #[error(transparent)]
+    Target(#[from] BadTarget),
 }
 
 /// The payload as a JSON value (CBOR is read into the same data model).
@@ -42,7 +44,11 @@ pub fn parse(payload: &[u8], format: Format) -> Result<Value, DecodeError> {
 }
 
 /// The request primitive in `object`.
-pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, DecodeError> {
+pub fn primitive(
+    object: &Value,
+    peer: Peer,
+    addressing: &Addressing,
+) -> Result<Primitive, DecodeError> {
     let op = match object.get("op").and_then(Value::as_u64) {
         Some(1) => Operation::Create,
         Some(2) => Operation::Retrieve,
@@ -52,7 +58,7 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
         _ => return Err(DecodeError::BadOperation),
     };
     let to = required(object, "to")?;
-    let to = target(to, cse_id)?;
+    let Canonical { to, as_sent } = target(to, addressing)?;
     let ty = match object.get("ty") {
         None => None,
         Some(v) => Some(
@@ -68,6 +74,7 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
     Ok(Primitive {
         op,
         to,
+        to_as_sent: as_sent,
         fr: required(object, "fr")?.to_owned(),
         rqi: required(object, "rqi")?.to_owned(),
         rvi: optional(object, "rvi")?,
@@ -85,11 +92,11 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
     })
 }
 
-/// A primitive's `to`, taken literally as the CSE will (no percent-decoding), in the shared
-/// SP-relative form: absolute `//sp/cse/…`, SP-relative `/cse/…`, CSE-relative `x/…`. A `%`
+/// A primitive's `to`, taken literally as the CSE will (no percent-decoding), made canonical
+/// ([`crate::target`]): absolute `//sp/cse/…`, SP-relative `/cse/…`, CSE-relative `x/…`. A `%`
 /// anywhere, or a CSE-relative target starting with the HTTP prefixes `~` or `_`, is refused:
 /// the gateway must decide on exactly the name the CSE acts on.
-fn target(to: &str, cse_id: &str) -> Result<String, DecodeError> {
+fn target(to: &str, addressing: &Addressing) -> Result<Canonical, DecodeError> {
     let segments: Vec<&str> = if let Some(rest) = to.strip_prefix("//") {
         std::iter::once("_").chain(rest.split('/')).collect()
     } else if let Some(rest) = to.strip_prefix('/') {
@@ -102,7 +109,7 @@ fn target(to: &str, cse_id: &str) -> Result<String, DecodeError> {
     if to.contains('%') {
         return Err(DecodeError::BadTarget);
     }
-    sp_relative(segments.into_iter().map(Into::into), cse_id).map_err(|_| DecodeError::BadTarget)
+    Ok(addressing.canonical(segments.into_iter().map(Into::into))?)
 }
 
 /// Members of the request besides those the primitive carries itself, as compact JSON in the
@@ -162,6 +169,10 @@ fn list(object: &Value, key: &'static str) -> Result<Vec<String>, DecodeError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn addressing() -> Addressing {
+        Addressing::new("/id-in", "cse-in", Some("//acme.example.com"))
+    }
     use crate::primitive::Protocol;
     use serde_json::json;
 
@@ -177,7 +188,7 @@ mod tests {
     fn request_decodes_with_targets_in_sp_relative_form() {
         let object = json!({"op": 1, "to": "cse-in", "fr": "Cm", "rqi": "r1", "rvi": "4",
             "ty": 2, "pc": {"m2m:ae": {"rn": "x"}}, "tkns": ["t1"], "tids": ["i1"], "aus": "a"});
-        let p = primitive(&object, peer(), "/id-in").unwrap();
+        let p = primitive(&object, peer(), &addressing()).unwrap();
         assert_eq!(
             (p.op, p.to.as_str(), p.fr.as_str(), p.ty),
             (Operation::Create, "/id-in/cse-in", "Cm", Some(2))
@@ -187,19 +198,19 @@ mod tests {
         assert_eq!(&p.content[..], br#"{"m2m:ae":{"rn":"x"}}"#);
         let sp = json!({"op": 2, "to": "/id-in/cse-in/x", "fr": "Cm", "rqi": "r"});
         assert_eq!(
-            primitive(&sp, peer(), "/id-in").unwrap().to,
+            primitive(&sp, peer(), &addressing()).unwrap().to,
             "/id-in/cse-in/x"
         );
         let abs = json!({"op": 2, "to": "//sp/id-in/x", "fr": "Cm", "rqi": "r"});
         assert_eq!(
-            primitive(&abs, peer(), "/id-in").unwrap().to,
+            primitive(&abs, peer(), &addressing()).unwrap().to,
             "//sp/id-in/x"
         );
     }
 
     #[test]
     fn targets_are_taken_literally_and_http_only_forms_refused() {
-        let to = |t: &str| target(t, "/id-in");
+        let to = |t: &str| target(t, &addressing()).map(|c| c.to);
         assert_eq!(to("cse-in/meter-01").unwrap(), "/id-in/cse-in/meter-01");
         for bad in [
             "cse-in/m%65ter-01",
@@ -209,7 +220,7 @@ mod tests {
             "cse-in/../x",
             "",
         ] {
-            assert_eq!(to(bad), Err(DecodeError::BadTarget), "{bad:?}");
+            assert!(to(bad).is_err(), "{bad:?}");
         }
     }
 
@@ -237,8 +248,8 @@ mod tests {
                 DecodeError::MissingText("rqi"),
             ),
             (
-                json!({"op": 2, "to": "a/../b", "fr": "Cm", "rqi": "r"}),
-                DecodeError::BadTarget,
+                json!({"op": 2, "to": "cse-in/../b", "fr": "Cm", "rqi": "r"}),
+                DecodeError::Target(BadTarget::Ambiguous),
             ),
             (
                 json!({"op": 1, "to": "cse-in", "fr": "Cm", "rqi": "r", "ty": "x"}),
@@ -251,7 +262,7 @@ mod tests {
         ];
         for (object, expected) in cases {
             assert_eq!(
-                primitive(&object, peer(), "/id-in").unwrap_err(),
+                primitive(&object, peer(), &addressing()).unwrap_err(),
                 expected,
                 "{object}"
             );

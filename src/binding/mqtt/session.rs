@@ -156,9 +156,10 @@ impl Session<'_> {
         keep_alive: Option<Duration>,
     ) -> End {
         // The broker's CONNACK, and anything either side sent right after CONNECT/CONNACK.
-        let pending = self
-            .broker_packets(&mut from_broker)
-            .and_then(|()| self.client_packets(&mut from_client));
+        let pending = match self.broker_packets(&mut from_broker) {
+            Ok(()) => self.client_packets(&mut from_client).await,
+            Err(end) => Err(end),
+        };
         match pending {
             Ok(Flow::Continue) => {}
             Ok(Flow::Disconnect) => {
@@ -188,7 +189,7 @@ impl Session<'_> {
                         return match e { WireError::Closed => End::Disconnected, e => End::Client(e) };
                     }
                     last_heard = Instant::now();
-                    self.client_packets(&mut from_client)
+                    self.client_packets(&mut from_client).await
                 }
                 read = from_broker.fill(&mut broker) => match read {
                     Ok(()) => self.broker_packets(&mut from_broker).map(|()| Flow::Continue),
@@ -235,18 +236,18 @@ impl Session<'_> {
         }
     }
 
-    fn client_packets(&mut self, frames: &mut Frames) -> Result<Flow, End> {
+    async fn client_packets(&mut self, frames: &mut Frames) -> Result<Flow, End> {
         while let Some(packet) = frames.next_packet().map_err(End::Client)? {
-            if let Flow::Disconnect = self.client_packet(packet)? {
+            if let Flow::Disconnect = self.client_packet(packet).await? {
                 return Ok(Flow::Disconnect);
             }
         }
         Ok(Flow::Continue)
     }
 
-    fn client_packet(&mut self, packet: Packet) -> Result<Flow, End> {
+    async fn client_packet(&mut self, packet: Packet) -> Result<Flow, End> {
         match packet {
-            Packet::Publish(p) => self.publish(p)?,
+            Packet::Publish(p) => self.publish(p).await?,
             Packet::Subscribe(s) => self.subscribe(s)?,
             Packet::Unsubscribe(u) => {
                 for t in &u.topics {
@@ -295,7 +296,7 @@ impl Session<'_> {
         Ok(())
     }
 
-    fn publish(&mut self, p: Publish) -> Result<(), End> {
+    async fn publish(&mut self, p: Publish) -> Result<(), End> {
         if p.topic.is_empty() || p.topic.contains(['+', '#', '\0']) {
             // MQTT 3.1.1 §3.3.2.1 / §4.7.3: a broker closes the connection for this.
             return Err(End::Protocol(
@@ -303,7 +304,7 @@ impl Session<'_> {
             ));
         }
         if topic::is_request(&p.topic) {
-            return self.request(p);
+            return self.request(p).await;
         }
         let request = self.topic_request(TopicAction::Publish, &p.topic);
         match self.b.decider.decide_topic(&request) {
@@ -316,7 +317,7 @@ impl Session<'_> {
 
     /// A oneM2M request: the topic's originator, `fr` and the bound identity must agree, then
     /// the guard decides; a refusal is answered on the response topic and never forwarded.
-    fn request(&mut self, p: Publish) -> Result<(), End> {
+    async fn request(&mut self, p: Publish) -> Result<(), End> {
         let Some(t) = topic::request(&p.topic) else {
             self.malformed();
             tracing::info!(node.id = %self.originator, proto = "mqtt", topic = %p.topic, "malformed oneM2M request topic dropped");
@@ -340,10 +341,15 @@ impl Session<'_> {
             }
         };
         let echo = Echo::of(&object);
-        let primitive = match decode::primitive(&object, self.peer.clone(), &self.b.cse_id) {
-            Ok(primitive) => primitive,
-            Err(e) => return self.refuse(&p, &t, &echo, Rsc::BadRequest, &e.to_string()),
-        };
+        let mut primitive =
+            match decode::primitive(&object, self.peer.clone(), self.b.decider.addressing()) {
+                Ok(primitive) => primitive,
+                Err(e) => return self.refuse(&p, &t, &echo, Rsc::BadRequest, &e.to_string()),
+            };
+        if let Err(d) = self.b.decider.resolve(&mut primitive).await {
+            let message = d.stage.public_message();
+            return self.refuse(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, message);
+        }
         let bound = [
             ("session's originator", self.originator.as_str()),
             ("request topic's originator", t.originator.as_str()),

@@ -16,6 +16,7 @@ fn primitive(
     Primitive {
         op: Operation::ALL[usize::from(op) - 1],
         to: to.into(),
+        to_as_sent: None,
         fr: fr.into(),
         rqi: rqi.into(),
         rvi: Some("4".into()),

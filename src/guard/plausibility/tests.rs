@@ -19,6 +19,7 @@ fn request(fr: &str, content: &str, peer: [u8; 4]) -> Primitive {
     Primitive {
         op: Operation::Create,
         to: "/id-in/cse-in/tracker-01/data".into(),
+        to_as_sent: None,
         fr: fr.into(),
         rqi: "r".into(),
         rvi: Some("4".into()),

@@ -138,6 +138,7 @@ fn request(fr: &str, tokens: &[&str]) -> Primitive {
     Primitive {
         op: Operation::Retrieve,
         to: "/id-in/cse-in/meter".into(),
+        to_as_sent: None,
         fr: fr.into(),
         rqi: "r1".into(),
         rvi: Some("4".into()),
