@@ -143,7 +143,14 @@ mod tests {
         let ring = KeyRing::new(std::slice::from_ref(&key));
         let mut issued = Vec::new();
         for round in 0..2 {
-            let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
+            // sled's flusher thread may hold the previous round's lock for a moment.
+            let reopened = (0..100).find_map(|_| {
+                SledStore::open(dir.path()).ok().or_else(|| {
+                    std::thread::sleep(std::time::Duration::from_millis(50));
+                    None
+                })
+            });
+            let store: Arc<dyn Store> = Arc::new(reopened.expect("the repository reopens"));
             let inserter = Inserter::new(std::slice::from_ref(&key), 10, Some(store));
             for i in 0..3 {
                 let mut p = request("Clegacy", &format!("r{round}{i}"));

@@ -16,8 +16,8 @@
 //! - Another CSE of our SP (`/id-mn/...`) and other SPs (`//sp2/...`) are kept as written:
 //!   their aliases are not ours to know, so `-` there is refused.
 //!
-//! Refused ([`BadTarget`]): an empty, `.` or `..` segment, one containing `/`, `\` or a control
-//! character, a prefix without a path, a local name that starts with neither the CSEBase name,
+//! Refused ([`BadTarget`]): an empty, `.` or `..` segment, one containing `/`, `\`, `#`, `?` or
+//! a control character (ACME cuts `to` at `#` and reads the rest as an attribute name), a prefix without a path, a local name that starts with neither the CSEBase name,
 //! `-` nor a resource id, an absolute target when no SP-ID is configured, and any target through
 //! a group's fan-out point (`fopt`), whose members the gateway cannot see.
 
@@ -170,10 +170,8 @@ impl Addressing {
         let [sp, rest @ ..] = path else {
             return Err(BadTarget::Short);
         };
-        if own
-            .strip_prefix("//")
-            .is_some_and(|own| own.eq_ignore_ascii_case(sp))
-        {
+        // Exactly, as the CSE compares it: another spelling is another SP to the CSE too.
+        if own.strip_prefix("//") == Some(*sp) {
             return self.sp_relative(rest);
         }
         match rest {
@@ -207,7 +205,7 @@ fn ambiguous(text: &str) -> bool {
         || text == ".."
         || text
             .chars()
-            .any(|c| c == '/' || c == '\\' || c.is_control())
+            .any(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control())
 }
 
 #[cfg(test)]

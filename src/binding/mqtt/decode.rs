@@ -208,6 +208,21 @@ mod tests {
         );
     }
 
+    /// The README's rules for the compact JSON that check values cover (numbers, escapes).
+    #[test]
+    fn other_members_are_written_as_the_readme_says() {
+        let text = r#"{"op": 2, "to": "cse-in", "fr": "Cm", "rqi": "r", "rcn": 1, "a": 1e2,
+            "b": 100.0, "c": 0.5, "d": 1e-7, "e": -3, "s": "\u00fc/\u0001\u007f\"\n", "t": [true, null]}"#;
+        let object: Value = serde_json::from_str(text).unwrap();
+        let p = primitive(&object, peer(), &addressing()).unwrap();
+        assert_eq!(
+            p.query,
+            "{\"rcn\":1,\"a\":100.0,\"b\":100.0,\"c\":0.5,\"d\":1e-7,\"e\":-3,\"s\":\"\u{fc}/\\u0001\u{7f}\\\"\\n\",\"t\":[true,null]}"
+        );
+        let bare = json!({"op": 2, "to": "cse-in", "fr": "Cm", "rqi": "r"});
+        assert_eq!(primitive(&bare, peer(), &addressing()).unwrap().query, "");
+    }
+
     #[test]
     fn targets_are_taken_literally_and_http_only_forms_refused() {
         let to = |t: &str| target(t, &addressing()).map(|c| c.to);
