@@ -19,6 +19,7 @@ use crate::binding::mqtt::{self, MqttBinding};
 use crate::config::Config;
 use crate::decision::Decider;
 use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
+use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::store::{Nodes, SledStore, Store, StoreError};
@@ -146,7 +147,7 @@ impl Gateway {
             ));
         let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
         let targets = resolver(&config)?;
-        let decider = Arc::new(Decider::new(guard, metrics, decisions, targets));
+        let decider = Arc::new(Decider::new(guard, metrics.clone(), decisions, targets));
         let h = &config.http;
         let binding = Arc::new(
             HttpBinding::new(h, decider.clone())?.with_token_request_info(tokens.request_info()),
@@ -164,6 +165,7 @@ impl Gateway {
                         .as_ref()
                         .map(|t| tokio_rustls::TlsAcceptor::from(t.config.clone())),
                     require_identity: m.tls.as_ref().is_some_and(|t| t.client_auth),
+                    limiter: Limiter::new("mqtt", m.connections, metrics.connections("mqtt")),
                 };
                 let binding = MqttBinding::new(m, &config.gateway.cse_id, decider.clone(), nodes);
                 Some((listener, Arc::new(binding), addr))
@@ -180,6 +182,7 @@ impl Gateway {
             require_identity: h.tls.as_ref().is_some_and(|t| t.client_auth),
             max_header_bytes: h.max_header_bytes,
             header_read_timeout: h.header_read_timeout,
+            limiter: Limiter::new("http", h.connections, metrics.connections("http")),
         };
         let (shutdown, stop) = watch::channel(false);
         let coap = match &config.coap {

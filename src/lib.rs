@@ -13,6 +13,7 @@ pub mod config;
 pub mod decision;
 pub mod gateway;
 pub mod guard;
+pub mod listen;
 pub mod metrics;
 pub mod minicse;
 pub mod policy;

@@ -5,7 +5,12 @@
 //! `m2mguard_decision_seconds` and `m2mguard_upstream_seconds` are latency histograms by
 //! protocol; `m2mguard_plausibility_flags_total{rule}` counts requests a plausibility rule
 //! flagged; `m2mguard_dropped_total{protocol, reason}` counts datagrams dropped before any
-//! decision (rate limit, oversize, malformed, unmatched). Label values are a small closed set
+//! decision (rate limit, oversize, malformed, unmatched);
+//! `m2mguard_connections_refused_total{listener, reason}` counts TCP connections closed at
+//! accept (reason `max_connections` or `max_connections_per_source`),
+//! `m2mguard_connections_open{listener}` the connections held now and
+//! `m2mguard_connections_timed_out_total{listener}` those closed for sending no request head
+//! in time (listener `http`, `mqtt` or `admin`). Label values are a small closed set
 //! (rule names come from the configuration), so cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -50,6 +55,41 @@ impl FlagCounter {
     }
 }
 
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ListenerLabel {
+    listener: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusedLabels {
+    listener: &'static str,
+    reason: &'static str,
+}
+
+/// One listener's connection counters; a handle its accept loop holds. The default is not
+/// registered anywhere (for tests).
+#[derive(Clone, Debug, Default)]
+pub struct ConnectionCounters {
+    listener: &'static str,
+    refused: Family<RefusedLabels, Counter>,
+    /// Connections held now.
+    pub open: Gauge,
+    /// Connections closed for sending no request head within the timeout.
+    pub timed_out: Counter,
+}
+
+impl ConnectionCounters {
+    /// One connection closed as it was accepted, because of the cap named by `reason`.
+    pub fn refused(&self, reason: &'static str) {
+        self.refused
+            .get_or_create(&RefusedLabels {
+                listener: self.listener,
+                reason,
+            })
+            .inc();
+    }
+}
+
 type Latency = Family<ProtocolLabel, Histogram, fn() -> Histogram>;
 
 /// How a request ended, for the request counter.
@@ -69,6 +109,9 @@ pub struct Metrics {
     policies: Gauge,
     plausibility_flags: FlagCounter,
     dropped: Family<DropLabels, Counter>,
+    connections_refused: Family<RefusedLabels, Counter>,
+    connections_open: Family<ListenerLabel, Gauge>,
+    connections_timed_out: Family<ListenerLabel, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -137,6 +180,24 @@ impl Metrics {
             "Datagrams dropped before a decision, by reason",
             dropped.clone(),
         );
+        let connections_refused = Family::<RefusedLabels, Counter>::default();
+        registry.register(
+            "connections_refused",
+            "TCP connections closed at accept, by listener and the cap they hit",
+            connections_refused.clone(),
+        );
+        let connections_open = Family::<ListenerLabel, Gauge>::default();
+        registry.register(
+            "connections_open",
+            "TCP connections held, by listener",
+            connections_open.clone(),
+        );
+        let connections_timed_out = Family::<ListenerLabel, Counter>::default();
+        registry.register(
+            "connections_timed_out",
+            "Connections closed for sending no request head in time, by listener",
+            connections_timed_out.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -146,6 +207,20 @@ impl Metrics {
             policies,
             plausibility_flags,
             dropped,
+            connections_refused,
+            connections_open,
+            connections_timed_out,
+        }
+    }
+
+    /// The connection counters of `listener` (`http`, `mqtt`, `admin`), for its accept loop.
+    pub fn connections(&self, listener: &'static str) -> ConnectionCounters {
+        let label = ListenerLabel { listener };
+        ConnectionCounters {
+            listener,
+            refused: self.connections_refused.clone(),
+            open: self.connections_open.get_or_create(&label).clone(),
+            timed_out: self.connections_timed_out.get_or_create(&label).clone(),
         }
     }
 

@@ -624,11 +624,55 @@ async fn admin_api_refuses_web_pages_and_rebound_names() {
         .header("Host", "evil.example")
         .body(Full::default())
         .unwrap();
-    assert_eq!(send(&client, rebound).await.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        send(&client, rebound).await.status,
+        StatusCode::MISDIRECTED_REQUEST
+    );
     assert_eq!(
         retrieve(&client, gw.http(), "Clamp").await.status,
         StatusCode::CREATED,
         "still active"
     );
+    gw.gateway.shutdown().await;
+}
+
+/// `GET <target>` to the admin API with these header lines; the status line, lower-cased.
+async fn admin_status(gw: &TestGateway, target: &str, headers: &str) -> String {
+    let head = format!("GET {target} HTTP/1.1\r\n{headers}Connection: close\r\n\r\n");
+    let answer = raw_exchange(gw.gateway.admin_addr, &head).await;
+    answer.lines().next().unwrap_or("").to_owned()
+}
+
+#[tokio::test]
+async fn admin_api_refuses_two_hosts_foreign_hosts_and_absolute_targets() {
+    let gw = gateway(echo_upstream().await.addr).await;
+    let port = gw.gateway.admin_addr.port();
+    let refused = [
+        (
+            "/healthz",
+            "Host: 127.0.0.1\r\nHost: evil.example\r\n",
+            "400",
+        ),
+        ("/healthz", "", "400"),
+        ("/healthz", "Host: evil.example\r\n", "421"),
+        ("/healthz", &format!("Host: evil.example:{port}\r\n"), "421"),
+        ("http://evil.example/healthz", "Host: 127.0.0.1\r\n", "400"),
+        ("http://127.0.0.1/healthz", "Host: 127.0.0.1\r\n", "400"),
+    ];
+    for (target, headers, status) in refused {
+        let line = admin_status(&gw, target, headers).await;
+        assert!(
+            line.starts_with(&format!("http/1.1 {status}")),
+            "{target} {headers:?}: {line}"
+        );
+    }
+    for host in [
+        format!("127.0.0.1:{port}"),
+        "localhost".into(),
+        format!("[::1]:{port}"),
+    ] {
+        let line = admin_status(&gw, "/healthz", &format!("Host: {host}\r\n")).await;
+        assert!(line.starts_with("http/1.1 200"), "{host}: {line}");
+    }
     gw.gateway.shutdown().await;
 }

@@ -5,53 +5,68 @@
 //! `GET /healthz`, `GET /readyz`, `GET /metrics`, `GET /v1/nodes`, `GET /v1/nodes/{id}`,
 //! `POST /v1/nodes/{id}/activate`, `POST /v1/nodes/{id}/deactivate`, `POST /v1/reload`.
 //! Node ids in paths are percent-encoded.
+//!
+//! Every request must carry exactly one `Host` naming an IP address or `localhost` and an
+//! origin-form target, and no `Origin` ([`routes`]): a DNS-rebinding and cross-site defence.
+//! At most [`MAX_CONNECTIONS`] connections at once; each must send a request head within
+//! [`HEADER_READ_TIMEOUT`] of being accepted or of its last answer.
 
 pub mod client;
 mod routes;
 
 use std::convert::Infallible;
 use std::sync::Arc;
+use std::time::Duration;
 
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
+use tokio::time::Instant;
 
+use crate::config::ConnectionLimits;
 use crate::gateway::State;
+use crate::listen::lifetime::{self, Activity, End, Tracked};
+use crate::listen::{self, Limiter};
+
+/// Time for each request head; a connection idle this long (no request in progress) is closed.
+pub const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Open admin connections at once; its clients are local tools, all from one source.
+pub const MAX_CONNECTIONS: usize = 64;
 
 /// Serves the admin API until `stop` turns true.
 pub async fn serve(listener: TcpListener, state: Arc<State>, mut stop: watch::Receiver<bool>) {
+    let limits = ConnectionLimits {
+        max_connections: MAX_CONNECTIONS,
+        max_connections_per_source: MAX_CONNECTIONS,
+    };
+    let limiter = Limiter::new("admin", limits, state.metrics.connections("admin"));
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(e) => {
-                    tracing::warn!(error = %e, "admin accept failed");
-                    tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                    continue;
-                }
-            },
+        let (stream, _, admission) = tokio::select! {
+            accepted = listen::accept(&listener, &limiter) => accepted,
             () = crate::gateway::stopped(&mut stop) => return,
         };
-        let state = state.clone();
-        let mut stop = stop.clone();
+        let (state, stop) = (state.clone(), stop.clone());
         tokio::spawn(async move {
+            let activity = Activity::new(Instant::now());
+            let tracker = activity.clone();
             let service = service_fn(move |req| {
                 let state = state.clone();
-                async move { Ok::<_, Infallible>(routes::route(&state, req).await) }
+                let in_flight = tracker.begin();
+                async move {
+                    let response = routes::route(&state, req).await;
+                    Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+                }
             });
             let conn = http1::Builder::new()
                 .timer(TokioTimer::new())
-                .header_read_timeout(std::time::Duration::from_secs(10))
+                .header_read_timeout(HEADER_READ_TIMEOUT)
                 .serve_connection(TokioIo::new(stream), service);
-            tokio::pin!(conn);
-            tokio::select! {
-                _ = conn.as_mut() => {}
-                () = crate::gateway::stopped(&mut stop) => {
-                    conn.as_mut().graceful_shutdown();
-                    let _ = conn.await;
-                }
+            if let Ok(End::Idle) = lifetime::drive(conn, &activity, HEADER_READ_TIMEOUT, stop).await
+            {
+                admission.timed_out();
             }
         });
     }

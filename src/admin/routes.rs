@@ -14,8 +14,8 @@ use crate::store::NodeStatus;
 type Reply = Response<Full<Bytes>>;
 
 pub async fn route(state: &State, req: Request<Incoming>) -> Reply {
-    if let Err(why) = from_a_local_tool(req.headers()) {
-        return error(StatusCode::FORBIDDEN, why);
+    if let Err(refused) = from_a_local_tool(&req) {
+        return error(refused.status(), &refused.to_string());
     }
     let method = req.method().clone();
     let path = req.uri().path().to_owned();
@@ -62,25 +62,78 @@ pub async fn route(state: &State, req: Request<Incoming>) -> Reply {
     }
 }
 
+/// Why a request is not taken to come from a local tool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+enum NotLocal {
+    #[error("requests from web pages (with an Origin header) are refused")]
+    FromWebPage,
+    #[error("expected exactly one Host header, got {count}")]
+    HostCount { count: usize },
+    #[error("only origin-form request targets (/path?query) are served")]
+    NotOriginForm,
+    #[error("Host must be an IP address or localhost, with an optional port")]
+    ForeignHost,
+}
+
+impl NotLocal {
+    /// 403 for web pages, 421 (Misdirected Request) for a Host naming another name, 400 for
+    /// a request that is malformed for this API.
+    fn status(self) -> StatusCode {
+        match self {
+            NotLocal::FromWebPage => StatusCode::FORBIDDEN,
+            NotLocal::HostCount { .. } | NotLocal::NotOriginForm => StatusCode::BAD_REQUEST,
+            NotLocal::ForeignHost => StatusCode::MISDIRECTED_REQUEST,
+        }
+    }
+}
+
 /// Browsers can be made to send requests here (cross-origin, or by DNS rebinding a name to
 /// 127.0.0.1); command-line tools never send `Origin` and address us by IP or `localhost`.
-fn from_a_local_tool(headers: &http::HeaderMap) -> Result<(), &'static str> {
+/// So: no `Origin`, exactly one `Host` that is an IPv4 address, a bracketed IPv6 address or
+/// `localhost` (each with an optional port), and an origin-form target, so that an
+/// absolute-form target cannot name another host than `Host` does.
+fn from_a_local_tool<B>(req: &Request<B>) -> Result<(), NotLocal> {
+    let headers = req.headers();
     if headers.contains_key(http::header::ORIGIN) {
-        return Err("requests from web pages (with an Origin header) are refused");
+        return Err(NotLocal::FromWebPage);
     }
-    let Some(host) = headers.get(http::header::HOST) else {
-        return Ok(());
-    };
-    let host = host.to_str().map_err(|_| "unreadable Host header")?;
-    let name = match host.strip_prefix('[') {
-        Some(v6) => v6.split(']').next().unwrap_or(""),
-        None => host.rsplit_once(':').map_or(host, |(name, _port)| name),
-    };
-    if name.eq_ignore_ascii_case("localhost") || name.parse::<std::net::IpAddr>().is_ok() {
-        Ok(())
-    } else {
-        Err("Host must be an IP address or localhost")
+    let uri = req.uri();
+    if uri.scheme().is_some() || uri.authority().is_some() || !uri.path().starts_with('/') {
+        return Err(NotLocal::NotOriginForm);
     }
+    let mut hosts = headers.get_all(http::header::HOST).iter();
+    let (Some(host), None) = (hosts.next(), hosts.next()) else {
+        let count = headers.get_all(http::header::HOST).iter().count();
+        return Err(NotLocal::HostCount { count });
+    };
+    match host.to_str() {
+        Ok(host) if is_local_authority(host) => Ok(()),
+        _ => Err(NotLocal::ForeignHost),
+    }
+}
+
+/// `host[:port]` where host is an IPv4 address, `[IPv6]` or `localhost` (any case) and port,
+/// when present, is 0 to 65535 in decimal digits.
+fn is_local_authority(authority: &str) -> bool {
+    let (name_ok, port) = match authority.strip_prefix('[') {
+        Some(bracketed) => match bracketed.split_once(']') {
+            Some((v6, port)) => (v6.parse::<std::net::Ipv6Addr>().is_ok(), port),
+            None => return false,
+        },
+        None => {
+            let (name, port) = authority.split_at(authority.find(':').unwrap_or(authority.len()));
+            let local = name.eq_ignore_ascii_case("localhost")
+                || name.parse::<std::net::Ipv4Addr>().is_ok();
+            (local, port)
+        }
+    };
+    let port_ok = port.is_empty()
+        || port.strip_prefix(':').is_some_and(|digits| {
+            !digits.is_empty()
+                && digits.bytes().all(|b| b.is_ascii_digit())
+                && digits.parse::<u16>().is_ok()
+        });
+    name_ok && port_ok
 }
 
 fn ready(state: &State) -> Reply {
@@ -169,37 +222,97 @@ fn text(status: StatusCode, body: &str) -> Reply {
 
 #[cfg(test)]
 mod tests {
-    use super::from_a_local_tool;
+    use super::{from_a_local_tool, NotLocal};
+    use http::StatusCode;
 
-    fn headers(pairs: &[(&'static str, &str)]) -> http::HeaderMap {
-        pairs
-            .iter()
-            .map(|(k, v)| (http::HeaderName::from_static(k), v.parse().unwrap()))
-            .collect()
+    fn request(target: &str, headers: &[(&'static str, &str)]) -> http::Request<()> {
+        let mut builder = http::Request::get(target);
+        for (name, value) in headers {
+            builder = builder.header(*name, *value);
+        }
+        builder.body(()).unwrap()
+    }
+
+    fn check(host: &str) -> Result<(), NotLocal> {
+        from_a_local_tool(&request("/healthz", &[("host", host)]))
     }
 
     #[test]
     fn local_tools_are_served() {
         for host in [
             "127.0.0.1:19090",
+            "127.0.0.1",
             "[::1]:19090",
+            "[::1]",
             "localhost:19090",
+            "LOCALHOST",
             "10.1.2.3",
         ] {
-            assert!(
-                from_a_local_tool(&headers(&[("host", host)])).is_ok(),
-                "{host}"
+            assert_eq!(check(host), Ok(()), "{host}");
+        }
+        let with_query = request("/v1/nodes?x=1", &[("host", "localhost")]);
+        assert_eq!(from_a_local_tool(&with_query), Ok(()));
+    }
+
+    #[test]
+    fn rebound_names_and_malformed_hosts_get_421() {
+        for host in [
+            "evil.example",
+            "evil.example:19090",
+            "localhost.evil.example",
+            "127.0.0.1.nip.io",
+            "::1",
+            "[::1",
+            "[evil.example]",
+            "127.0.0.1:",
+            "127.0.0.1:+80",
+            "127.0.0.1:65536",
+            "localhost:1:2",
+            "",
+        ] {
+            let refused = check(host).unwrap_err();
+            assert_eq!(refused, NotLocal::ForeignHost, "{host:?}");
+            assert_eq!(refused.status(), StatusCode::MISDIRECTED_REQUEST);
+        }
+    }
+
+    #[test]
+    fn anything_but_exactly_one_host_gets_400() {
+        let none = request("/healthz", &[]);
+        let two = request(
+            "/healthz",
+            &[("host", "127.0.0.1"), ("host", "evil.example")],
+        );
+        for (req, count) in [(none, 0), (two, 2)] {
+            let refused = from_a_local_tool(&req).unwrap_err();
+            assert_eq!(refused, NotLocal::HostCount { count });
+            assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+        }
+    }
+
+    #[test]
+    fn absolute_form_and_asterisk_targets_get_400() {
+        for target in [
+            "http://evil.example/healthz",
+            "http://127.0.0.1/healthz",
+            "*",
+        ] {
+            let req = request(target, &[("host", "127.0.0.1")]);
+            assert_eq!(
+                from_a_local_tool(&req),
+                Err(NotLocal::NotOriginForm),
+                "{target}"
             );
         }
     }
 
     #[test]
-    fn browsers_and_rebound_names_are_refused() {
-        assert!(from_a_local_tool(&headers(&[
-            ("host", "127.0.0.1:1"),
-            ("origin", "http://evil.example")
-        ]))
-        .is_err());
-        assert!(from_a_local_tool(&headers(&[("host", "evil.example:19090")])).is_err());
+    fn web_pages_get_403() {
+        let req = request(
+            "/healthz",
+            &[("host", "127.0.0.1:1"), ("origin", "http://evil.example")],
+        );
+        let refused = from_a_local_tool(&req).unwrap_err();
+        assert_eq!(refused.status(), StatusCode::FORBIDDEN);
     }
 }

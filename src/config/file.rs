@@ -32,6 +32,8 @@ pub struct FileMqtt {
     pub max_packet_bytes: Option<u64>,
     pub connect_timeout_ms: Option<u64>,
     pub broker_timeout_ms: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_source: Option<u64>,
     pub tls: Option<FileServerTls>,
 }
 
@@ -56,6 +58,8 @@ pub struct FileHttp {
     pub max_body_bytes: Option<u64>,
     pub header_read_timeout_ms: Option<u64>,
     pub upstream_timeout_ms: Option<u64>,
+    pub max_connections: Option<u64>,
+    pub max_connections_per_source: Option<u64>,
     pub tls: Option<FileServerTls>,
     pub upstream_tls: Option<FileUpstreamTls>,
 }

@@ -62,8 +62,18 @@ pub struct MqttConfig {
     pub connect_timeout: Duration,
     /// The broker must accept the connection and answer CONNECT within this.
     pub broker_timeout: Duration,
+    /// Open connections at once, in all and per source.
+    pub connections: ConnectionLimits,
     /// MQTT over TLS for clients; with `client_ca`, the certificate CN is the identity.
     pub tls: Option<ServerTls>,
+}
+
+/// Caps on a listener's open connections; the excess is closed as it is accepted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ConnectionLimits {
+    pub max_connections: usize,
+    /// Per source: an IPv4 address, or an IPv6 /64 prefix. At most `max_connections`.
+    pub max_connections_per_source: usize,
 }
 
 #[derive(Debug, Clone)]
@@ -97,6 +107,8 @@ pub struct HttpConfig {
     pub max_body_bytes: usize,
     pub header_read_timeout: Duration,
     pub upstream_timeout: Duration,
+    /// Open connections at once, in all and per source.
+    pub connections: ConnectionLimits,
     /// HTTPS for clients, when configured.
     pub tls: Option<ServerTls>,
     /// Trust anchors and client identity for an `https` upstream, as a ready configuration.
@@ -345,6 +357,7 @@ impl Validator {
             ) as usize,
             connect_timeout: self.millis("mqtt.connect_timeout_ms", m.connect_timeout_ms, 10_000),
             broker_timeout: self.millis("mqtt.broker_timeout_ms", m.broker_timeout_ms, 10_000),
+            connections: self.connections("mqtt", m.max_connections, m.max_connections_per_source),
             tls: tls.map(|t| ServerTls {
                 config: with_alpn(&t.config, b"mqtt"),
                 client_auth: t.client_auth,
@@ -395,8 +408,36 @@ impl Validator {
                 h.upstream_timeout_ms,
                 10_000,
             ),
+            connections: self.connections("http", h.max_connections, h.max_connections_per_source),
             tls: h.tls.and_then(|t| self.server_tls("http.tls", t)),
             upstream_tls,
+        }
+    }
+
+    /// `<section>.max_connections` and `<section>.max_connections_per_source`; the per-source
+    /// default is capped by the total so that lowering the total alone stays valid.
+    fn connections(
+        &mut self,
+        section: &str,
+        total: Option<u64>,
+        per_source: Option<u64>,
+    ) -> ConnectionLimits {
+        let total_key = format!("{section}.max_connections");
+        let per_source_key = format!("{section}.max_connections_per_source");
+        let total = self.range(&total_key, total, 10_000, 1..=1_000_000);
+        let mut per_source = self.range(&per_source_key, per_source, 256.min(total), 1..=1_000_000);
+        if per_source > total {
+            self.err(
+                per_source_key,
+                format!(
+                    "{per_source} is more than {total_key} = {total} (expected at most {total})"
+                ),
+            );
+            per_source = total;
+        }
+        ConnectionLimits {
+            max_connections: total as usize,
+            max_connections_per_source: per_source as usize,
         }
     }
 

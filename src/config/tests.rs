@@ -246,3 +246,43 @@ fn bad_coap_values_are_located() {
     assert_eq!(keys, ["coap.upstream", "coap.amplification_factor"]);
     assert_eq!(e[0].line, Some(line_of(&text, "coap://x")));
 }
+
+#[test]
+fn connection_caps_have_defaults_and_a_lower_total_lowers_the_per_source_default() {
+    let config = Config::builtin().unwrap();
+    let expected = ConnectionLimits {
+        max_connections: 10_000,
+        max_connections_per_source: 256,
+    };
+    assert_eq!(config.http.connections, expected);
+    let text = with("[http]\n", "[http]\nmax_connections = 100\n");
+    let http = Config::parse(&text, "t.toml").unwrap().http;
+    assert_eq!(http.connections.max_connections_per_source, 100);
+}
+
+#[test]
+fn zero_or_inverted_connection_caps_are_located() {
+    let text = with(
+        "[http]\n",
+        "[http]\nmax_connections = 0\nmax_connections_per_source = 0\n",
+    );
+    let keys: Vec<String> = errors(&text).into_iter().map(|e| e.key).collect();
+    assert_eq!(
+        keys,
+        ["http.max_connections", "http.max_connections_per_source"]
+    );
+
+    let text = with(
+        "[admin]\n",
+        "[mqtt]\nlisten = \"127.0.0.1:18883\"\nbroker = \"127.0.0.1:1884\"\n\
+         max_connections = 10\nmax_connections_per_source = 11\n\n[admin]\n",
+    );
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "mqtt.max_connections_per_source");
+    assert_eq!(
+        e[0].line,
+        Some(line_of(&text, "max_connections_per_source = 11"))
+    );
+    assert!(e[0].message.contains("at most 10"), "{}", e[0].message);
+}

@@ -1,6 +1,10 @@
-//! Accepting connections: TCP, optional TLS (client certificates when configured), HTTP/1.1
-//! and HTTP/2 on the same port, graceful shutdown that lets in-flight requests finish and then
-//! closes what is left.
+//! Accepting connections: TCP within the listener's caps, optional TLS (client certificates
+//! when configured), HTTP/1.1 and HTTP/2 on the same port, graceful shutdown that lets
+//! in-flight requests finish and then closes what is left.
+//!
+//! Every connection must complete its TLS handshake and its first request head within
+//! `header_read_timeout` of being accepted, and the next request head within it again after
+//! each answer (HTTP/2: while no stream is open); otherwise it is closed ([`lifetime`]).
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -10,13 +14,15 @@ use std::time::Duration;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use hyper_util::server::graceful::{GracefulShutdown, Watcher};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::HttpBinding;
+use crate::listen::lifetime::{self, Activity, End, Tracked};
+use crate::listen::{self, Admission, Limiter};
 use crate::primitive::{Peer, Protocol};
 use crate::tls;
 
@@ -33,6 +39,16 @@ pub struct Listener {
     /// Limits on the request head and the TLS handshake.
     pub max_header_bytes: usize,
     pub header_read_timeout: Duration,
+    /// Caps on open connections.
+    pub limiter: Limiter,
+}
+
+/// One accepted connection, with what it needs to be served.
+struct Accepted {
+    stream: TcpStream,
+    addr: SocketAddr,
+    admission: Admission,
+    activity: Arc<Activity>,
 }
 
 /// Serves until `shutdown` turns true, then waits up to `drain` for open connections and
@@ -45,32 +61,26 @@ pub async fn serve(
 ) {
     let listener = Arc::new(listener);
     let builder = Arc::new(builder(&listener));
-    let graceful = GracefulShutdown::new();
     let mut connections = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.tcp.accept() => match accepted {
-                Ok((stream, addr)) => {
-                    let _ = stream.set_nodelay(true);
-                    let (listener, builder, binding) = (listener.clone(), builder.clone(), binding.clone());
-                    let watcher = graceful.watcher();
-                    connections.spawn(async move {
-                        connection(&listener, &builder, stream, addr, binding, watcher).await;
-                    });
-                    while connections.try_join_next().is_some() {}
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            (stream, addr, admission) = listen::accept(&listener.tcp, &listener.limiter) => {
+                let _ = stream.set_nodelay(true);
+                let accepted = Accepted { stream, addr, admission, activity: Activity::new(Instant::now()) };
+                let (listener, builder, binding) = (listener.clone(), builder.clone(), binding.clone());
+                let stop = shutdown.clone();
+                connections.spawn(async move {
+                    connection(&listener, &builder, accepted, binding, stop).await;
+                });
+                while connections.try_join_next().is_some() {}
             },
             () = crate::gateway::stopped(&mut shutdown) => break,
         }
     }
-    if tokio::time::timeout(drain, graceful.shutdown())
-        .await
-        .is_err()
-    {
+    let drained = tokio::time::timeout(drain, async {
+        while connections.join_next().await.is_some() {}
+    });
+    if drained.await.is_err() {
         tracing::warn!("connections still open after {drain:?}; closing them");
     }
     connections.shutdown().await;
@@ -96,24 +106,42 @@ fn builder(listener: &Listener) -> auto::Builder<TokioExecutor> {
 async fn connection(
     listener: &Listener,
     builder: &auto::Builder<TokioExecutor>,
-    stream: TcpStream,
-    addr: SocketAddr,
+    accepted: Accepted,
     binding: Arc<HttpBinding>,
-    watcher: Watcher,
+    stop: watch::Receiver<bool>,
 ) {
+    let Accepted {
+        stream,
+        addr,
+        admission,
+        activity,
+    } = accepted;
     let Some(acceptor) = &listener.tls else {
         let peer = Peer {
             addr,
             protocol: Protocol::Http,
             tls_identity: None,
         };
-        return serve_io(builder, TokioIo::new(stream), peer, binding, watcher).await;
+        let io = TokioIo::new(stream);
+        return serve_io(
+            listener,
+            builder,
+            io,
+            peer,
+            binding,
+            (admission, activity),
+            stop,
+        )
+        .await;
     };
-    let handshake = tokio::time::timeout(listener.header_read_timeout, acceptor.accept(stream));
-    let stream = match handshake.await {
+    let deadline = Instant::now() + listener.header_read_timeout;
+    let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return tracing::info!(peer = %addr, error = %e, "TLS handshake failed"),
-        Err(_) => return tracing::info!(peer = %addr, "TLS handshake timed out"),
+        Err(_) => {
+            admission.timed_out();
+            return tracing::info!(peer = %addr, "TLS handshake timed out");
+        }
     };
     let tls_identity = tls::peer_identity(stream.get_ref().1);
     if listener.require_identity && tls_identity.is_none() {
@@ -127,25 +155,47 @@ async fn connection(
         protocol: Protocol::Https,
         tls_identity,
     };
-    serve_io(builder, TokioIo::new(stream), peer, binding, watcher).await;
+    let io = TokioIo::new(stream);
+    serve_io(
+        listener,
+        builder,
+        io,
+        peer,
+        binding,
+        (admission, activity),
+        stop,
+    )
+    .await;
 }
 
 async fn serve_io<I>(
+    listener: &Listener,
     builder: &auto::Builder<TokioExecutor>,
     io: I,
     peer: Peer,
     binding: Arc<HttpBinding>,
-    watcher: Watcher,
+    (admission, activity): (Admission, Arc<Activity>),
+    stop: watch::Receiver<bool>,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let addr = peer.addr;
+    let tracker = activity.clone();
     let service = service_fn(move |req| {
         let (binding, peer) = (binding.clone(), peer.clone());
-        async move { Ok::<_, Infallible>(binding.handle(req, peer).await) }
+        let in_flight = tracker.begin();
+        async move {
+            let response = binding.handle(req, peer).await;
+            Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
+        }
     });
     let conn = builder.serve_connection(io, service);
-    if let Err(e) = watcher.watch(conn.into_owned()).await {
-        tracing::debug!(peer = %addr, error = %e, "connection ended with an error");
+    match lifetime::drive(conn, &activity, listener.header_read_timeout, stop).await {
+        Ok(End::Idle) => {
+            admission.timed_out();
+            tracing::debug!(peer = %addr, "connection closed: {}", End::Idle);
+        }
+        Ok(_) => {}
+        Err(e) => tracing::debug!(peer = %addr, error = %e, "connection ended with an error"),
     }
 }

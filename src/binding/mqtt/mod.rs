@@ -30,6 +30,7 @@ use tokio_rustls::TlsAcceptor;
 use crate::config::MqttConfig;
 use crate::decision::Decider;
 use crate::gateway::stopped;
+use crate::listen::{self, Limiter};
 use crate::primitive::{Peer, Protocol};
 use crate::store::Nodes;
 pub use session::End;
@@ -63,6 +64,8 @@ pub struct Listener {
     pub tls: Option<TlsAcceptor>,
     /// Clients must present a certificate naming their identity.
     pub require_identity: bool,
+    /// Caps on open connections.
+    pub limiter: Limiter,
 }
 
 /// How long sessions may take to close after shutdown begins.
@@ -73,18 +76,13 @@ pub async fn serve(listener: Listener, binding: Arc<MqttBinding>, mut stop: watc
     let mut sessions = JoinSet::new();
     loop {
         tokio::select! {
-            accepted = listener.tcp.accept() => match accepted {
-                Ok((tcp, addr)) => {
-                    let (binding, tls, stop) = (binding.clone(), listener.tls.clone(), stop.clone());
-                    let require_identity = listener.require_identity;
-                    sessions.spawn(async move {
-                        connection(&binding, tcp, addr, tls, require_identity, stop).await;
-                    });
-                }
-                Err(e) => {
-                    tracing::warn!(proto = "mqtt", error = %e, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(50)).await;
-                }
+            (tcp, addr, admission) = listen::accept(&listener.tcp, &listener.limiter) => {
+                let (binding, tls, stop) = (binding.clone(), listener.tls.clone(), stop.clone());
+                let require_identity = listener.require_identity;
+                sessions.spawn(async move {
+                    connection(&binding, tcp, addr, tls, require_identity, stop).await;
+                    drop(admission);
+                });
             },
             Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
             () = stopped(&mut stop) => break,
