@@ -43,14 +43,7 @@ pub fn parse(payload: &[u8], format: Format) -> Result<Value, DecodeError> {
 
 /// The request primitive in `object`.
 pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, DecodeError> {
-    let op = match object.get("op").and_then(Value::as_u64) {
-        Some(1) => Operation::Create,
-        Some(2) => Operation::Retrieve,
-        Some(3) => Operation::Update,
-        Some(4) => Operation::Delete,
-        Some(5) => Operation::Notify,
-        _ => return Err(DecodeError::BadOperation),
-    };
+    let op = operation(object).ok_or(DecodeError::BadOperation)?;
     let to = required(object, "to")?;
     let to = target(to, cse_id)?;
     let ty = match object.get("ty") {
@@ -82,6 +75,18 @@ pub fn primitive(object: &Value, peer: Peer, cse_id: &str) -> Result<Primitive, 
             aus: optional(object, "aus")?,
         },
         peer,
+    })
+}
+
+/// The request's `op`, if it is one (1 to 5).
+pub fn operation(object: &Value) -> Option<Operation> {
+    Some(match object.get("op").and_then(Value::as_u64)? {
+        1 => Operation::Create,
+        2 => Operation::Retrieve,
+        3 => Operation::Update,
+        4 => Operation::Delete,
+        5 => Operation::Notify,
+        _ => return None,
     })
 }
 
