@@ -53,6 +53,8 @@ pub struct Relay {
     decider: Arc<Decider>,
     cse_id: String,
     numbers: Numbers,
+    /// Pass verified token queries upstream (`[coap] forward_tokens`); else they are consumed.
+    forward_tokens: bool,
     max_datagram_bytes: usize,
     amplification_factor: usize,
     clients: Arc<UdpSocket>,
@@ -93,6 +95,7 @@ impl Relay {
             decider,
             cse_id: cse_id.to_owned(),
             numbers: Numbers::new(config.legacy_options),
+            forward_tokens: config.forward_tokens,
             max_datagram_bytes: config.max_datagram_bytes,
             amplification_factor: config.amplification_factor,
             clients,
