@@ -13,7 +13,7 @@ use tokio::sync::broadcast;
 
 use crate::guard::{DecisionRecord, Denial, Guard, Verdict};
 use crate::metrics::{Metrics, Outcome};
-use crate::primitive::{Peer, Primitive, TopicRequest};
+use crate::primitive::{Peer, Primitive, Protocol, TopicRequest};
 use crate::target::resolve::Resolver;
 use crate::target::Addressing;
 
@@ -191,6 +191,34 @@ impl Decider {
         verdict
     }
 
+    /// Records a refusal a binding made itself, without the guard (an MQTT request for another
+    /// receiver, a retained or an undecodable one): counted and logged like a denial.
+    pub fn refuse(&self, r: &Refusal<'_>) {
+        let (outcome, verdict) = match r.stage {
+            Some(stage) => (Outcome::Deny(stage), "deny"),
+            None => (Outcome::Malformed, "malformed"),
+        };
+        self.metrics.request(r.protocol, r.op, outcome);
+        let what = Decision {
+            fr: r.fr,
+            op: r.op,
+            to: r.to,
+            rqi: r.rqi,
+            protocol: r.protocol,
+        };
+        self.stream(&what, false, None, || r.reason.to_owned());
+        let second = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        if let Some(suppressed) = self.denial_log.admit(second) {
+            tracing::info!(
+                node.id = %r.fr, proto = %r.protocol, op = r.op, to = %r.to, verdict,
+                deny.stage = r.stage.unwrap_or(""), reason = %r.reason,
+                log.suppressed = suppressed, "request refused"
+            );
+        }
+    }
+
     fn record_denial(
         &self,
         what: &Decision<'_>,
@@ -265,13 +293,30 @@ impl Decider {
     }
 }
 
+/// A request a binding refused itself, as [`Decider::refuse`] records it.
+pub struct Refusal<'a> {
+    pub protocol: Protocol,
+    /// The sender as the binding knows it (MQTT: the session's bound originator).
+    pub fr: &'a str,
+    /// The operation's name, or `"unknown"` where it could not be read.
+    pub op: &'static str,
+    /// The target or topic, as far as it could be read.
+    pub to: &'a str,
+    pub rqi: &'a str,
+    /// The refusing stage (metrics verdict `deny`), or `None` for a malformed request
+    /// (verdict `malformed`).
+    pub stage: Option<&'static str>,
+    /// For the log only; never sent.
+    pub reason: &'a str,
+}
+
 /// A decision that is not about a [`Primitive`] (session admission, topics), as recorded.
 struct Decision<'a> {
     fr: &'a str,
     op: &'static str,
     to: &'a str,
     rqi: &'a str,
-    protocol: crate::primitive::Protocol,
+    protocol: Protocol,
 }
 
 /// At most `per_second` admissions in each wall-clock second; counts the rest. Shared by the

@@ -213,11 +213,12 @@ pub struct TopicRequest {
     pub peer: Peer,
 }
 
-/// The parts of a `/oneM2M/<req|resp>/<originator>/<receiver>/<format>` topic; an id is `None`
+/// The parts of a `/oneM2M/<kind>/<originator>/<receiver>/<format>` topic; an id is `None`
 /// where the filter has a wildcard in its place. Ids are as in `fr` (":" turned back into "/").
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct OneM2mTopic {
-    /// `"req"` or `"resp"`.
+    /// `"req"`, `"resp"`, `"reg_req"`, `"reg_resp"`, or `"*"` for a filter with a wildcard
+    /// in the kind's place (or before it).
     pub kind: &'static str,
     pub originator: Option<String>,
     pub receiver: Option<String>,

@@ -641,3 +641,73 @@ async fn notifications_stop_when_the_observing_node_is_deactivated() {
     );
     legitimate_passes(&mut client, &gw, "Clamp").await;
 }
+
+#[path = "common/tokens.rs"]
+mod token_kit;
+
+/// The Uri-Query options of a request as the upstream received them.
+fn queries_of(p: &Packet) -> Vec<String> {
+    p.get_option(CoapOption::UriQuery)
+        .into_iter()
+        .flatten()
+        .map(|q| String::from_utf8_lossy(q).into_owned())
+        .collect()
+}
+
+/// A retrieve of the token-protected `/cse-in/meter` with these Uri-Query options.
+fn meter_request(rqi: &str, queries: &[&str]) -> Packet {
+    let mut p = request(RequestType::Get, "/cse-in/meter", "Cmeter", rqi);
+    for q in queries {
+        p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
+    }
+    p
+}
+
+#[tokio::test]
+async fn verified_token_query_is_consumed_and_an_invalid_one_refused() {
+    let up = upstream().await;
+    let issuers = token_kit::Issuers::new();
+    let gw = gateway(up.addr, &issuers.toml("/id-in/cse-in/meter", 100)).await;
+    let mut client = Client::new().await;
+    let denied = "access denied: token missing or invalid";
+
+    // No token where one is required, then a forged one: refused, nothing forwarded.
+    let answer = client.exchange(gw.coap(), meter_request("none", &[])).await;
+    assert_denied(&answer, denied);
+    let claims = issuers.claims(token_kit::HS_ISS, "Cmeter");
+    let forged = token_kit::hs256(&claims, b"not-the-issuer-secret-32-bytes!!");
+    let tkns = format!("tkns={forged}");
+    let answer = client
+        .exchange(gw.coap(), meter_request("forged", &[&tkns]))
+        .await;
+    assert_denied(&answer, denied);
+    assert_eq!(option_text(&answer, RQI), "forged");
+    assert_eq!(up.hits(), 0);
+
+    // A valid token passes; the upstream gets the request without it, other queries intact.
+    let tkns = format!("tkns={}", issuers.fresh("Cmeter"));
+    let answer = client
+        .exchange(gw.coap(), meter_request("with-token", &["rcn=1", &tkns]))
+        .await;
+    assert_eq!(rsc(&answer), 2000, "{answer:?}");
+    assert_eq!(queries_of(&up.last()), ["rcn=1"]);
+    legitimate_passes(&mut client, &gw, "Cmeter").await;
+}
+
+#[tokio::test]
+async fn with_forward_tokens_the_verified_token_reaches_the_upstream() {
+    let up = upstream().await;
+    let issuers = token_kit::Issuers::new();
+    let extra = format!(
+        "forward_tokens = true\n{}",
+        issuers.toml("/id-in/cse-in/meter", 100)
+    );
+    let gw = gateway(up.addr, &extra).await;
+    let mut client = Client::new().await;
+    let tkns = format!("tkns={}", issuers.fresh("Cmeter"));
+    let answer = client
+        .exchange(gw.coap(), meter_request("forwarded", &[&tkns]))
+        .await;
+    assert_eq!(rsc(&answer), 2000, "{answer:?}");
+    assert_eq!(queries_of(&up.last()), [tkns]);
+}

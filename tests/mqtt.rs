@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use common::mqtt::{
     broker, connect, connect_with, device, gateway, gateway_with, legitimate_request_passes,
-    mqtt_addr, options, responder, retrieve, will, Raw, WAIT,
+    mqtt_addr, options, requests_counted, responder, retrieve, will, Raw, WAIT,
 };
 use m2mguard::store::NodeStatus;
 use rumqttc::{ConnectReturnCode, Event, Packet, QoS, SubscribeReasonCode};
@@ -589,8 +589,32 @@ async fn refused_publish_is_acknowledged_at_its_qos_and_not_forwarded() {
     g.gateway.shutdown().await;
 }
 
+/// `fr`'s refusal count of `operation` at `stage` (MQTT).
+fn refused(g: &common::TestGateway, operation: &str, stage: &str) -> u64 {
+    requests_counted(
+        g,
+        &format!(r#"protocol="mqtt",operation="{operation}",verdict="deny",stage="{stage}""#),
+    )
+}
+
+/// Publishes `primitive` on `topic` (QoS 0) and returns the answer on `answer_topic`.
+async fn answer_on(
+    c: &mut common::mqtt::Client,
+    topic: &str,
+    retain: bool,
+    primitive: serde_json::Value,
+    answer_topic: &str,
+) -> serde_json::Value {
+    c.client
+        .publish(topic, QoS::AtMostOnce, retain, primitive.to_string())
+        .await
+        .unwrap();
+    let p = c.publication(answer_topic).await;
+    serde_json::from_slice(&p.payload).unwrap()
+}
+
 #[tokio::test]
-async fn retained_requests_and_requests_for_other_receivers_are_refused() {
+async fn retained_requests_and_requests_for_other_receivers_are_answered_and_counted() {
     let broker = broker().await;
     let cse = responder(broker).await;
     let mut witness = connect(broker, "witness").await;
@@ -601,36 +625,58 @@ async fn retained_requests_and_requests_for_other_receivers_are_refused() {
     let g = gateway(broker).await;
     let addr = mqtt_addr(&g);
     let mut meter = device(addr, "Cmeter").await;
-    // Retained: the broker would hand it to the CSE again at every subscription.
-    let request = retrieve("Cmeter", "retained").to_string();
-    meter
-        .client
-        .publish(
-            "/oneM2M/req/Cmeter/id-in/json",
-            QoS::AtMostOnce,
-            true,
-            request,
-        )
-        .await
-        .unwrap();
-    let p = meter.publication("/oneM2M/resp/Cmeter/id-in/json").await;
-    let answer: serde_json::Value = serde_json::from_slice(&p.payload).unwrap();
+    // Its response topics for every receiver (the answer names the receiver of the request).
     assert_eq!(
-        (answer["rsc"].clone(), answer["rqi"].clone()),
-        (json!(4000), json!(null))
+        meter
+            .subscribe("/oneM2M/resp/Cmeter/+/json", QoS::AtMostOnce)
+            .await,
+        [SUCCESS0]
     );
-    // Another receiver than the gateway's CSE: never forwarded.
-    let other = retrieve("Cmeter", "elsewhere").to_string();
-    meter
-        .client
-        .publish(
-            "/oneM2M/req/Cmeter/Cvictim/json",
-            QoS::AtMostOnce,
-            false,
-            other,
-        )
-        .await
-        .unwrap();
+    // Retained: the broker would hand it to the CSE again at every subscription.
+    let answer = answer_on(
+        &mut meter,
+        "/oneM2M/req/Cmeter/id-in/json",
+        true,
+        retrieve("Cmeter", "retained"),
+        "/oneM2M/resp/Cmeter/id-in/json",
+    )
+    .await;
+    assert_eq!(
+        (&answer["rsc"], &answer["rqi"]),
+        (&json!(4000), &json!("retained"))
+    );
+    assert_eq!(refused(&g, "retrieve", "retained"), 1);
+    // Another receiver than the gateway's CSE: answered on the session's response topic for
+    // that receiver.
+    let answer = answer_on(
+        &mut meter,
+        "/oneM2M/req/Cmeter/id-mn/json",
+        false,
+        retrieve("Cmeter", "elsewhere"),
+        "/oneM2M/resp/Cmeter/id-mn/json",
+    )
+    .await;
+    assert_eq!(
+        (&answer["rsc"], &answer["rqi"]),
+        (&json!(4103), &json!("elsewhere"))
+    );
+    assert_eq!(answer["to"], "Cmeter");
+    assert_eq!(refused(&g, "retrieve", "receiver"), 1);
+    // The topic names another originator and another receiver: the answer still goes to the
+    // session's own response topic, never to Clamp's.
+    let answer = answer_on(
+        &mut meter,
+        "/oneM2M/req/Clamp/Cvictim/json",
+        false,
+        retrieve("Clamp", "other-both"),
+        "/oneM2M/resp/Cmeter/Cvictim/json",
+    )
+    .await;
+    assert_eq!(
+        (&answer["rsc"], &answer["rqi"]),
+        (&json!(4103), &json!("other-both"))
+    );
+    assert_eq!(refused(&g, "retrieve", "receiver"), 2);
 
     legitimate_request_passes(addr, &cse, "Cmeter").await;
     // The first request of any topic the broker saw is the legitimate one.
@@ -647,5 +693,129 @@ async fn retained_requests_and_requests_for_other_receivers_are_refused() {
         "the broker saw only the legitimate request"
     );
     assert_eq!(cse.count(), 1);
+    g.gateway.shutdown().await;
+}
+
+/// An AE registration (create, ty 2) of `fr` below the CSE base.
+fn registration(fr: &str, rqi: &str) -> serde_json::Value {
+    json!({"op": 1, "to": "/id-in/cse-in", "fr": fr, "rqi": rqi, "rvi": "4", "ty": 2,
+        "pc": {"m2m:ae": {"rn": "ae-1", "api": "Nmeter", "rr": false, "srv": ["4"]}}})
+}
+
+#[tokio::test]
+async fn registrations_are_requests_bound_to_the_session_and_answered_on_reg_resp() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let mut witness = connect(broker, "witness").await;
+    assert_eq!(
+        witness.subscribe("/oneM2M/#", QoS::AtMostOnce).await,
+        [SUCCESS0]
+    );
+    let g = gateway(broker).await;
+    let addr = mqtt_addr(&g);
+    let mut meter = device(addr, "Cmeter").await;
+    let own = "/oneM2M/reg_resp/Cmeter/id-in/json";
+    assert_eq!(meter.subscribe(own, QoS::AtMostOnce).await, [SUCCESS0]);
+
+    // 1. A registration for an originator that is not enrolled, on its own topic.
+    let answer = answer_on(
+        &mut meter,
+        "/oneM2M/reg_req/Cunknown/id-in/json",
+        false,
+        registration("Cunknown", "reg-unknown"),
+        own,
+    )
+    .await;
+    assert_eq!(
+        (&answer["rsc"], &answer["rqi"]),
+        (&json!(4103), &json!("reg-unknown"))
+    );
+    assert_eq!(
+        answer["pc"]["m2m:dbg"],
+        "access denied: originator does not match the authenticated identity"
+    );
+    // 2. The session's own topic, but fr of another (enrolled) node.
+    let answer = answer_on(
+        &mut meter,
+        "/oneM2M/reg_req/Cmeter/id-in/json",
+        false,
+        registration("Clamp", "reg-other"),
+        own,
+    )
+    .await;
+    assert_eq!(
+        (&answer["rsc"], &answer["rqi"]),
+        (&json!(4103), &json!("reg-other"))
+    );
+    assert_eq!(refused(&g, "create", "identity"), 2);
+    // 3. Topic aliases of the registration space are refused, never forwarded.
+    for alias in [
+        "/oneM2M/reg_req/Cmeter/id-in/json/",
+        "/oneM2M/REG_REQ/Cmeter/id-in/json",
+        "/onem2m/reg_req/Cmeter/id-in/json",
+        "/oneM2M/reg_req/Cmeter//id-in/json",
+    ] {
+        meter
+            .client
+            .publish(
+                alias,
+                QoS::AtLeastOnce,
+                false,
+                registration("Cmeter", "alias").to_string(),
+            )
+            .await
+            .unwrap();
+        meter
+            .wait_for("PUBACK", |e| {
+                matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
+            })
+            .await;
+    }
+    // 4. Subscriptions that would reach other originators' registrations or their answers.
+    for filter in [
+        "/oneM2M/reg_resp/Clamp/id-in/json",
+        "/oneM2M/reg_req/+/id-in/#",
+        "/oneM2M/+/Clamp/id-in/json",
+        "/oneM2M/#",
+        "+/oneM2M/reg_req/#",
+        "/+/reg_resp/+/id-in/json",
+        "$share/g//oneM2M/reg_req/+/id-in/#",
+        "#",
+    ] {
+        assert_eq!(
+            meter.subscribe(filter, QoS::AtMostOnce).await,
+            [SubscribeReasonCode::Failure],
+            "{filter}"
+        );
+    }
+    assert_eq!(cse.count(), 0, "no refused registration reached the broker");
+
+    // 5. The enrolled, active node registering itself is decided like any request: the shipped
+    // policy lets devices create below the CSE base, and the CSE's answer comes on reg_resp.
+    let answer = meter
+        .request(
+            "/oneM2M/reg_req/Cmeter/id-in/json",
+            registration("Cmeter", "reg-self"),
+        )
+        .await;
+    assert_eq!(
+        (&answer["rsc"], &answer["rqi"]),
+        (&json!(2000), &json!("reg-self"))
+    );
+    assert_eq!(cse.count(), 1);
+    let seen = witness
+        .wait_for("the first oneM2M publish", |e| match e {
+            Event::Incoming(Packet::Publish(p)) => Some(p.clone()),
+            _ => None,
+        })
+        .await;
+    assert_eq!(seen.topic, "/oneM2M/reg_req/Cmeter/id-in/json");
+    let seen: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
+    assert_eq!(
+        seen["rqi"], "reg-self",
+        "the broker saw no refused registration"
+    );
+
+    legitimate_request_passes(addr, &cse, "Cmeter").await;
     g.gateway.shutdown().await;
 }

@@ -15,6 +15,9 @@ pub struct CoapConfig {
     pub upstream: SocketAddr,
     /// The numbering OM2M and Mobius use: fr 256, rqi 257, rsc 265.
     pub legacy_options: bool,
+    /// Pass the token queries (`tkns=`, `tids=`) the gateway verified on to the upstream, for
+    /// an upstream that checks tokens itself; by default they are consumed here.
+    pub forward_tokens: bool,
     /// How long message ids are remembered for deduplication and matching (RFC 7252 §4.8.2).
     pub exchange_lifetime: Duration,
     /// Larger datagrams from clients are dropped unread.
@@ -53,6 +56,7 @@ impl Validator {
             listen: listen.unwrap_or(any),
             upstream: upstream.unwrap_or(any),
             legacy_options: c.legacy_options,
+            forward_tokens: c.forward_tokens,
             exchange_lifetime: Duration::from_secs(self.range(
                 "coap.exchange_lifetime_secs",
                 c.exchange_lifetime_secs,

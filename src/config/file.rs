@@ -110,6 +110,8 @@ pub struct FileCoap {
     pub upstream: String,
     #[serde(default)]
     pub legacy_options: bool,
+    #[serde(default)]
+    pub forward_tokens: bool,
     pub exchange_lifetime_secs: Option<u64>,
     pub max_datagram_bytes: Option<u64>,
     pub max_exchanges: Option<u64>,

@@ -228,8 +228,7 @@ impl Client {
             .publish(topic, QoS::AtMostOnce, false, primitive.to_string())
             .await
             .unwrap();
-        let response_topic = topic.replacen("/oneM2M/req/", "/oneM2M/resp/", 1);
-        let p = self.publication(&response_topic).await;
+        let p = self.publication(&response_topic(topic)).await;
         serde_json::from_slice(&p.payload).unwrap()
     }
 }
@@ -240,12 +239,32 @@ impl Drop for Client {
     }
 }
 
+/// The TS-0010 response topic of a request topic (`req` → `resp`, `reg_req` → `reg_resp`).
+pub fn response_topic(request_topic: &str) -> String {
+    request_topic
+        .replacen("/oneM2M/req/", "/oneM2M/resp/", 1)
+        .replacen("/oneM2M/reg_req/", "/oneM2M/reg_resp/", 1)
+}
+
+/// The value of the request counter with these labels (0 when absent), read from the metrics.
+pub fn requests_counted(g: &TestGateway, labels: &str) -> u64 {
+    let prefix = format!("m2mguard_requests_total{{{labels}}} ");
+    g.gateway
+        .state
+        .metrics
+        .encode()
+        .lines()
+        .find_map(|l| l.strip_prefix(&prefix).and_then(|v| v.parse().ok()))
+        .unwrap_or(0)
+}
+
 pub fn will(topic: &str, message: &str) -> LastWill {
     LastWill::new(topic, message.as_bytes().to_vec(), QoS::AtLeastOnce, false)
 }
 
-/// A oneM2M CSE on the broker side: answers every request on `/oneM2M/req/+/id-in/json` with
-/// rsc 2000 and the request's rqi, and counts the requests that reached the broker.
+/// A oneM2M CSE on the broker side: answers every request on `/oneM2M/req/+/id-in/json` and
+/// every registration on `/oneM2M/reg_req/+/id-in/json` with rsc 2000 and the request's rqi
+/// (on `resp`, `reg_resp`), and counts the requests that reached the broker.
 pub struct Responder {
     pub seen: Arc<AtomicUsize>,
     _client: Client,
@@ -253,10 +272,16 @@ pub struct Responder {
 
 pub async fn responder(broker: SocketAddr) -> Responder {
     let mut c = connect(broker, "cse-responder").await;
+    c.client
+        .subscribe_many(
+            ["/oneM2M/req/+/id-in/json", "/oneM2M/reg_req/+/id-in/json"]
+                .map(|f| rumqttc::SubscribeFilter::new(f.into(), QoS::AtMostOnce)),
+        )
+        .await
+        .unwrap();
     assert_eq!(
-        c.subscribe("/oneM2M/req/+/id-in/json", QoS::AtMostOnce)
-            .await,
-        [SubscribeReasonCode::Success(QoS::AtMostOnce)]
+        c.suback().await,
+        [SubscribeReasonCode::Success(QoS::AtMostOnce); 2]
     );
     let seen = Arc::new(AtomicUsize::new(0));
     let counter = seen.clone();
@@ -271,7 +296,7 @@ pub async fn responder(broker: SocketAddr) -> Responder {
             let request: Value = serde_json::from_slice(&p.payload).unwrap_or(Value::Null);
             let answer = json!({"rsc": 2000, "rqi": request["rqi"], "to": request["fr"],
                 "fr": "/id-in", "pc": {"m2m:dbg": "answered by the test CSE"}});
-            let topic = p.topic.replacen("/oneM2M/req/", "/oneM2M/resp/", 1);
+            let topic = response_topic(&p.topic);
             let _ = client
                 .publish(topic, QoS::AtMostOnce, false, answer.to_string())
                 .await;

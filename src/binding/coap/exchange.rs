@@ -237,6 +237,7 @@ pub(crate) mod tests {
             listen: SocketAddr::from(([127, 0, 0, 1], 0)),
             upstream: SocketAddr::from(([127, 0, 0, 1], 5683)),
             legacy_options: false,
+            forward_tokens: false,
             exchange_lifetime: std::time::Duration::from_secs(247),
             max_datagram_bytes: 1152,
             max_exchanges: 1000,

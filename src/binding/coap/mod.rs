@@ -52,6 +52,8 @@ pub enum CoapError {
 pub struct Relay {
     decider: Arc<Decider>,
     numbers: Numbers,
+    /// Pass verified token queries upstream (`[coap] forward_tokens`); else they are consumed.
+    forward_tokens: bool,
     max_datagram_bytes: usize,
     amplification_factor: usize,
     clients: Arc<UdpSocket>,
@@ -90,6 +92,7 @@ impl Relay {
         Ok(Arc::new(Relay {
             decider,
             numbers: Numbers::new(config.legacy_options),
+            forward_tokens: config.forward_tokens,
             max_datagram_bytes: config.max_datagram_bytes,
             amplification_factor: config.amplification_factor,
             clients,

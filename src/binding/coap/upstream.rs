@@ -3,12 +3,14 @@
 //!
 //! In: an allowed request, or a datagram from the upstream. Out: the request with our message
 //! id and token (options, including unknown and oneM2M ones, and payload unchanged; only the
-//! hop-by-hop Echo is removed), or the answer with the client's message id and token.
+//! hop-by-hop Echo is removed, and the token queries `tkns=`/`tids=`, which the guard verified
+//! and which are for the gateway, unless `forward_tokens`), or the answer with the client's message id and token.
 //! Piggy-backed answers go back on the client's ACK; an empty ACK from the upstream becomes an
 //! empty ACK to the client, and the separate response that follows is acknowledged upstream and
 //! sent to the client as a separate response (retransmitted until acknowledged if confirmable).
 //! Notifications of an observation keep flowing to the observing client's token.
 
+use std::collections::LinkedList;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -19,6 +21,30 @@ use super::exchange::{token_of, Key, Route, Seen};
 use super::reply;
 use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
 use crate::guard::Permit;
+
+/// Removes the Uri-Query options that carry tokens or token ids (`tkns=…`, `tids=…`): a
+/// forwarded request has passed the token stage, which verified every one of them, and they
+/// are for the gateway. Other queries keep their order. The check value was verified on the
+/// queries as the client sent them, before this.
+fn consume_tokens(packet: &mut Packet) {
+    let Some(queries) = packet.get_option(CoapOption::UriQuery) else {
+        return;
+    };
+    let kept: LinkedList<Vec<u8>> = queries
+        .iter()
+        .filter(|q| !is_token_query(q))
+        .cloned()
+        .collect();
+    packet.clear_option(CoapOption::UriQuery);
+    if !kept.is_empty() {
+        packet.set_option(CoapOption::UriQuery, kept);
+    }
+}
+
+/// A query the guard reads as tokens or token ids (the keys `decode` reads, exactly).
+fn is_token_query(query: &[u8]) -> bool {
+    query.starts_with(b"tkns=") || query.starts_with(b"tids=")
+}
 
 /// Observe option values (RFC 7641 §2).
 const OBSERVE_REGISTER: u32 = 0;
@@ -67,6 +93,9 @@ impl Relay {
         packet.header.message_id = mid;
         packet.set_token(token.to_be_bytes().to_vec());
         packet.clear_option(CoapOption::Unknown(ECHO));
+        if !self.forward_tokens {
+            consume_tokens(&mut packet);
+        }
         let Ok(bytes) = packet.to_bytes_unlimited() else {
             return self.dropped("unencodable");
         };
@@ -268,5 +297,40 @@ impl Relay {
             }
             to_client.invalidate(&key);
         });
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn queries(p: &Packet) -> Vec<String> {
+        p.get_option(CoapOption::UriQuery)
+            .into_iter()
+            .flatten()
+            .map(|q| String::from_utf8_lossy(q).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn token_queries_are_consumed_and_other_queries_keep_their_order() {
+        let mut p = Packet::new();
+        for q in [
+            "rcn=1",
+            "tkns=a.b.c+d.e.f",
+            "lbl=x",
+            "tids=t1",
+            "tkns=g.h.i",
+            "tknsx=1",
+        ] {
+            p.add_option(CoapOption::UriQuery, q.as_bytes().to_vec());
+        }
+        consume_tokens(&mut p);
+        assert_eq!(queries(&p), ["rcn=1", "lbl=x", "tknsx=1"]);
+        let mut only = Packet::new();
+        only.add_option(CoapOption::UriQuery, b"tkns=a.b.c".to_vec());
+        consume_tokens(&mut only);
+        let sent = Packet::from_bytes(&only.to_bytes_unlimited().unwrap()).unwrap();
+        assert!(queries(&sent).is_empty());
     }
 }

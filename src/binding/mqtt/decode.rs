@@ -49,14 +49,7 @@ pub fn primitive(
     peer: Peer,
     addressing: &Addressing,
 ) -> Result<Primitive, DecodeError> {
-    let op = match object.get("op").and_then(Value::as_u64) {
-        Some(1) => Operation::Create,
-        Some(2) => Operation::Retrieve,
-        Some(3) => Operation::Update,
-        Some(4) => Operation::Delete,
-        Some(5) => Operation::Notify,
-        _ => return Err(DecodeError::BadOperation),
-    };
+    let op = operation(object).ok_or(DecodeError::BadOperation)?;
     let to = required(object, "to")?;
     let Canonical { to, as_sent } = target(to, addressing)?;
     let ty = match object.get("ty") {
@@ -89,6 +82,18 @@ pub fn primitive(
             aus: optional(object, "aus")?,
         },
         peer,
+    })
+}
+
+/// The request's `op`, if it is one (1 to 5).
+pub fn operation(object: &Value) -> Option<Operation> {
+    Some(match object.get("op").and_then(Value::as_u64)? {
+        1 => Operation::Create,
+        2 => Operation::Retrieve,
+        3 => Operation::Update,
+        4 => Operation::Delete,
+        5 => Operation::Notify,
+        _ => return None,
     })
 }
 

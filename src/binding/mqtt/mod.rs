@@ -4,7 +4,8 @@
 //!
 //! In: client connections (plain or TLS; with client certificates the CN is the identity).
 //! Out: relayed sessions ([`session`]). CONNECT binds the originator ([`connect`]) and is
-//! admitted by identity and node status; oneM2M requests on `/oneM2M/req/…` are decoded
+//! admitted by identity and node status; oneM2M requests on `/oneM2M/req/…` and registrations
+//! on `/oneM2M/reg_req/…` are decoded
 //! ([`decode`]) and decided like any binding's, refusals answered on the response topic
 //! ([`reply`]); other publishes and subscriptions are decided on their topic ([`topic`]).
 //! Sessions of a node that stops being active are closed at once.

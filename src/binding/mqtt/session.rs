@@ -29,10 +29,41 @@ use super::admission::{admit, connack, open_broker};
 use super::reply::{self, Echo};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
+use crate::decision::Refusal;
 use crate::gateway::stopped;
 use crate::guard::Verdict;
-use crate::metrics::Outcome;
 use crate::primitive::{Peer, Protocol, Rsc, TopicAction, TopicRequest};
+
+/// A request refused before the guard: what [`Session::record`] hands to the decider.
+struct Refused<'a> {
+    topic: &'a str,
+    op: &'static str,
+    rqi: Option<&'a str>,
+    /// `None`: malformed.
+    stage: Option<&'static str>,
+    reason: &'a str,
+}
+
+impl<'a> Refused<'a> {
+    fn new(topic: &'a str, stage: Option<&'static str>, reason: &'a str) -> Self {
+        Refused {
+            topic,
+            op: "unknown",
+            rqi: None,
+            stage,
+            reason,
+        }
+    }
+
+    /// With the operation and request id, as far as the payload could be read.
+    fn of(self, op: &'static str, echo: &'a Echo) -> Self {
+        Refused {
+            op,
+            rqi: echo.rqi.as_deref(),
+            ..self
+        }
+    }
+}
 
 /// Subscriptions one session may hold; more are refused (SUBACK failure).
 const MAX_FILTERS: usize = 1024;
@@ -315,40 +346,53 @@ impl Session<'_> {
         }
     }
 
-    /// A oneM2M request: the topic's originator, `fr` and the bound identity must agree, then
-    /// the guard decides; a refusal is answered on the response topic and never forwarded.
+    /// A oneM2M request (`req`, or `reg_req`: registrations are requests like any other): the
+    /// topic's originator, `fr` and the bound identity must agree, then the guard decides; a
+    /// refusal is answered on the session's own response topic and never forwarded.
     async fn request(&mut self, p: Publish) -> Result<(), End> {
         let Some(t) = topic::request(&p.topic) else {
-            self.malformed();
-            tracing::info!(node.id = %self.originator, proto = "mqtt", topic = %p.topic, "malformed oneM2M request topic dropped");
+            self.record(&Refused::new(
+                &p.topic,
+                None,
+                "malformed oneM2M request topic",
+            ));
             return self.drop_publish(&p);
         };
+        let object = decode::parse(&p.payload, t.format);
+        let echo = object.as_ref().map(Echo::of).unwrap_or_default();
+        let op = object
+            .as_ref()
+            .ok()
+            .and_then(decode::operation)
+            .map_or("unknown", |op| op.as_str());
         // A retained request would be delivered to the CSE again at every (re)subscription,
         // after the guard decided it once; a request for another receiver would bypass the
         // CSE this gateway protects. Both are refused, never forwarded.
         if p.retain {
+            let refused = Refused::new(&p.topic, Some("retained"), "retained oneM2M request");
+            self.record(&refused.of(op, &echo));
             let why = "a oneM2M request must not be retained";
-            return self.refuse(&p, &t, &Echo::default(), Rsc::BadRequest, why);
+            return self.answer(&p, &t, &echo, Rsc::BadRequest, why);
         }
         if t.receiver_raw != self.b.cse_id.trim_start_matches('/') {
+            let refused = Refused::new(&p.topic, Some("receiver"), "request for another receiver");
+            self.record(&refused.of(op, &echo));
             let why = "requests through this gateway go to its CSE only";
-            return self.refuse(&p, &t, &Echo::default(), Rsc::OriginatorHasNoPrivilege, why);
+            return self.answer(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, why);
         }
-        let object = match decode::parse(&p.payload, t.format) {
-            Ok(object) => object,
+        let decoded = object
+            .and_then(|o| decode::primitive(&o, self.peer.clone(), self.b.decider.addressing()));
+        let mut primitive = match decoded {
+            Ok(primitive) => primitive,
             Err(e) => {
-                return self.refuse(&p, &t, &Echo::default(), Rsc::BadRequest, &e.to_string())
+                let reason = e.to_string();
+                self.record(&Refused::new(&p.topic, None, &reason).of(op, &echo));
+                return self.answer(&p, &t, &echo, Rsc::BadRequest, &reason);
             }
         };
-        let echo = Echo::of(&object);
-        let mut primitive =
-            match decode::primitive(&object, self.peer.clone(), self.b.decider.addressing()) {
-                Ok(primitive) => primitive,
-                Err(e) => return self.refuse(&p, &t, &echo, Rsc::BadRequest, &e.to_string()),
-            };
         if let Err(d) = self.b.decider.resolve(&mut primitive).await {
             let message = d.stage.public_message();
-            return self.refuse(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, message);
+            return self.answer(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, message);
         }
         let bound = [
             ("session's originator", self.originator.as_str()),
@@ -358,7 +402,7 @@ impl Session<'_> {
             Verdict::Allow(permit) => {
                 forward::publish(permit, p, &mut self.to_broker).map_err(End::Client)
             }
-            Verdict::Deny(d) => self.refuse(
+            Verdict::Deny(d) => self.answer(
                 &p,
                 &t,
                 &echo,
@@ -368,9 +412,10 @@ impl Session<'_> {
         }
     }
 
-    /// Answers a request on its response topic (to this client only, if it subscribed to
-    /// it) and acknowledges the publish without forwarding it.
-    fn refuse(
+    /// Answers a refused request on the session's own response topic (to this client only, if
+    /// it subscribed to it; never through the broker, never on another originator's topic)
+    /// and acknowledges the publish without forwarding it.
+    fn answer(
         &mut self,
         p: &Publish,
         t: &topic::RequestTopic,
@@ -378,20 +423,30 @@ impl Session<'_> {
         rsc: Rsc,
         debug: &str,
     ) -> Result<(), End> {
-        if rsc == Rsc::BadRequest {
-            self.malformed();
-        }
-        let response_topic = t.response_topic();
+        let answer_topic = t.answer_topic(&self.originator);
         if self
             .granted
             .iter()
-            .any(|f| topic::matches(f, &response_topic))
+            .any(|f| topic::matches(f, &answer_topic))
         {
             let payload = reply::response(echo, rsc, &self.b.cse_id, debug, t.format);
-            let answer = Publish::from_bytes(response_topic, QoS::AtMostOnce, payload);
+            let answer = Publish::from_bytes(answer_topic, QoS::AtMostOnce, payload);
             self.send_client(&Packet::Publish(answer))?;
         }
         self.drop_publish(p)
+    }
+
+    /// Records a refusal made here, before the guard: counted and logged by the decider.
+    fn record(&self, r: &Refused<'_>) {
+        self.b.decider.refuse(&Refusal {
+            protocol: Protocol::Mqtt,
+            fr: &self.originator,
+            op: r.op,
+            to: r.topic,
+            rqi: r.rqi.unwrap_or(""),
+            stage: r.stage,
+            reason: r.reason,
+        });
     }
 
     /// A refused publish is not forwarded, but acknowledged as the protocol asks, so that the
@@ -468,13 +523,6 @@ impl Session<'_> {
             onem2m: topic::onem2m(name),
             peer: self.peer.clone(),
         }
-    }
-
-    fn malformed(&self) {
-        self.b
-            .decider
-            .metrics()
-            .request(Protocol::Mqtt, "unknown", Outcome::Malformed);
     }
 
     fn send_client(&mut self, p: &Packet) -> Result<(), End> {
