@@ -62,8 +62,11 @@ def new_client(client_id):
 class Session:
     """One MQTT connection bound to one originator, subscribed to its response topic."""
 
-    def __init__(self, addr, origin, client_id=None, topic_origin=None, username=None):
+    def __init__(self, addr, origin, client_id=None, topic_origin=None, username=None,
+                 registration=False):
         self.origin = origin
+        # TS-0010 registration topics (reg_req / reg_resp) instead of req / resp.
+        self.kind = "reg_" if registration else ""
         self.topic_origin = topic_origin or origin
         self.answers = queue.Queue()
         self.connack = queue.Queue()
@@ -89,12 +92,12 @@ class Session:
             self.suback.get(timeout=TIMEOUT_S)
 
     def response_topic(self):
-        return f"/oneM2M/resp/{self.topic_origin}/{RECEIVER}/json"
+        return f"/oneM2M/{self.kind}resp/{self.topic_origin}/{RECEIVER}/json"
 
     def request(self, primitive, raw=None):
         """Publishes one request; the answer with its rqi, or None after the timeout."""
         payload = raw if raw is not None else json.dumps(primitive)
-        topic = f"/oneM2M/req/{self.topic_origin}/{RECEIVER}/json"
+        topic = f"/oneM2M/{self.kind}req/{self.topic_origin}/{RECEIVER}/json"
         self.client.publish(topic, payload, qos=1)
         deadline = time.monotonic() + (TIMEOUT_S if raw is None else 5)
         while time.monotonic() < deadline:
@@ -206,7 +209,8 @@ def cmd_scenario(args):
 
 
 def cmd_request(args):
-    s = Session(args.addr, args.origin, args.client_id, args.topic_origin, args.username)
+    s = Session(args.addr, args.origin, args.client_id, args.topic_origin, args.username,
+                args.registration)
     if s.code != 0:
         print(f"REFUSED {s.code}")
         return 0
@@ -262,6 +266,8 @@ def main():
     r.add_argument("--ty", type=int)
     r.add_argument("--body")
     r.add_argument("--raw", help="publish this text instead of a primitive")
+    r.add_argument("--registration", action="store_true",
+                   help="publish on /oneM2M/reg_req/..., await the answer on reg_resp")
     r.set_defaults(func=cmd_request)
     h = sub.add_parser("hold")
     h.add_argument("addr")
