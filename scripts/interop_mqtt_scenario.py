@@ -88,11 +88,14 @@ class Session:
         except queue.Empty:
             self.code = "no CONNACK"
         if self.code == 0:
-            self.client.subscribe(self.response_topic(), qos=1)
-            self.suback.get(timeout=TIMEOUT_S)
+            # The gateway answers its own refusals on the session's response topic, the CSE on
+            # the request topic's: listen on both.
+            for origin in dict.fromkeys([self.origin, self.topic_origin]):
+                self.client.subscribe(self.response_topic(origin), qos=1)
+                self.suback.get(timeout=TIMEOUT_S)
 
-    def response_topic(self):
-        return f"/oneM2M/{self.kind}resp/{self.topic_origin}/{RECEIVER}/json"
+    def response_topic(self, origin):
+        return f"/oneM2M/{self.kind}resp/{origin}/{RECEIVER}/json"
 
     def request(self, primitive, raw=None):
         """Publishes one request; the answer with its rqi, or None after the timeout."""

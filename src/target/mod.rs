@@ -101,8 +101,11 @@ impl Addressing {
             Form::SpRelative => self.sp_relative(&path)?,
             Form::Absolute => self.absolute(&path)?,
         };
-        let sent = sent_form(prefix, &self.cse_id, &path);
-        let as_sent = (sent != to).then_some(sent);
+        // Only `-` and the own SP's absolute form are rewritten: spare the common case the copy.
+        let rewritten = matches!(prefix, Form::Absolute) || path.contains(&"-");
+        let as_sent = rewritten
+            .then(|| sent_form(prefix, &self.cse_id, &path))
+            .filter(|sent| *sent != to);
         Ok(Canonical { to, as_sent })
     }
 
