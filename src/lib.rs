@@ -18,6 +18,7 @@ pub mod metrics;
 pub mod minicse;
 pub mod policy;
 pub mod primitive;
+pub mod security;
 pub mod store;
 pub mod target;
 pub mod tls;

@@ -163,8 +163,8 @@ async fn sequence_numbers_stay_used_across_a_restart() {
 
 #[tokio::test]
 async fn the_gateway_inserts_check_values_for_a_proven_legacy_device_only() {
-    use m2mguard::config::Secret;
     use m2mguard::guard::check_value::sign;
+    use m2mguard::security::Secret;
     let echo = echo_upstream().await;
     let pki = Pki::new();
     pki.issue("lamp", &[], "Clamp");
