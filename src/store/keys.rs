@@ -83,9 +83,26 @@ impl Keys {
         self.apply(&Batch::new().remove_key(id))
     }
 
-    /// Applies `batch` to the repository in one durable step, then puts its key changes in
-    /// force. A batch whose keys would not form a valid ring applies nothing.
+    /// Applies a batch of key changes (and a cursor) to the repository in one durable step,
+    /// then puts them in force. A batch whose keys would not form a valid ring applies
+    /// nothing. Node records go through [`super::Repository::apply`], which keeps the node
+    /// cache in step; here they are refused.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        if let Some(Change::PutNode(node)) = batch
+            .changes()
+            .iter()
+            .find(|c| matches!(c, Change::PutNode(_)))
+        {
+            return Err(StoreError::Invalid {
+                record: format!("node {:?}", node.id),
+                detail: "node records are applied through the Repository".into(),
+            });
+        }
+        self.apply_all(batch)
+    }
+
+    /// As [`Keys::apply`], node records included (the caller updates the node cache).
+    pub(super) fn apply_all(&self, batch: &Batch) -> Result<(), StoreError> {
         let _write = self.write.lock().unwrap_or_else(|e| e.into_inner());
         batch.check()?;
         let next = next_ring(&self.ring(), batch)?;

@@ -13,6 +13,7 @@ mod batch;
 mod keys;
 mod memory;
 mod nodes;
+mod repository;
 mod sled_store;
 #[cfg(test)]
 mod tests;
@@ -26,6 +27,7 @@ pub use batch::{Batch, Change};
 pub use keys::Keys;
 pub use memory::MemoryStore;
 pub use nodes::Nodes;
+pub use repository::Repository;
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]

@@ -183,3 +183,46 @@ fn seeding_follows_the_configuration_and_keeps_run_time_keys() {
         assert_eq!(ring.get("c2").unwrap().record.secret, Secret::new(&[4; 32]));
     });
 }
+
+#[test]
+fn a_repository_batch_is_seen_by_the_next_lookup_of_nodes_and_keys_or_not_at_all() {
+    both(|store| {
+        let nodes = Arc::new(Nodes::new(store.clone(), 100));
+        let keys = Arc::new(Keys::load(store.clone()).unwrap());
+        let repository = Repository::new(nodes.clone(), keys.clone());
+        repository
+            .apply(&Batch::new().put_node(node("Cm")))
+            .unwrap();
+        assert_eq!(nodes.get("Cm").unwrap().unwrap().status, NodeStatus::Active);
+        let mut changes = nodes.status_changes();
+
+        let deactivated = Node {
+            status: NodeStatus::Deactivated,
+            ..node("Cm")
+        };
+        let short = CheckKey::new("short", "Cm", Secret::new(&[1; 8]));
+        let bad = Batch::new()
+            .put_node(deactivated.clone())
+            .put_key(short)
+            .with_cursor(b"feed:2");
+        assert!(repository.apply(&bad).is_err());
+        assert_eq!(nodes.get("Cm").unwrap().unwrap().status, NodeStatus::Active);
+        assert!(keys.ring().is_empty() && changes.try_recv().is_err());
+        assert_eq!(store.cursor().unwrap(), None);
+
+        let good = Batch::new()
+            .put_node(deactivated)
+            .put_key(key("k1", "Cm", 1))
+            .with_cursor(b"feed:2");
+        repository.apply(&good).unwrap();
+        assert_eq!(
+            nodes.get("Cm").unwrap().unwrap().status,
+            NodeStatus::Deactivated
+        );
+        assert_eq!(changes.try_recv().unwrap(), "Cm");
+        assert!(keys.ring().get("k1").is_some());
+        assert_eq!(store.cursor().unwrap().as_deref(), Some(&b"feed:2"[..]));
+        // Keys alone refuses node records: they would bypass the node cache.
+        assert!(keys.apply(&Batch::new().put_node(node("Cn"))).is_err());
+    });
+}
