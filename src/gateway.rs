@@ -231,10 +231,10 @@ impl Gateway {
 pub const DRAIN: Duration = Duration::from_secs(10);
 
 /// The repository, its nodes and its key ring.
-type Repository = (Arc<dyn Store>, Arc<Nodes>, Arc<Keys>);
+type Opened = (Arc<dyn Store>, Arc<Nodes>, Arc<Keys>);
 
 /// Opens the repository and brings the configured nodes and keys into it.
-fn repository(config: &Config) -> Result<Repository, StartError> {
+fn repository(config: &Config) -> Result<Opened, StartError> {
     let store_err = |source| StartError::Store {
         dir: config.gateway.data_dir.display().to_string(),
         source,
