@@ -20,10 +20,10 @@ use bytes::Bytes;
 use http::{Method, Request, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
-use m2mguard::config::Secret;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::security::Secret;
 
 struct Options {
     url: Uri,

@@ -13,9 +13,10 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use m2mguard::config::{IssuerConfig, IssuerKey, Secret, TokenAlgorithm, TokensConfig};
+use m2mguard::guard::token::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
 use m2mguard::guard::Tokens;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::security::Secret;
 use m2mguard::store::{SledStore, Store};
 use serde_json::json;
 

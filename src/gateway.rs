@@ -22,7 +22,7 @@ use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
-use crate::store::{Nodes, SledStore, Store, StoreError};
+use crate::store::{Keys, Nodes, SledStore, Store, StoreError};
 use crate::target::resolve::{Lookup, Resolver};
 use crate::tls::TlsError;
 
@@ -64,6 +64,8 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// The token stage, for revocation through the admin API.
     pub tokens: Arc<Tokens>,
+    /// The key ring in force, changed through the repository (the IN sync, later).
+    pub keys: Arc<Keys>,
     /// Every decision, for whoever subscribes (the demo; later the audit log).
     pub decisions: broadcast::Sender<DecisionRecord>,
 }
@@ -121,7 +123,7 @@ fn resolver(config: &Config) -> Result<Resolver, TlsError> {
 impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policies = Arc::new(Policies::load(&config.policy_dir).map_err(StartError::Policies)?);
-        let (store, nodes) = repository(&config)?;
+        let (store, nodes, keys) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
         let (decisions, _) = broadcast::channel(1024);
@@ -134,9 +136,10 @@ impl Gateway {
             policies: policies.clone(),
             metrics: metrics.clone(),
             tokens: tokens.clone(),
+            keys: keys.clone(),
             decisions: decisions.clone(),
         });
-        let checks = MessageChecks::new(&config.checks, tokens.clone(), store)
+        let checks = MessageChecks::new(&config.checks, keys, tokens.clone(), store)
             .map_err(|source| StartError::Store {
                 dir: config.gateway.data_dir.display().to_string(),
                 source,
@@ -227,8 +230,11 @@ impl Gateway {
 /// How long open connections may take to finish after shutdown begins.
 pub const DRAIN: Duration = Duration::from_secs(10);
 
-/// Opens the repository and brings the configured nodes into it.
-fn repository(config: &Config) -> Result<(Arc<dyn Store>, Arc<Nodes>), StartError> {
+/// The repository, its nodes and its key ring.
+type Opened = (Arc<dyn Store>, Arc<Nodes>, Arc<Keys>);
+
+/// Opens the repository and brings the configured nodes and keys into it.
+fn repository(config: &Config) -> Result<Opened, StartError> {
     let store_err = |source| StartError::Store {
         dir: config.gateway.data_dir.display().to_string(),
         source,
@@ -240,7 +246,9 @@ fn repository(config: &Config) -> Result<(Arc<dyn Store>, Arc<Nodes>), StartErro
         config.gateway.node_cache_capacity,
     ));
     nodes.seed(&config.nodes).map_err(store_err)?;
-    Ok((store, nodes))
+    let keys = Arc::new(Keys::load(store.clone()).map_err(store_err)?);
+    keys.seed(&config.checks.keys).map_err(store_err)?;
+    Ok((store, nodes, keys))
 }
 
 async fn bind(

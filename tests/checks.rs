@@ -163,8 +163,8 @@ async fn sequence_numbers_stay_used_across_a_restart() {
 
 #[tokio::test]
 async fn the_gateway_inserts_check_values_for_a_proven_legacy_device_only() {
-    use m2mguard::config::Secret;
     use m2mguard::guard::check_value::sign;
+    use m2mguard::security::Secret;
     let echo = echo_upstream().await;
     let pki = Pki::new();
     pki.issue("lamp", &[], "Clamp");
@@ -201,5 +201,79 @@ async fn the_gateway_inserts_check_values_for_a_proven_legacy_device_only() {
     let answer = retrieve(&client(), gw.http_addr, "Clamp").await;
     assert_eq!(answer.status, StatusCode::CREATED);
     assert!(answer.json()["headers"].get("x-m2m-as").is_none());
+    gw.shutdown().await;
+}
+
+#[tokio::test]
+async fn keys_added_rotated_and_removed_at_run_time_count_from_the_very_next_request() {
+    use m2mguard::security::{CheckKey, Secret};
+    use m2mguard::store::Batch;
+    let echo = echo_upstream().await;
+    let data = tempfile::tempdir().unwrap();
+    let gw = start(echo.addr, data.path(), 1024).await;
+    let addr = gw.http_addr;
+    let keys = gw.state.keys.clone();
+    let under = |key_id: &'static str, byte: u8, rqi: &str, seq: u64| Signed {
+        key_id,
+        key: [byte; 32],
+        ..Signed::new(rqi, seq)
+    };
+    let enrolled = |id: &str, byte: u8| CheckKey::new(id, "Cmeter", Secret::new(&[byte; 32]));
+
+    refused(
+        &under("meter-k2", 0x99, "rt-1", 1).send(addr).await,
+        "not yet enrolled",
+    );
+    keys.put(enrolled("meter-k2", 0x99)).unwrap();
+    assert_eq!(
+        under("meter-k2", 0x99, "rt-2", 2).send(addr).await.status,
+        StatusCode::CREATED,
+        "added: verifies at once"
+    );
+
+    // Rotation: a new secret under a new id in, the old id out, in one batch.
+    let rotation = Batch::new()
+        .put_key(enrolled("meter-k3", 0x98))
+        .remove_key("meter-k2");
+    keys.apply(&rotation).unwrap();
+    refused(
+        &under("meter-k2", 0x99, "rt-3", 3).send(addr).await,
+        "rotated out",
+    );
+    assert_eq!(
+        under("meter-k3", 0x98, "rt-4", 1).send(addr).await.status,
+        StatusCode::CREATED,
+        "rotated in"
+    );
+
+    // A configured key removed at run time: the very next request under it is refused.
+    assert_eq!(
+        Signed::new("rt-5", 1).send(addr).await.status,
+        StatusCode::CREATED
+    );
+    keys.remove("meter-k1").unwrap();
+    refused(&Signed::new("rt-6", 2).send(addr).await, "removed");
+    assert_eq!(
+        echo.hits.load(Ordering::SeqCst),
+        3,
+        "refusals reach nothing"
+    );
+
+    // Legitimate: the rotated key keeps working, and is still there after a restart.
+    assert_eq!(
+        under("meter-k3", 0x98, "rt-7", 2).send(addr).await.status,
+        StatusCode::CREATED
+    );
+    drop(keys); // it holds the repository open
+    gw.shutdown().await;
+    let gw = start(echo.addr, data.path(), 1024).await;
+    // (above the leased bound, as after any restart)
+    assert_eq!(
+        under("meter-k3", 0x98, "rt-8", 2000)
+            .send(gw.http_addr)
+            .await
+            .status,
+        StatusCode::CREATED
+    );
     gw.shutdown().await;
 }

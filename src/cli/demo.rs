@@ -16,14 +16,16 @@ use tokio::sync::broadcast;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use m2mguard::admin::client::AdminClient;
-use m2mguard::config::{Config, KeyConfig, Requirement, Secret};
+use m2mguard::config::Config;
 use m2mguard::gateway::Gateway;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
 use m2mguard::guard::DecisionRecord;
 use m2mguard::guard::Pattern;
+use m2mguard::guard::Requirement;
 use m2mguard::minicse;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::security::{CheckKey, KeyOrigin, Secret};
 
 use super::{table, Failure};
 
@@ -184,20 +186,18 @@ pub async fn demo() -> Result<(), Failure> {
 }
 
 /// A fresh random key for Cmeter-01, for this run only.
-fn demo_key() -> Result<KeyConfig, Failure> {
+fn demo_key() -> Result<CheckKey, Failure> {
     let mut bytes = [0u8; 32];
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| Failure::startup(anyhow::anyhow!("no random bytes for the demo key")))?;
-    Ok(KeyConfig {
-        id: "demo-meter-k1".into(),
-        node: "Cmeter-01".into(),
-        secret: Secret::new(&bytes),
-        insert: false,
+    Ok(CheckKey {
+        origin: KeyOrigin::Config,
+        ..CheckKey::new("demo-meter-k1", "Cmeter-01", Secret::new(&bytes))
     })
 }
 
 /// The headers of a signed retrieve of `to` by Cmeter-01: `X-M2M-OT` and `X-M2M-AS`.
-fn signature(key: &KeyConfig, to: &str, rqi: &str, seq: u64) -> Vec<(&'static str, String)> {
+fn signature(key: &CheckKey, to: &str, rqi: &str, seq: u64) -> Vec<(&'static str, String)> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
@@ -233,7 +233,7 @@ async fn play(
     gateway: SocketAddr,
     admin: SocketAddr,
     mut decisions: broadcast::Receiver<DecisionRecord>,
-    key: &KeyConfig,
+    key: &CheckKey,
 ) -> Result<Vec<[String; 7]>, Failure> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
     let admin = AdminClient::new(admin);

@@ -3,17 +3,17 @@
 //!
 //! In: the raw `[checks]` table. Out: [`ChecksConfig`], with every key file read and checked
 //! (length, permissions), or located errors. Key bytes are held in [`Secret`], whose `Debug`
-//! never shows them.
+//! never shows them. The keys seed the repository (`store::Keys::seed`).
 
-use std::fmt;
 use std::path::Path;
-use std::sync::Arc;
 use std::time::Duration;
 
 use serde::Deserialize;
 
 use super::Validator;
-use crate::guard::Pattern;
+use crate::guard::replay::ReplayConfig;
+use crate::guard::{ChecksConfig, Pattern, Requirement};
+use crate::security::{is_key_id, CheckKey, KeyOrigin, Secret, MIN_KEY_BYTES};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,83 +58,6 @@ pub struct FileKey {
     #[serde(default)]
     pub insert: bool,
 }
-
-#[derive(Debug, Clone, Default)]
-pub struct ChecksConfig {
-    pub require: Vec<Requirement>,
-    pub replay: ReplayConfig,
-    pub keys: Vec<KeyConfig>,
-}
-
-/// Checks required for targets matching `path`. Requirements of all matching rules add up.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Requirement {
-    pub path: Pattern,
-    pub check_value: bool,
-    pub timestamp: bool,
-    pub token: bool,
-}
-
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct ReplayConfig {
-    /// Oldest `ot` accepted, and how long a request id is remembered.
-    pub max_age: Duration,
-    /// How far in the future an `ot` may lie.
-    pub max_skew: Duration,
-    pub ids_per_node: usize,
-    pub ids_total: usize,
-    /// Sequence-number window, in numbers (RFC 6479; a multiple of 64, at least 1024).
-    pub window: u64,
-    /// Sequence numbers reserved per persisted high-water mark.
-    pub lease: u64,
-}
-
-impl Default for ReplayConfig {
-    fn default() -> Self {
-        ReplayConfig {
-            max_age: Duration::from_secs(300),
-            max_skew: Duration::from_secs(30),
-            ids_per_node: 10_000,
-            ids_total: 1_000_000,
-            window: 1024,
-            lease: 1024,
-        }
-    }
-}
-
-/// A check-value key: HMAC-SHA256 key `id`, enrolled for originator `node`. With `insert`,
-/// the gateway signs that node's forwarded requests with it (a legacy device behind the
-/// gateway that cannot compute check values itself).
-#[derive(Debug, Clone)]
-pub struct KeyConfig {
-    pub id: String,
-    pub node: String,
-    pub secret: Secret,
-    pub insert: bool,
-}
-
-/// Key bytes. `Debug` prints only the length.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(Arc<[u8]>);
-
-impl Secret {
-    pub fn new(bytes: &[u8]) -> Self {
-        Secret(bytes.into())
-    }
-
-    pub fn expose(&self) -> &[u8] {
-        &self.0
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "Secret({} bytes)", self.0.len())
-    }
-}
-
-/// Shortest key accepted, in bytes.
-pub const MIN_KEY_BYTES: usize = 16;
 
 impl Validator {
     pub(super) fn checks(&mut self, raw: FileChecks) -> ChecksConfig {
@@ -205,7 +128,7 @@ impl Validator {
         }
     }
 
-    fn keys(&mut self, raw: Vec<FileKey>) -> Vec<KeyConfig> {
+    fn keys(&mut self, raw: Vec<FileKey>) -> Vec<CheckKey> {
         let mut seen = std::collections::HashSet::new();
         let mut inserting = std::collections::HashSet::new();
         let mut keys = Vec::with_capacity(raw.len());
@@ -232,25 +155,18 @@ impl Validator {
                 );
             }
             match read_key(Path::new(&k.file)) {
-                Ok(secret) => keys.push(KeyConfig {
+                Ok(secret) => keys.push(CheckKey {
                     id: k.id,
                     node: k.node,
                     secret,
                     insert: k.insert,
+                    origin: KeyOrigin::Config,
                 }),
                 Err(message) => self.err(format!("{at}.file"), format!("{:?}: {message}", k.file)),
             }
         }
         keys
     }
-}
-
-/// Key ids appear inside `aus`, so they are kept to a plain alphabet.
-pub fn is_key_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
 }
 
 /// Reads a key file: hex (64 digits for 32 bytes) or unpadded/padded base64, one line.

@@ -3,7 +3,9 @@
 //! In: the text of `config/m2mguard.toml` (also the built-in default). Out: a [`Config`] whose
 //! every field has been checked, TLS material loaded, or the full list of [`ConfigError`]s,
 //! each located at the line and column of the offending key. Relative paths are taken from the
-//! working directory. Nothing here binds a port.
+//! working directory. Nothing here binds a port. The validated types of the guard's stages
+//! live beside those stages (`guard::ChecksConfig`, `guard::token::TokensConfig`, ...); this
+//! module builds them, and the guard never imports it.
 
 mod checks;
 mod coap;
@@ -21,15 +23,13 @@ use std::time::Duration;
 use http::Uri;
 use rustls_pki_types::CertificateDer;
 
+use crate::guard::token::TokensConfig;
+use crate::guard::ChecksConfig;
 use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
-pub use checks::{
-    is_key_id, ChecksConfig, KeyConfig, ReplayConfig, Requirement, Secret, MIN_KEY_BYTES,
-};
 pub use coap::CoapConfig;
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
-pub use tokens::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
 
 /// The annotated default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/m2mguard.toml");

@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use super::checks::{read_key, Secret};
+use super::checks::read_key;
 use super::Validator;
+use crate::guard::token::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,74 +32,6 @@ pub struct FileIssuer {
     pub iss: String,
     pub algorithms: Vec<String>,
     pub key: String,
-    pub max_uses: Option<u64>,
-}
-
-#[derive(Debug, Clone)]
-pub struct TokensConfig {
-    /// How far `nbf` may lie in the future and `exp` in the past.
-    pub max_skew: Duration,
-    /// Verified tokens held in memory (by SHA-256 of the token text).
-    pub cache_entries: u64,
-    /// `tqf`: where clients obtain tokens, sent with a token denial.
-    pub token_request_info: Option<String>,
-    pub issuers: Vec<IssuerConfig>,
-}
-
-impl Default for TokensConfig {
-    fn default() -> Self {
-        TokensConfig {
-            max_skew: Duration::from_secs(30),
-            cache_entries: 10_000,
-            token_request_info: None,
-            issuers: Vec::new(),
-        }
-    }
-}
-
-/// The JWS algorithms a token may be signed with. There is no `none`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum TokenAlgorithm {
-    EdDsa,
-    Es256,
-    Hs256,
-}
-
-impl TokenAlgorithm {
-    /// The `alg` header value (RFC 7518 / RFC 8037).
-    pub fn as_str(self) -> &'static str {
-        match self {
-            TokenAlgorithm::EdDsa => "EdDSA",
-            TokenAlgorithm::Es256 => "ES256",
-            TokenAlgorithm::Hs256 => "HS256",
-        }
-    }
-
-    pub fn parse(text: &str) -> Option<Self> {
-        [Self::EdDsa, Self::Es256, Self::Hs256]
-            .into_iter()
-            .find(|a| a.as_str() == text)
-    }
-}
-
-/// An issuer's verification key, as read from its file.
-#[derive(Debug, Clone)]
-pub enum IssuerKey {
-    /// An Ed25519 public key, SubjectPublicKeyInfo PEM.
-    Ed25519Pem(Vec<u8>),
-    /// A P-256 public key, SubjectPublicKeyInfo PEM.
-    P256Pem(Vec<u8>),
-    /// The shared HMAC secret.
-    Hmac(Secret),
-}
-
-#[derive(Debug, Clone)]
-pub struct IssuerConfig {
-    /// `iss`, matched exactly.
-    pub iss: String,
-    pub algorithms: Vec<TokenAlgorithm>,
-    pub key: IssuerKey,
-    /// Uses allowed per token when the token does not say (`tkuc` lowers it, never raises).
     pub max_uses: Option<u64>,
 }
 
@@ -221,10 +154,10 @@ fn read_issuer_key(algorithm: TokenAlgorithm, path: &Path) -> Result<IssuerKey, 
         }
         TokenAlgorithm::Hs256 => {
             let secret = read_key(path)?;
-            if secret.expose().len() < MIN_HS256_KEY_BYTES {
+            if secret.len() < MIN_HS256_KEY_BYTES {
                 return Err(format!(
                     "HS256 secret is {} bytes (expected at least {MIN_HS256_KEY_BYTES})",
-                    secret.expose().len()
+                    secret.len()
                 ));
             }
             Ok(IssuerKey::Hmac(secret))

@@ -1,7 +1,8 @@
 //! Check values (seed 7.5): an HMAC-SHA256 over a canonical byte form of the primitive, keyed
 //! by the originator's enrolled key, carried in `aus` as `<key id>.<sequence>.<mac>`.
 //!
-//! In: a primitive, the key ring from `[[checks.keys]]`. Out: the verified key id and sequence
+//! In: a primitive, the key ring in force (seeded from `[[checks.keys]]`, changed at run time
+//! through the repository). Out: the verified key id and sequence
 //! number (for the replay window), or a denial. Also the signing side, for the gateway's own
 //! check values on forwarded requests and for tests.
 //!
@@ -19,18 +20,14 @@
 //! leading zeros. Length prefixes make the encoding injective: no two
 //! different field lists give the same bytes.
 
-use std::collections::HashMap;
-
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
 use super::{Denial, Stage};
-use crate::config::{is_key_id, KeyConfig, Secret};
 use crate::primitive::Primitive;
-
-type HmacSha256 = Hmac<Sha256>;
+use crate::security::mac::MacKey;
+use crate::security::{is_key_id, KeyRing, Secret};
 
 const DOMAIN: &[u8] = b"m2mguard-cv2";
 
@@ -49,72 +46,49 @@ struct Aus<'a> {
     mac: &'a str,
 }
 
-/// Enrolled keys by id.
-#[derive(Default)]
-pub struct KeyRing {
-    keys: HashMap<String, KeyConfig>,
-}
-
-impl KeyRing {
-    pub fn new(keys: &[KeyConfig]) -> Self {
-        KeyRing {
-            keys: keys.iter().map(|k| (k.id.clone(), k.clone())).collect(),
-        }
+/// Verifies `p.security.aus` under the keys of `ring`: `Ok(None)` when there is none.
+pub fn verify(ring: &KeyRing, p: &Primitive) -> Result<Option<Verified>, Denial> {
+    let Some(text) = p.security.aus.as_deref() else {
+        return Ok(None);
+    };
+    let deny = |reason: String| Denial::new(Stage::CheckValue, reason);
+    let aus = parse(text).ok_or_else(|| {
+        deny("check value is malformed (expected <key id>.<sequence>.<mac>)".into())
+    })?;
+    let key = ring
+        .get(aus.key_id)
+        .ok_or_else(|| deny(format!("unknown check-value key id {:?}", aus.key_id)))?;
+    if key.record.node != p.fr {
+        return Err(deny(format!(
+            "key {:?} is not enrolled for originator {:?}",
+            aus.key_id, p.fr
+        )));
     }
-
-    pub fn get(&self, key_id: &str) -> Option<&KeyConfig> {
-        self.keys.get(key_id)
+    let mac = URL_SAFE_NO_PAD
+        .decode(aus.mac)
+        .map_err(|_| deny("check value MAC is not base64url".into()))?;
+    // Compared in constant time.
+    if !key.mac.verify(&canonical(p, aus.key_id, aus.seq), &mac) {
+        return Err(deny(format!(
+            "check value does not verify under key {:?}",
+            aus.key_id
+        )));
     }
-
-    /// Verifies `p.security.aus`: `Ok(None)` when there is none.
-    pub fn verify(&self, p: &Primitive) -> Result<Option<Verified>, Denial> {
-        let Some(text) = p.security.aus.as_deref() else {
-            return Ok(None);
-        };
-        let deny = |reason: String| Denial::new(Stage::CheckValue, reason);
-        let aus = parse(text).ok_or_else(|| {
-            deny("check value is malformed (expected <key id>.<sequence>.<mac>)".into())
-        })?;
-        let key = self
-            .keys
-            .get(aus.key_id)
-            .ok_or_else(|| deny(format!("unknown check-value key id {:?}", aus.key_id)))?;
-        if key.node != p.fr {
-            return Err(deny(format!(
-                "key {:?} is not enrolled for originator {:?}",
-                aus.key_id, p.fr
-            )));
-        }
-        let mac = URL_SAFE_NO_PAD
-            .decode(aus.mac)
-            .map_err(|_| deny("check value MAC is not base64url".into()))?;
-        let mut hmac = keyed(&key.secret);
-        hmac.update(&canonical(p, aus.key_id, aus.seq));
-        // verify_slice compares in constant time (subtle).
-        hmac.verify_slice(&mac).map_err(|_| {
-            deny(format!(
-                "check value does not verify under key {:?}",
-                aus.key_id
-            ))
-        })?;
-        Ok(Some(Verified {
-            key_id: aus.key_id.to_owned(),
-            seq: aus.seq,
-        }))
-    }
+    Ok(Some(Verified {
+        key_id: aus.key_id.to_owned(),
+        seq: aus.seq,
+    }))
 }
 
 /// The `aus` value for `p` signed with `secret` under `key_id` at `seq`.
 pub fn sign(p: &Primitive, key_id: &str, secret: &Secret, seq: u64) -> String {
-    let mut hmac = keyed(secret);
-    hmac.update(&canonical(p, key_id, seq));
-    let mac = URL_SAFE_NO_PAD.encode(hmac.finalize().into_bytes());
-    format!("{key_id}.{seq}.{mac}")
+    sign_with(p, key_id, &MacKey::new(secret), seq)
 }
 
-fn keyed(secret: &Secret) -> HmacSha256 {
-    // HMAC accepts keys of any length; new_from_slice cannot fail for it.
-    HmacSha256::new_from_slice(secret.expose()).unwrap_or_else(|_| unreachable!())
+/// As [`sign`], with a prepared key.
+pub fn sign_with(p: &Primitive, key_id: &str, key: &MacKey, seq: u64) -> String {
+    let mac = URL_SAFE_NO_PAD.encode(key.sign(&canonical(p, key_id, seq)));
+    format!("{key_id}.{seq}.{mac}")
 }
 
 /// The canonical bytes that a check value signs.

@@ -11,16 +11,35 @@
 use std::sync::Arc;
 use std::time::SystemTime;
 
-use super::check_value::KeyRing;
+use super::check_value;
 use super::insert::Inserter;
 use super::plausibility::Plausibility;
-use super::replay::Timestamps;
+use super::replay::{ReplayConfig, Timestamps};
 use super::token::Tokens;
 use super::window::Windows;
-use super::{Denial, Findings, Stage};
-use crate::config::{ChecksConfig, Requirement};
+use super::{Denial, Findings, Pattern, Stage};
 use crate::primitive::Primitive;
-use crate::store::{Node, Store, StoreError};
+use crate::security::CheckKey;
+use crate::store::{Keys, Node, Store, StoreError};
+
+/// `[checks]`, validated: where checks are required, the replay window, and the configured
+/// check-value keys (which seed the repository; the stage reads the ring in force from
+/// [`Keys`]).
+#[derive(Debug, Clone, Default)]
+pub struct ChecksConfig {
+    pub require: Vec<Requirement>,
+    pub replay: ReplayConfig,
+    pub keys: Vec<CheckKey>,
+}
+
+/// Checks required for targets matching `path`. Requirements of all matching rules add up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Requirement {
+    pub path: Pattern,
+    pub check_value: bool,
+    pub timestamp: bool,
+    pub token: bool,
+}
 
 /// The checks a target requires: the union of every matching `[[checks.require]]` rule.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -32,7 +51,8 @@ pub struct Required {
 
 pub struct MessageChecks {
     require: Vec<Requirement>,
-    keys: KeyRing,
+    /// The key ring in force, read per request: a key changed at run time counts at once.
+    keys: Arc<Keys>,
     timestamps: Timestamps,
     /// Sequence windows; `None` without a repository (then there are no keys either).
     windows: Option<Windows>,
@@ -48,28 +68,30 @@ impl MessageChecks {
     pub fn off() -> Self {
         MessageChecks {
             require: Vec::new(),
-            keys: KeyRing::default(),
+            keys: Arc::new(Keys::empty()),
             timestamps: Timestamps::new(&Default::default()),
             windows: None,
-            inserter: Inserter::new(&[], 1, None),
+            inserter: Inserter::new(1, None),
             tokens: Arc::new(Tokens::none()),
             plausibility: Plausibility::off(),
         }
     }
 
-    /// `tokens` is shared with the admin API, which revokes through it.
+    /// `keys` is the ring in force (seeded from `config.keys` by the caller); `tokens` is
+    /// shared with the admin API, which revokes through it.
     pub fn new(
         config: &ChecksConfig,
+        keys: Arc<Keys>,
         tokens: Arc<Tokens>,
         store: Arc<dyn Store>,
     ) -> Result<Self, StoreError> {
         let r = &config.replay;
         Ok(MessageChecks {
             require: config.require.clone(),
-            keys: KeyRing::new(&config.keys),
+            keys,
             timestamps: Timestamps::new(r),
             windows: Some(Windows::new(r.window, r.lease, store.clone())),
-            inserter: Inserter::new(&config.keys, r.lease, Some(store)),
+            inserter: Inserter::new(r.lease, Some(store)),
             tokens,
             plausibility: Plausibility::off(),
         })
@@ -94,13 +116,13 @@ impl MessageChecks {
 
     /// The check value to insert on an allowed request, if its node has an insert key.
     pub fn insert(&self, p: &Primitive) -> Result<Option<String>, Denial> {
-        self.inserter.aus(p)
+        self.inserter.aus(p, &self.keys.ring())
     }
 
     pub fn run(&self, p: &Primitive, node: &Node, now: SystemTime) -> Result<Findings, Denial> {
         let required = self.required(&p.to);
         let mut findings = Findings::default();
-        let verified = self.keys.verify(p)?;
+        let verified = check_value::verify(&self.keys.ring(), p)?;
         if verified.is_none() && required.check_value {
             return Err(Denial::new(
                 Stage::CheckValue,

@@ -1,6 +1,7 @@
 //! Inserting check values (seed 7.5, "insert"): for a legacy device behind the gateway that
 //! cannot compute check values, the gateway signs the device's allowed requests with the
-//! device's enrolled key (`insert = true` in `[[checks.keys]]`) before forwarding them.
+//! device's enrolled key (`insert = true` in `[[checks.keys]]`, or set so in the repository)
+//! before forwarding them.
 //!
 //! In: an allowed primitive without `aus`. Out: the `aus` to add, or nothing. Only requests
 //! whose originator the transport proved (HTTPS with a client certificate naming `fr`) are
@@ -13,15 +14,13 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use super::check_value::sign;
+use super::check_value::sign_with;
 use super::{Denial, Stage};
-use crate::config::KeyConfig;
 use crate::primitive::{Primitive, Protocol};
+use crate::security::KeyRing;
 use crate::store::Store;
 
 pub struct Inserter {
-    /// Insert keys by node id.
-    keys: HashMap<String, KeyConfig>,
     lease: u64,
     store: Option<Arc<dyn Store>>,
     counters: Mutex<HashMap<String, Counter>>,
@@ -34,22 +33,18 @@ struct Counter {
 }
 
 impl Inserter {
-    pub fn new(keys: &[KeyConfig], lease: u64, store: Option<Arc<dyn Store>>) -> Self {
+    pub fn new(lease: u64, store: Option<Arc<dyn Store>>) -> Self {
         Inserter {
-            keys: keys
-                .iter()
-                .filter(|k| k.insert)
-                .map(|k| (k.node.clone(), k.clone()))
-                .collect(),
             lease,
             store,
             counters: Mutex::default(),
         }
     }
 
-    /// The `aus` for `p`, when its originator has an insert key and `p` carries none.
-    pub fn aus(&self, p: &Primitive) -> Result<Option<String>, Denial> {
-        let Some(key) = self.keys.get(&p.fr) else {
+    /// The `aus` for `p`, when its originator has an insert key in `ring` and `p` carries
+    /// none.
+    pub fn aus(&self, p: &Primitive, ring: &KeyRing) -> Result<Option<String>, Denial> {
+        let Some(key) = ring.inserting(&p.fr) else {
             return Ok(None);
         };
         let proven = p.peer.protocol == Protocol::Https
@@ -57,8 +52,9 @@ impl Inserter {
         if p.security.aus.is_some() || !proven {
             return Ok(None);
         }
-        let seq = self.next(&key.id)?;
-        Ok(Some(sign(p, &key.id, &key.secret, seq)))
+        let id = &key.record.id;
+        let seq = self.next(id)?;
+        Ok(Some(sign_with(p, id, &key.mac, seq)))
     }
 
     fn next(&self, key_id: &str) -> Result<u64, Denial> {
@@ -104,9 +100,9 @@ impl Inserter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Secret;
-    use crate::guard::check_value::KeyRing;
+    use crate::guard::check_value::verify;
     use crate::primitive::{Operation, Peer, Protocol, Security};
+    use crate::security::{CheckKey, Secret};
     use crate::store::SledStore;
 
     fn request(fr: &str, rqi: &str) -> Primitive {
@@ -134,13 +130,11 @@ mod tests {
     #[test]
     fn inserted_values_verify_and_numbers_never_repeat_across_restarts() {
         let dir = tempfile::tempdir().unwrap();
-        let key = KeyConfig {
-            id: "legacy-k1".into(),
-            node: "Clegacy".into(),
-            secret: Secret::new(&[3; 32]),
+        let key = CheckKey {
             insert: true,
+            ..CheckKey::new("legacy-k1", "Clegacy", Secret::new(&[3; 32]))
         };
-        let ring = KeyRing::new(std::slice::from_ref(&key));
+        let ring = KeyRing::new([&key]).unwrap();
         let mut issued = Vec::new();
         for round in 0..2 {
             // sled's flusher thread may hold the previous round's lock for a moment.
@@ -151,22 +145,22 @@ mod tests {
                 })
             });
             let store: Arc<dyn Store> = Arc::new(reopened.expect("the repository reopens"));
-            let inserter = Inserter::new(std::slice::from_ref(&key), 10, Some(store));
+            let inserter = Inserter::new(10, Some(store));
             for i in 0..3 {
                 let mut p = request("Clegacy", &format!("r{round}{i}"));
-                p.security.aus = inserter.aus(&p).unwrap();
-                let verified = ring.verify(&p).unwrap().unwrap();
+                p.security.aus = inserter.aus(&p, &ring).unwrap();
+                let verified = verify(&ring, &p).unwrap().unwrap();
                 issued.push(verified.seq);
             }
             // A request that already carries a check value, or from another node: untouched.
             let mut signed = request("Clegacy", "own");
             signed.security.aus = Some("k.1.x".into());
-            assert_eq!(inserter.aus(&signed).unwrap(), None);
-            assert_eq!(inserter.aus(&request("Cother", "r")).unwrap(), None);
+            assert_eq!(inserter.aus(&signed, &ring).unwrap(), None);
+            assert_eq!(inserter.aus(&request("Cother", "r"), &ring).unwrap(), None);
             // A claimed but unproven originator is not signed for.
             let mut claimed = request("Clegacy", "claimed");
             claimed.peer.tls_identity = None;
-            assert_eq!(inserter.aus(&claimed).unwrap(), None);
+            assert_eq!(inserter.aus(&claimed, &ring).unwrap(), None);
         }
         assert_eq!(issued, [1, 2, 3, 12, 13, 14]);
     }

@@ -28,7 +28,7 @@ use std::time::SystemTime;
 use crate::policy::Policies;
 use crate::primitive::{Peer, Primitive, TopicRequest};
 use crate::store::Nodes;
-pub use checks::MessageChecks;
+pub use checks::{ChecksConfig, MessageChecks, Requirement};
 pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
 pub use plausibility::Plausibility;

@@ -11,11 +11,38 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::hash::{BuildHasher, BuildHasherDefault, Hasher, RandomState};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
-use std::time::{SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::{Denial, Stage};
-use crate::config::ReplayConfig;
 use crate::primitive::Primitive;
+
+/// `[checks.replay]`, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// Oldest `ot` accepted, and how long a request id is remembered.
+    pub max_age: Duration,
+    /// How far in the future an `ot` may lie.
+    pub max_skew: Duration,
+    pub ids_per_node: usize,
+    pub ids_total: usize,
+    /// Sequence-number window, in numbers (RFC 6479; a multiple of 64, at least 1024).
+    pub window: u64,
+    /// Sequence numbers reserved per persisted high-water mark.
+    pub lease: u64,
+}
+
+impl Default for ReplayConfig {
+    fn default() -> Self {
+        ReplayConfig {
+            max_age: Duration::from_secs(300),
+            max_skew: Duration::from_secs(30),
+            ids_per_node: 10_000,
+            ids_total: 1_000_000,
+            window: 1024,
+            lease: 1024,
+        }
+    }
+}
 
 const SHARDS: usize = 16;
 

@@ -286,24 +286,21 @@ fn repeated_decisions_follow_node_and_source_changes() {
 
 #[test]
 fn policies_see_which_message_checks_passed() {
-    use crate::config::{ChecksConfig, KeyConfig, Secret};
+    use crate::security::{CheckKey, Secret};
+    use crate::store::{Keys, Store};
     let f = fixture();
     let secret = Secret::new(&[9; 32]);
-    let config = ChecksConfig {
-        keys: vec![KeyConfig {
-            id: "k1".into(),
-            node: "Cmeter".into(),
-            secret: secret.clone(),
-            insert: false,
-        }],
-        ..ChecksConfig::default()
-    };
-    let store = Arc::new(SledStore::open(f._dir.path().join("checks").as_path()).unwrap());
+    let config = ChecksConfig::default();
+    let store: Arc<dyn Store> =
+        Arc::new(SledStore::open(f._dir.path().join("checks").as_path()).unwrap());
+    let keys = Arc::new(Keys::load(store.clone()).unwrap());
+    keys.seed(&[CheckKey::new("k1", "Cmeter", secret.clone())])
+        .unwrap();
     let guard = guard_with(
         &f,
         r#"@id("signed-only")
         permit(principal, action == Action::"retrieve", resource) when { context.checks.check_value && !context.checks.token && context.flags.isEmpty() };"#,
-        MessageChecks::new(&config, Arc::new(token::Tokens::none()), store).unwrap(),
+        MessageChecks::new(&config, keys, Arc::new(token::Tokens::none()), store).unwrap(),
     );
     let unsigned = request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x");
     let d = denial(guard.decide(&unsigned, SystemTime::now()));

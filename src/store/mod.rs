@@ -1,19 +1,33 @@
-//! The local authorization repository: nodes and their status, revoked access-control
-//! tokens and token use counts.
+//! The local authorization repository: nodes and their status, check-value keys, revoked
+//! access-control tokens, token use counts and the IN feed cursor.
 //!
-//! In: node records from the config seed, the admin API and (later) the IN feed. Out: the
-//! current [`Node`] for an originator. [`Store`] is the persistence seam (sled in production);
-//! [`Nodes`] puts a moka cache in front of it for the request path. Invariant: a write is
-//! durable (flushed) before it is visible, and visible to the very next lookup.
+//! In: node and key records from the config seed, the admin API and (later) the IN feed, the
+//! feed's records as one [`Batch`]. Out: the current [`Node`] for an originator, the key ring
+//! in force. [`Store`] is the persistence seam ([`SledStore`] in production, [`MemoryStore`]
+//! for tests); [`Nodes`] puts a moka cache in front of it for the request path, [`Keys`] holds
+//! the [`KeyRing`](crate::security::KeyRing) built from it. Invariant: a write is durable
+//! (flushed) before it is visible, and visible to the very next lookup; a batch is applied
+//! whole or not at all.
 
+mod batch;
+mod keys;
+mod memory;
 mod nodes;
+mod repository;
 mod sled_store;
+#[cfg(test)]
+mod tests;
 
 use std::fmt;
 
 use serde::{Deserialize, Serialize};
 
+use crate::security::CheckKey;
+pub use batch::{Batch, Change};
+pub use keys::Keys;
+pub use memory::MemoryStore;
 pub use nodes::Nodes;
+pub use repository::Repository;
 pub use sled_store::SledStore;
 
 #[derive(Debug, thiserror::Error)]
@@ -22,6 +36,9 @@ pub enum StoreError {
     Io(#[from] sled::Error),
     #[error("repository record for {key:?} is unreadable: {detail}")]
     Corrupt { key: String, detail: String },
+    /// A record refused before anything was written.
+    #[error("record {record:?} refused: {detail}")]
+    Invalid { record: String, detail: String },
 }
 
 /// Where a node stands with the infrastructure node.
@@ -87,11 +104,19 @@ pub struct NodeSeed {
     pub groups: Vec<String>,
 }
 
-/// Persistence of nodes. Implementations must make `put_node` durable before returning.
+/// Persistence of the repository. Every write is durable before it returns.
 pub trait Store: Send + Sync + 'static {
     fn node(&self, id: &str) -> Result<Option<Node>, StoreError>;
     fn put_node(&self, node: &Node) -> Result<(), StoreError>;
     fn nodes(&self) -> Result<Vec<Node>, StoreError>;
+    /// Every check-value key record.
+    fn keys(&self) -> Result<Vec<CheckKey>, StoreError>;
+    /// The feed cursor last applied with a [`Batch`], as the feed gave it.
+    fn cursor(&self) -> Result<Option<Vec<u8>>, StoreError>;
+    /// Applies every change of `batch` and its cursor in one durable step: after an error
+    /// nothing of it is applied, after `Ok` all of it is, on disk. Records are checked first
+    /// ([`Batch::check`]).
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError>;
     /// The persisted sequence-number bound of a check-value key (see `guard::replay`).
     fn sequence_mark(&self, key_id: &str) -> Result<Option<u64>, StoreError>;
     /// Persists a key's sequence-number bound; durable when this returns.

@@ -13,7 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use moka::sync::Cache;
 use tokio::sync::broadcast;
 
-use super::{Node, NodeSeed, NodeStatus, Store, StoreError};
+use super::{Batch, Change, Node, NodeSeed, NodeStatus, Store, StoreError};
 
 pub struct Nodes {
     store: Arc<dyn Store>,
@@ -100,6 +100,41 @@ impl Nodes {
                     status_changed_at: unix_now(),
                 })?;
             }
+        }
+        Ok(())
+    }
+
+    /// Runs `write` (which applies `batch` to the repository) with node writes held off, then
+    /// puts the batch's node records in the cache and announces the status changes among them.
+    pub(super) fn apply_with(
+        &self,
+        batch: &Batch,
+        write: impl FnOnce() -> Result<(), StoreError>,
+    ) -> Result<(), StoreError> {
+        let put = || {
+            batch.changes().iter().filter_map(|c| match c {
+                Change::PutNode(node) => Some(node),
+                _ => None,
+            })
+        };
+        let mut changed = Vec::new();
+        {
+            let _write = self.write.write().unwrap_or_else(|e| e.into_inner());
+            for node in put() {
+                let before = self.store.node(&node.id)?.map(|n| n.status);
+                if before.is_some_and(|s| s != node.status) {
+                    changed.push(node.id.clone());
+                }
+            }
+            write()?;
+            for node in put() {
+                self.cache
+                    .insert(node.id.clone(), Some(Arc::new(node.clone())));
+            }
+        }
+        for id in changed {
+            // Sent after the write is visible, as in `set_status`.
+            let _ = self.changes.send(id);
         }
         Ok(())
     }

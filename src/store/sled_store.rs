@@ -1,15 +1,31 @@
-//! [`Store`] on sled: a `nodes` tree keyed by originator id (JSON values); `sequence_marks`
-//! (check-value key id → persisted sequence bound), `revoked_tokens` (token id → revocation
-//! time) and `token_uses` (token id → uses reserved so far), all three with big-endian `u64` values.
-//! Every write is flushed before it returns.
+//! [`Store`] on sled: a `nodes` tree keyed by originator id (JSON values); `check_keys`
+//! (key id → JSON record, the secret in base64, stored as the configuration or the feed gave
+//! it: see [`crate::security`] on protection at rest); `feed` (`cursor` → the feed cursor as
+//! given); `sequence_marks` (check-value key id → persisted sequence bound), `revoked_tokens`
+//! (token id → revocation time) and `token_uses` (token id → uses reserved so far), all three
+//! with big-endian `u64` values. Every write is flushed before it returns; a [`Batch`] is one
+//! sled transaction across `nodes`, `check_keys` and `feed`. The repository directory is
+//! restricted to its owner (0700) when opened.
 
+use std::convert::Infallible;
 use std::path::Path;
 
-use super::{Node, Store, StoreError};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use serde::{Deserialize, Serialize};
+use sled::transaction::{ConflictableTransactionError, TransactionError};
+use sled::Transactional;
+
+use super::{Batch, Change, Node, Store, StoreError};
+use crate::security::{CheckKey, KeyOrigin, Secret};
+
+const CURSOR: &[u8] = b"cursor";
 
 pub struct SledStore {
     db: sled::Db,
     nodes: sled::Tree,
+    keys: sled::Tree,
+    feed: sled::Tree,
     marks: sled::Tree,
     revoked_tokens: sled::Tree,
     token_uses: sled::Tree,
@@ -18,19 +34,114 @@ pub struct SledStore {
 impl SledStore {
     /// Opens (or creates) the repository under `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        let db = sled::Config::new().path(dir.join("repository")).open()?;
-        let nodes = db.open_tree("nodes")?;
-        let marks = db.open_tree("sequence_marks")?;
-        let revoked_tokens = db.open_tree("revoked_tokens")?;
-        let token_uses = db.open_tree("token_uses")?;
+        let path = dir.join("repository");
+        let db = sled::Config::new().path(&path).open()?;
+        owner_only(&path)?;
         Ok(SledStore {
+            nodes: db.open_tree("nodes")?,
+            keys: db.open_tree("check_keys")?,
+            feed: db.open_tree("feed")?,
+            marks: db.open_tree("sequence_marks")?,
+            revoked_tokens: db.open_tree("revoked_tokens")?,
+            token_uses: db.open_tree("token_uses")?,
             db,
-            nodes,
-            marks,
-            revoked_tokens,
-            token_uses,
         })
     }
+}
+
+/// Key material lies in the repository: no one but its owner may read it.
+fn owner_only(path: &Path) -> Result<(), StoreError> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o700))
+            .map_err(|e| StoreError::Io(e.into()))?;
+    }
+    let _ = path;
+    Ok(())
+}
+
+/// A check-value key as stored.
+#[derive(Serialize, Deserialize)]
+struct StoredKey {
+    node: String,
+    /// The key bytes, standard base64.
+    secret: String,
+    insert: bool,
+    origin: StoredOrigin,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+enum StoredOrigin {
+    Config,
+    Repository,
+}
+
+fn encode_key(key: &CheckKey) -> Result<Vec<u8>, StoreError> {
+    let stored = StoredKey {
+        node: key.node.clone(),
+        secret: STANDARD.encode(key.secret.expose()),
+        insert: key.insert,
+        origin: match key.origin {
+            KeyOrigin::Config => StoredOrigin::Config,
+            KeyOrigin::Repository => StoredOrigin::Repository,
+        },
+    };
+    serde_json::to_vec(&stored).map_err(|e| StoreError::Corrupt {
+        key: key.id.clone(),
+        detail: e.to_string(),
+    })
+}
+
+fn decode_key(id: &[u8], value: &[u8]) -> Result<CheckKey, StoreError> {
+    let id = String::from_utf8_lossy(id).into_owned();
+    let corrupt = |detail: String| StoreError::Corrupt {
+        key: id.clone(),
+        detail,
+    };
+    let stored: StoredKey = serde_json::from_slice(value).map_err(|e| corrupt(e.to_string()))?;
+    let secret = STANDARD
+        .decode(&stored.secret)
+        .map_err(|e| corrupt(format!("key bytes: {e}")))?;
+    Ok(CheckKey {
+        node: stored.node,
+        secret: Secret::new(&secret),
+        insert: stored.insert,
+        origin: match stored.origin {
+            StoredOrigin::Config => KeyOrigin::Config,
+            StoredOrigin::Repository => KeyOrigin::Repository,
+        },
+        id,
+    })
+}
+
+fn encode_node(node: &Node) -> Result<Vec<u8>, StoreError> {
+    serde_json::to_vec(node).map_err(|e| StoreError::Corrupt {
+        key: node.id.clone(),
+        detail: e.to_string(),
+    })
+}
+
+/// A batch change as the bytes it writes: (tree, key, value or removal).
+enum Write {
+    Node(Vec<u8>, Vec<u8>),
+    Key(Vec<u8>, Vec<u8>),
+    RemoveKey(Vec<u8>),
+}
+
+fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
+    batch
+        .changes()
+        .iter()
+        .map(|change| {
+            Ok(match change {
+                Change::PutNode(n) => Write::Node(n.id.clone().into_bytes(), encode_node(n)?),
+                Change::PutKey(k) => Write::Key(k.id.clone().into_bytes(), encode_key(k)?),
+                Change::RemoveKey(id) => Write::RemoveKey(id.clone().into_bytes()),
+            })
+        })
+        .collect()
 }
 
 fn decode(key: &[u8], value: &[u8]) -> Result<Node, StoreError> {
@@ -49,11 +160,7 @@ impl Store for SledStore {
     }
 
     fn put_node(&self, node: &Node) -> Result<(), StoreError> {
-        let value = serde_json::to_vec(node).map_err(|e| StoreError::Corrupt {
-            key: node.id.clone(),
-            detail: e.to_string(),
-        })?;
-        self.nodes.insert(node.id.as_bytes(), value)?;
+        self.nodes.insert(node.id.as_bytes(), encode_node(node)?)?;
         self.db.flush()?;
         Ok(())
     }
@@ -66,6 +173,46 @@ impl Store for SledStore {
                 decode(&k, &v)
             })
             .collect()
+    }
+
+    fn keys(&self) -> Result<Vec<CheckKey>, StoreError> {
+        self.keys
+            .iter()
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode_key(&k, &v)
+            })
+            .collect()
+    }
+
+    fn cursor(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.feed.get(CURSOR)?.map(|v| v.to_vec()))
+    }
+
+    fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
+        batch.check()?;
+        let writes = encode(batch)?;
+        let cursor = batch.cursor();
+        (&self.nodes, &self.keys, &self.feed)
+            .transaction(|(nodes, keys, feed)| {
+                for write in &writes {
+                    match write {
+                        Write::Node(k, v) => nodes.insert(k.as_slice(), v.as_slice())?,
+                        Write::Key(k, v) => keys.insert(k.as_slice(), v.as_slice())?,
+                        Write::RemoveKey(k) => keys.remove(k.as_slice())?,
+                    };
+                }
+                if let Some(cursor) = cursor {
+                    feed.insert(CURSOR, cursor)?;
+                }
+                Ok::<(), ConflictableTransactionError<Infallible>>(())
+            })
+            .map_err(|e| match e {
+                TransactionError::Storage(e) => StoreError::Io(e),
+                TransactionError::Abort(never) => match never {},
+            })?;
+        self.db.flush()?;
+        Ok(())
     }
 
     fn sequence_mark(&self, key_id: &str) -> Result<Option<u64>, StoreError> {

@@ -7,10 +7,10 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
 use http_body_util::Full;
-use m2mguard::config::Secret;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::security::Secret;
 
 use super::{client, onem2m, send, Answer};
 

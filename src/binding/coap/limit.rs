@@ -11,9 +11,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
-use ring::hmac;
 
 use crate::config::CoapConfig;
+use crate::security::mac::{MacKey, TAG_BYTES};
+use crate::security::Secret;
 
 /// How long an Echo challenge may be answered.
 pub const ECHO_FRESH_SECS: u32 = 60;
@@ -68,7 +69,7 @@ impl RateLimit {
 }
 
 pub struct Echo {
-    key: hmac::Key,
+    key: MacKey,
     validated: Cache<SocketAddr, ()>,
 }
 
@@ -79,7 +80,7 @@ impl Echo {
         let mut secret = [0u8; 32];
         SystemRandom::new().fill(&mut secret)?;
         Ok(Echo {
-            key: hmac::Key::new(hmac::HMAC_SHA256, &secret),
+            key: MacKey::new(&Secret::new(&secret)),
             validated: Cache::builder()
                 .max_capacity(config.max_sources)
                 .time_to_live(config.echo_validity)
@@ -109,7 +110,7 @@ impl Echo {
         let mut value = [0u8; ECHO_BYTES];
         value[..4].copy_from_slice(&now.to_be_bytes());
         let tag = self.tag(source, now);
-        value[4..].copy_from_slice(&tag.as_ref()[..ECHO_BYTES - 4]);
+        value[4..].copy_from_slice(&tag[..ECHO_BYTES - 4]);
         value
     }
 
@@ -130,11 +131,9 @@ impl Echo {
             == 0
     }
 
-    fn tag(&self, source: SocketAddr, time: u32) -> hmac::Tag {
-        let mut ctx = hmac::Context::with_key(&self.key);
-        ctx.update(&time.to_be_bytes());
-        ctx.update(source.to_string().as_bytes());
-        ctx.sign()
+    fn tag(&self, source: SocketAddr, time: u32) -> [u8; TAG_BYTES] {
+        self.key
+            .sign_parts(&[&time.to_be_bytes(), source.to_string().as_bytes()])
     }
 }
 

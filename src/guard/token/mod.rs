@@ -15,6 +15,7 @@
 //! repository and evicts the cached entry at once; the repository is read on every use too,
 //! so no verification in flight can put a revoked token back in use.
 
+mod config;
 mod grant;
 mod uses;
 mod verify;
@@ -26,9 +27,9 @@ use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
 use super::{Denial, Stage, TokenGrant};
-use crate::config::TokensConfig;
 use crate::primitive::Primitive;
 use crate::store::{Store, StoreError};
+pub use config::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
 use uses::{UseError, Uses};
 use verify::{Issuer, Verified};
 pub use verify::{TokenError, MAX_ID_CHARS, MAX_TOKEN_BYTES};

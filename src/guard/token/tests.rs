@@ -10,8 +10,8 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::config::{IssuerConfig, IssuerKey, Secret, TokenAlgorithm};
 use crate::primitive::{Operation, Peer, Protocol, Security};
+use crate::security::Secret;
 use crate::store::SledStore;
 
 const HS_SECRET: [u8; 32] = *b"0123456789abcdef0123456789abcdef";

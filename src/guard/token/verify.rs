@@ -19,7 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::grant;
-use crate::config::{IssuerConfig, IssuerKey, TokenAlgorithm};
+use super::{IssuerConfig, IssuerKey, TokenAlgorithm};
 use crate::guard::TokenGrant;
 
 /// Longest token text accepted, in bytes.
