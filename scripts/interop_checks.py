@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Message checks against a real CSE: the device recipe of the README, done by an independent
+"""Message checks against a real CSE: the device recipe of docs/message-checks.md, done by an independent
 client (Python standard library; check values from scripts/check_value.py, an HS256 token made
 here), through a gateway that requires a check value, a timestamp and a token on every target.
 

@@ -5,7 +5,7 @@ Usage: interop_targets.py ACME_URL GATEWAY_URL PREFIX [--seed N] [--samples N]
 
 Standard library only, independent of the gateway's code. The gateway in front of ACME requires
 a timestamp (`ot`) on `/id-in/cse-in/<PREFIX>*` and fences positions on `<PREFIX>.../pos`, both
-by structured name (see README "Targets"). For a container created directly at ACME, random
+by structured name (see docs/wire-formats.md "Targets"). For a container created directly at ACME, random
 samples of every TS-0004 way of writing its target (CSE-relative, `-`, SP-relative, the own SP's
 absolute form, its resource id, percent-encoded `-`/`~`) are checked pairwise:
 

@@ -6,7 +6,7 @@
 //! number (for the replay window), or a denial. Also the signing side, for the gateway's own
 //! check values on forwarded requests and for tests.
 //!
-//! Canonical form v2 (README "Check values" has test vectors; `scripts/check_value.py` is an
+//! Canonical form v2 (docs/wire-formats.md "Check values" has test vectors; `scripts/check_value.py` is an
 //! independent implementation):
 //!
 //! ```text

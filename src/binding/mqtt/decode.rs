@@ -213,7 +213,7 @@ mod tests {
         );
     }
 
-    /// The README's rules for the compact JSON that check values cover (numbers, escapes).
+    /// The rules of docs/wire-formats.md for the compact JSON that check values cover (numbers, escapes).
     #[test]
     fn other_members_are_written_as_the_readme_says() {
         let text = r#"{"op": 2, "to": "cse-in", "fr": "Cm", "rqi": "r", "rcn": 1, "a": 1e2,
