@@ -3,6 +3,10 @@
 //! Start-up order: policies (invalid ones are a configuration error) → repository → seed nodes
 //! → bind every port → serve. Nothing is served until all ports are bound. SIGHUP and
 //! `POST /v1/reload` reload the policies; a failed reload keeps the set in force.
+//!
+//! Shutdown is one `CancellationToken`, handed down to every listener and task (never imported
+//! from here): cancelling it stops every accept loop at once, and each listener drains its open
+//! connections within its own bound ([`DRAIN`] for HTTP).
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -9,7 +9,8 @@
 //! Every request must carry exactly one `Host` naming an IP address or `localhost` and an
 //! origin-form target, and no `Origin` ([`routes`]): a DNS-rebinding and cross-site defence.
 //! At most [`MAX_CONNECTIONS`] connections at once; each must send a request head within
-//! [`HEADER_READ_TIMEOUT`] of being accepted or of its last answer.
+//! [`HEADER_READ_TIMEOUT`] of being accepted or of its last answer. What the operations act on
+//! is [`State`], which the gateway builds and hands in.
 
 pub mod client;
 mod routes;
