@@ -3,22 +3,27 @@
 //! Start-up order: policies (invalid ones are a configuration error) → repository → seed nodes
 //! → bind every port → serve. Nothing is served until all ports are bound. SIGHUP and
 //! `POST /v1/reload` reload the policies; a failed reload keeps the set in force.
+//!
+//! Shutdown is one `CancellationToken`, handed down to every listener and task (never imported
+//! from here): cancelling it stops every accept loop at once, and each listener drains its open
+//! connections within its own bound ([`DRAIN`] for HTTP).
 
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::broadcast;
 use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
 
-use crate::admin;
+use crate::admin::{self, State};
 use crate::binding::coap;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::binding::mqtt::{self, MqttBinding};
 use crate::config::Config;
 use crate::decision::Decider;
-use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
+use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
@@ -31,7 +36,7 @@ const MAX_LOOKUPS: usize = 32;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
-    #[error("policies are invalid:\n{}", list(.0))]
+    #[error("policies are invalid:\n{}", admin::policy_errors(.0))]
     Policies(Vec<PolicyError>),
     #[error("cannot open the repository in {dir}: {source}")]
     Store { dir: String, source: StoreError },
@@ -49,43 +54,6 @@ pub enum StartError {
     Coap(#[from] coap::CoapError),
 }
 
-fn list(errors: &[PolicyError]) -> String {
-    errors
-        .iter()
-        .map(|e| format!("  {e}"))
-        .collect::<Vec<_>>()
-        .join("\n")
-}
-
-/// What the admin API and the bindings share.
-pub struct State {
-    pub nodes: Arc<Nodes>,
-    pub policies: Arc<Policies>,
-    pub metrics: Arc<Metrics>,
-    /// The token stage, for revocation through the admin API.
-    pub tokens: Arc<Tokens>,
-    /// The key ring in force, changed through the repository (the IN sync, later).
-    pub keys: Arc<Keys>,
-    /// Every decision, for whoever subscribes (the demo; later the audit log).
-    pub decisions: broadcast::Sender<DecisionRecord>,
-}
-
-impl State {
-    /// Reloads the policies and records the outcome.
-    pub fn reload_policies(&self) -> Result<usize, Vec<PolicyError>> {
-        let result = self.policies.reload();
-        match &result {
-            Ok(count) => tracing::info!(policies = count, "policies reloaded"),
-            Err(errors) => {
-                tracing::warn!(errors = %list(errors), "policy reload failed; keeping the policies in force")
-            }
-        }
-        self.metrics
-            .policy_reload(result.as_ref().map(|&n| n).map_err(|_| ()));
-        result
-    }
-}
-
 /// A running gateway. Drop it only through [`Gateway::shutdown`].
 pub struct Gateway {
     pub http_addr: SocketAddr,
@@ -95,7 +63,7 @@ pub struct Gateway {
     /// The CoAP listener's UDP address, when `[coap]` is configured.
     pub coap_addr: Option<SocketAddr>,
     pub state: Arc<State>,
-    shutdown: watch::Sender<bool>,
+    shutdown: CancellationToken,
     tasks: JoinSet<()>,
 }
 
@@ -187,11 +155,11 @@ impl Gateway {
             header_read_timeout: h.header_read_timeout,
             limiter: Limiter::new("http", h.connections, metrics.connections("http")),
         };
-        let (shutdown, stop) = watch::channel(false);
+        let shutdown = CancellationToken::new();
         let coap = match &config.coap {
             Some(c) => {
                 let (udp, addr) = bind_udp(c.listen).await?;
-                let relay = coap::Relay::new(c, decider, Arc::new(udp), stop.clone());
+                let relay = coap::Relay::new(c, decider, Arc::new(udp), shutdown.clone());
                 Some((relay.await?, addr))
             }
             None => None,
@@ -199,14 +167,14 @@ impl Gateway {
         let coap_addr = coap.as_ref().map(|(_, addr)| *addr);
         let mut tasks = JoinSet::new();
         if let Some((relay, _)) = coap {
-            tasks.spawn(coap::serve(relay, stop.clone()));
+            tasks.spawn(coap::serve(relay, shutdown.clone()));
         }
-        tasks.spawn(http::serve(listener, binding, stop.clone(), DRAIN));
-        tasks.spawn(admin::serve(admin_tcp, state.clone(), stop.clone()));
+        tasks.spawn(http::serve(listener, binding, shutdown.clone(), DRAIN));
+        tasks.spawn(admin::serve(admin_tcp, state.clone(), shutdown.clone()));
         if let Some((listener, binding, _)) = mqtt {
-            tasks.spawn(mqtt::serve(listener, binding, stop.clone()));
+            tasks.spawn(mqtt::serve(listener, binding, shutdown.clone()));
         }
-        tasks.spawn(reload_on_sighup(state.clone(), stop));
+        tasks.spawn(reload_on_sighup(state.clone(), shutdown.clone()));
         tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         Ok(Gateway {
             http_addr,
@@ -222,7 +190,7 @@ impl Gateway {
     /// Stops accepting, lets open requests finish (at most [`DRAIN`]), closes the rest, and
     /// releases the repository.
     pub async fn shutdown(mut self) {
-        let _ = self.shutdown.send(true);
+        self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
     }
 }
@@ -273,7 +241,7 @@ async fn bind_udp(addr: SocketAddr) -> Result<(tokio::net::UdpSocket, SocketAddr
 }
 
 #[cfg(unix)]
-async fn reload_on_sighup(state: Arc<State>, mut stop: watch::Receiver<bool>) {
+async fn reload_on_sighup(state: Arc<State>, stop: CancellationToken) {
     use tokio::signal::unix::{signal, SignalKind};
     let Ok(mut hup) = signal(SignalKind::hangup()) else {
         tracing::warn!("cannot watch SIGHUP; reload through POST /v1/reload");
@@ -282,17 +250,12 @@ async fn reload_on_sighup(state: Arc<State>, mut stop: watch::Receiver<bool>) {
     loop {
         tokio::select! {
             Some(()) = hup.recv() => { let _ = state.reload_policies(); }
-            () = crate::gateway::stopped(&mut stop) => return,
+            () = stop.cancelled() => return,
         }
     }
 }
 
 #[cfg(not(unix))]
-async fn reload_on_sighup(_state: Arc<State>, mut stop: watch::Receiver<bool>) {
-    stopped(&mut stop).await;
-}
-
-/// Resolves once `stop` has turned true (or its sender is gone).
-pub(crate) async fn stopped(stop: &mut watch::Receiver<bool>) {
-    let _ = stop.wait_for(|s| *s).await;
+async fn reload_on_sighup(_state: Arc<State>, stop: CancellationToken) {
+    stop.cancelled().await;
 }

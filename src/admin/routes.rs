@@ -8,7 +8,7 @@ use hyper::body::Incoming;
 use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
-use crate::gateway::State;
+use super::State;
 use crate::store::NodeStatus;
 
 type Reply = Response<Full<Bytes>>;

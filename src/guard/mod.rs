@@ -18,6 +18,7 @@ pub mod plausibility;
 mod policy;
 pub mod replay;
 mod status;
+pub mod timestamp;
 pub mod token;
 mod verdict;
 pub mod window;

@@ -2,6 +2,10 @@
 //! `like` (any run of characters, `/` included), so one notation serves config and policies.
 //!
 //! In: a pattern from the configuration and a normalised target. Out: whether it matches.
+//!
+//! Hand-written on purpose: glob crates (`glob`, `globset`, `wildmatch`) give `?`, `[`, `{` or
+//! `**` a meaning and stop `*` at `/`; Cedar's `like` has only `*`, and config and policies
+//! must mean the same thing by the same text.
 
 /// A target pattern. `*` matches any run of characters; everything else matches itself.
 #[derive(Clone, Debug, PartialEq, Eq)]

@@ -15,8 +15,8 @@ use std::time::Duration;
 
 use hyper::body::{Body, Frame, SizeHint};
 use hyper_util::server::graceful::GracefulConnection;
-use tokio::sync::watch;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
 /// Requests in progress on one connection, and since when it has been idle.
 #[derive(Debug)]
@@ -125,17 +125,19 @@ impl fmt::Display for End {
 }
 
 /// Drives `conn` until it ends: closed by either side, idle for `idle` (see the module doc),
-/// or `stop` turned true (then it is shut down gracefully and awaited; the caller bounds that).
+/// or `stop` cancelled (then it is shut down gracefully and awaited; the caller bounds that).
 pub async fn drive<C>(
     conn: C,
     activity: &Activity,
     idle: Duration,
-    mut stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) -> Result<End, C::Error>
 where
     C: GracefulConnection,
 {
     tokio::pin!(conn);
+    let stopped = stop.cancelled();
+    tokio::pin!(stopped);
     let deadline = tokio::time::sleep(idle);
     tokio::pin!(deadline);
     deadline.as_mut().reset(
@@ -146,7 +148,7 @@ where
     let end = loop {
         tokio::select! {
             result = conn.as_mut() => return result.map(|()| End::Closed),
-            () = crate::gateway::stopped(&mut stop) => break End::Shutdown,
+            () = &mut stopped => break End::Shutdown,
             () = &mut deadline => match activity.idle_deadline(idle) {
                 Some(at) if at <= Instant::now() => break End::Idle,
                 Some(at) => deadline.as_mut().reset(at),

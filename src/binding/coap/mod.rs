@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::UdpSocket;
-use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::CoapConfig;
 use crate::decision::Decider;
@@ -62,7 +62,7 @@ pub struct Relay {
     rate: RateLimit,
     echo: Echo,
     deadlines: Deadlines,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 }
 
 impl Relay {
@@ -71,7 +71,7 @@ impl Relay {
         config: &CoapConfig,
         decider: Arc<Decider>,
         clients: Arc<UdpSocket>,
-        stop: watch::Receiver<bool>,
+        stop: CancellationToken,
     ) -> Result<Arc<Relay>, CoapError> {
         // A loopback upstream is reached from loopback only; otherwise the system picks.
         let local = match (
@@ -122,8 +122,8 @@ impl Relay {
     }
 }
 
-/// Runs the relay until `stop` turns true: one task per socket, one for upstream timeouts.
-pub async fn serve(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
+/// Runs the relay until `stop` is cancelled: one task per socket, one for upstream timeouts.
+pub async fn serve(relay: Arc<Relay>, stop: CancellationToken) {
     // Two readers share each socket, so that a slow datagram (a Cedar evaluation) does not
     // hold up the next one and both cores can work.
     let tasks = [
@@ -133,7 +133,7 @@ pub async fn serve(relay: Arc<Relay>, mut stop: watch::Receiver<bool>) {
         tokio::spawn(upstream_loop(relay.clone())),
         tokio::spawn(timeout_loop(relay)),
     ];
-    crate::gateway::stopped(&mut stop).await;
+    stop.cancelled().await;
     for task in &tasks {
         task.abort();
     }

@@ -281,13 +281,13 @@ impl Relay {
     /// RFC 7252 §4.2 timing without the random factor; stops at shutdown.
     fn retransmit(&self, key: Key, bytes: Bytes) {
         let (clients, to_client) = (self.clients.clone(), self.tables.to_client.clone());
-        let mut stop = self.stop.clone();
+        let stop = self.stop.clone();
         tokio::spawn(async move {
             let mut wait = ACK_TIMEOUT;
             for _ in 0..MAX_RETRANSMIT {
                 tokio::select! {
                     () = tokio::time::sleep(wait) => {}
-                    () = crate::gateway::stopped(&mut stop) => return,
+                    () = stop.cancelled() => return,
                 }
                 if !to_client.contains_key(&key) {
                     return;

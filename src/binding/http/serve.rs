@@ -7,22 +7,20 @@
 //! each answer (HTTP/2: while no stream is open); otherwise it is closed ([`lifetime`]).
 
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::net::TcpListener;
 use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use super::HttpBinding;
 use crate::listen::lifetime::{self, Activity, End, Tracked};
-use crate::listen::{self, Admission, Limiter};
+use crate::listen::{self, Admission, Connection, Limiter};
 use crate::primitive::{Peer, Protocol};
 use crate::tls;
 
@@ -43,98 +41,85 @@ pub struct Listener {
     pub limiter: Limiter,
 }
 
-/// One accepted connection, with what it needs to be served.
-struct Accepted {
-    stream: TcpStream,
-    addr: SocketAddr,
-    admission: Admission,
-    activity: Arc<Activity>,
+/// What every connection of one listener shares.
+struct Shared {
+    tls: Option<TlsAcceptor>,
+    require_identity: bool,
+    header_read_timeout: Duration,
+    builder: auto::Builder<TokioExecutor>,
+    binding: Arc<HttpBinding>,
 }
 
-/// Serves until `shutdown` turns true, then waits up to `drain` for open connections and
+/// Serves until `stop` is cancelled, then waits up to `drain` for open connections and
 /// closes the rest.
 pub async fn serve(
     listener: Listener,
     binding: Arc<HttpBinding>,
-    mut shutdown: watch::Receiver<bool>,
+    stop: CancellationToken,
     drain: Duration,
 ) {
-    let listener = Arc::new(listener);
-    let builder = Arc::new(builder(&listener));
-    let mut connections = JoinSet::new();
-    loop {
-        tokio::select! {
-            (stream, addr, admission) = listen::accept(&listener.tcp, &listener.limiter) => {
-                let _ = stream.set_nodelay(true);
-                let accepted = Accepted { stream, addr, admission, activity: Activity::new(Instant::now()) };
-                let (listener, builder, binding) = (listener.clone(), builder.clone(), binding.clone());
-                let stop = shutdown.clone();
-                connections.spawn(async move {
-                    connection(&listener, &builder, accepted, binding, stop).await;
-                });
-                while connections.try_join_next().is_some() {}
-            },
-            () = crate::gateway::stopped(&mut shutdown) => break,
-        }
-    }
-    let drained = tokio::time::timeout(drain, async {
-        while connections.join_next().await.is_some() {}
+    let Listener {
+        tcp,
+        tls,
+        require_identity,
+        max_header_bytes,
+        header_read_timeout,
+        limiter,
+    } = listener;
+    let shared = Arc::new(Shared {
+        tls,
+        require_identity,
+        header_read_timeout,
+        builder: builder(max_header_bytes, header_read_timeout),
+        binding,
     });
-    if drained.await.is_err() {
-        tracing::warn!("connections still open after {drain:?}; closing them");
-    }
-    connections.shutdown().await;
+    listen::serve(tcp, limiter, stop, drain, move |accepted, stop| {
+        let shared = shared.clone();
+        // Counted from the accept: the TLS handshake counts against the first request.
+        let activity = Activity::new(Instant::now());
+        async move { connection(&shared, accepted, activity, stop).await }
+    })
+    .await;
 }
 
-fn builder(listener: &Listener) -> auto::Builder<TokioExecutor> {
+fn builder(max_header_bytes: usize, header_read_timeout: Duration) -> auto::Builder<TokioExecutor> {
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(listener.header_read_timeout)
-        .max_buf_size((listener.max_header_bytes * 2).max(8192));
+        .header_read_timeout(header_read_timeout)
+        .max_buf_size((max_header_bytes * 2).max(8192));
     builder
         .http2()
         .timer(TokioTimer::new())
         .max_concurrent_streams(MAX_STREAMS)
-        .keep_alive_interval(listener.header_read_timeout)
-        .keep_alive_timeout(listener.header_read_timeout)
-        .max_header_list_size(u32::try_from(listener.max_header_bytes * 2).unwrap_or(u32::MAX));
+        .keep_alive_interval(header_read_timeout)
+        .keep_alive_timeout(header_read_timeout)
+        .max_header_list_size(u32::try_from(max_header_bytes * 2).unwrap_or(u32::MAX));
     builder
 }
 
 async fn connection(
-    listener: &Listener,
-    builder: &auto::Builder<TokioExecutor>,
-    accepted: Accepted,
-    binding: Arc<HttpBinding>,
-    stop: watch::Receiver<bool>,
+    shared: &Shared,
+    accepted: Connection,
+    activity: Arc<Activity>,
+    stop: CancellationToken,
 ) {
-    let Accepted {
+    let Connection {
         stream,
-        addr,
+        peer: addr,
         admission,
-        activity,
     } = accepted;
-    let Some(acceptor) = &listener.tls else {
+    let Some(acceptor) = &shared.tls else {
         let peer = Peer {
             addr,
             protocol: Protocol::Http,
             tls_identity: None,
         };
         let io = TokioIo::new(stream);
-        return serve_io(
-            listener,
-            builder,
-            io,
-            peer,
-            binding,
-            (admission, activity),
-            stop,
-        )
-        .await;
+        return serve_io(shared, io, peer, (admission, activity), stop).await;
     };
-    let deadline = Instant::now() + listener.header_read_timeout;
+    let deadline = Instant::now() + shared.header_read_timeout;
     let stream = match tokio::time::timeout_at(deadline, acceptor.accept(stream)).await {
         Ok(Ok(stream)) => stream,
         Ok(Err(e)) => return tracing::info!(peer = %addr, error = %e, "TLS handshake failed"),
@@ -144,7 +129,7 @@ async fn connection(
         }
     };
     let tls_identity = tls::peer_identity(stream.get_ref().1);
-    if listener.require_identity && tls_identity.is_none() {
+    if shared.require_identity && tls_identity.is_none() {
         return tracing::info!(
             peer = %addr,
             "client certificate names no usable identity (exactly one subject CN); connection closed"
@@ -156,31 +141,21 @@ async fn connection(
         tls_identity,
     };
     let io = TokioIo::new(stream);
-    serve_io(
-        listener,
-        builder,
-        io,
-        peer,
-        binding,
-        (admission, activity),
-        stop,
-    )
-    .await;
+    serve_io(shared, io, peer, (admission, activity), stop).await;
 }
 
 async fn serve_io<I>(
-    listener: &Listener,
-    builder: &auto::Builder<TokioExecutor>,
+    shared: &Shared,
     io: I,
     peer: Peer,
-    binding: Arc<HttpBinding>,
     (admission, activity): (Admission, Arc<Activity>),
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) where
     I: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
     let addr = peer.addr;
     let tracker = activity.clone();
+    let binding = shared.binding.clone();
     let service = service_fn(move |req| {
         let (binding, peer) = (binding.clone(), peer.clone());
         let in_flight = tracker.begin();
@@ -189,8 +164,8 @@ async fn serve_io<I>(
             Ok::<_, Infallible>(response.map(|body| Tracked::new(body, in_flight)))
         }
     });
-    let conn = builder.serve_connection(io, service);
-    match lifetime::drive(conn, &activity, listener.header_read_timeout, stop).await {
+    let conn = shared.builder.serve_connection(io, service);
+    match lifetime::drive(conn, &activity, shared.header_read_timeout, stop).await {
         Ok(End::Idle) => {
             admission.timed_out();
             tracing::debug!(peer = %addr, "connection closed: {}", End::Idle);

@@ -24,14 +24,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
-use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
 
 use crate::config::MqttConfig;
 use crate::decision::Decider;
-use crate::gateway::stopped;
-use crate::listen::{self, Limiter};
+use crate::listen::{self, Connection, Limiter};
 use crate::primitive::{Peer, Protocol};
 use crate::store::Nodes;
 pub use session::End;
@@ -72,28 +70,28 @@ pub struct Listener {
 /// How long sessions may take to close after shutdown begins.
 const CLOSE: Duration = Duration::from_secs(5);
 
-/// Accepts clients until `stop`; then ends every session and waits for them (at most [`CLOSE`]).
-pub async fn serve(listener: Listener, binding: Arc<MqttBinding>, mut stop: watch::Receiver<bool>) {
-    let mut sessions = JoinSet::new();
-    loop {
-        tokio::select! {
-            (tcp, addr, admission) = listen::accept(&listener.tcp, &listener.limiter) => {
-                let (binding, tls, stop) = (binding.clone(), listener.tls.clone(), stop.clone());
-                let require_identity = listener.require_identity;
-                sessions.spawn(async move {
-                    connection(&binding, tcp, addr, tls, require_identity, stop).await;
-                    drop(admission);
-                });
-            },
-            Some(_) = sessions.join_next(), if !sessions.is_empty() => {}
-            () = stopped(&mut stop) => break,
+/// Accepts clients until `stop` is cancelled; then every session ends, and they are waited
+/// for (at most [`CLOSE`]).
+pub async fn serve(listener: Listener, binding: Arc<MqttBinding>, stop: CancellationToken) {
+    let Listener {
+        tcp,
+        tls,
+        require_identity,
+        limiter,
+    } = listener;
+    listen::serve(tcp, limiter, stop, CLOSE, move |accepted, stop| {
+        let (binding, tls) = (binding.clone(), tls.clone());
+        async move {
+            let Connection {
+                stream,
+                peer,
+                admission,
+            } = accepted;
+            connection(&binding, stream, peer, tls, require_identity, stop).await;
+            drop(admission);
         }
-    }
-    let _ = tokio::time::timeout(CLOSE, async {
-        while sessions.join_next().await.is_some() {}
     })
     .await;
-    sessions.abort_all();
 }
 
 async fn connection(
@@ -102,9 +100,8 @@ async fn connection(
     addr: SocketAddr,
     tls: Option<TlsAcceptor>,
     require_identity: bool,
-    stop: watch::Receiver<bool>,
+    stop: CancellationToken,
 ) {
-    let _ = tcp.set_nodelay(true);
     let mut peer = Peer {
         addr,
         protocol: Protocol::Mqtt,

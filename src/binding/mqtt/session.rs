@@ -22,15 +22,14 @@ use rumqttc::mqttbytes::QoS;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::broadcast::error::RecvError;
-use tokio::sync::watch;
 use tokio::time::{sleep_until, timeout, Instant};
+use tokio_util::sync::CancellationToken;
 
 use super::admission::{admit, connack, open_broker};
 use super::reply::{self, Echo};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
 use crate::decision::Refusal;
-use crate::gateway::stopped;
 use crate::guard::Verdict;
 use crate::primitive::{Peer, Protocol, Rsc, TopicAction, TopicRequest};
 
@@ -92,7 +91,7 @@ pub enum End {
 }
 
 /// Runs one client connection to its end.
-pub async fn run<S>(b: &MqttBinding, mut client: S, peer: Peer, stop: watch::Receiver<bool>) -> End
+pub async fn run<S>(b: &MqttBinding, mut client: S, peer: Peer, stop: CancellationToken) -> End
 where
     S: AsyncRead + AsyncWrite + Unpin,
 {
@@ -183,7 +182,7 @@ impl Session<'_> {
         mut from_client: Frames,
         mut from_broker: Frames,
         mut changes: tokio::sync::broadcast::Receiver<String>,
-        mut stop: watch::Receiver<bool>,
+        stop: CancellationToken,
         keep_alive: Option<Duration>,
     ) -> End {
         // The broker's CONNACK, and anything either side sent right after CONNECT/CONNACK.
@@ -213,6 +212,8 @@ impl Session<'_> {
         let mut last_heard = Instant::now();
         let silence = sleep_until(last_heard + keep_alive);
         tokio::pin!(silence);
+        let stopped = stop.cancelled();
+        tokio::pin!(stopped);
         loop {
             let flow = tokio::select! {
                 read = from_client.fill(&mut client) => {
@@ -238,7 +239,7 @@ impl Session<'_> {
                     }
                     Err(RecvError::Closed) => return End::Shutdown,
                 },
-                () = stopped(&mut stop) => return End::Shutdown,
+                () = &mut stopped => return End::Shutdown,
                 () = &mut silence => {
                     if last_heard.elapsed() >= keep_alive {
                         return End::KeepAlive;

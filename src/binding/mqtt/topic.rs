@@ -194,6 +194,10 @@ fn id(level: &str) -> String {
 }
 
 /// Whether `filter` matches topic `name` (MQTT 3.1.1 §4.7; `$` topics only by explicit levels).
+///
+/// Kept here rather than rumqttc's `mqttbytes::matches`, which matches no `$` topic at all,
+/// not even against a filter that names its levels (`$SYS/broker/uptime`): §4.7.2 keeps `$`
+/// topics from leading wildcards only.
 pub fn matches(filter: &str, name: &str) -> bool {
     if name.starts_with('$') && (filter.starts_with('+') || filter.starts_with('#')) {
         return false;

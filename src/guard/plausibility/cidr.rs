@@ -5,15 +5,18 @@
 //! IPv4-mapped IPv6 peer (`::ffff:10.1.2.3`, from a dual-stack listener) is matched as the IPv4
 //! address it carries. A range whose address has bits set beyond its prefix is refused, since
 //! it usually means a typo.
+//!
+//! `ipnet` holds the range and does the prefix arithmetic. The text is split here and the
+//! address read by the standard library's strict parser (ipnet's own reader takes `010.0.0.0`,
+//! which std refuses as ambiguous), so that each mistake gets its own message.
 
 use std::fmt;
 use std::net::IpAddr;
 
+use ipnet::IpNet;
+
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Cidr {
-    network: IpAddr,
-    prefix: u8,
-}
+pub struct Cidr(IpNet);
 
 impl Cidr {
     pub fn parse(text: &str) -> Result<Cidr, String> {
@@ -21,10 +24,10 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (text, None),
         };
-        let network: IpAddr = addr
+        let address: IpAddr = addr
             .parse()
             .map_err(|_| format!("{text:?} is not an IP address or CIDR range (expected e.g. 10.0.0.0/8 or fd00::/8)"))?;
-        let max = if network.is_ipv4() { 32 } else { 128 };
+        let max = if address.is_ipv4() { 32 } else { 128 };
         let prefix = match prefix {
             None => max,
             Some(p) if !p.is_empty() && p.len() <= 3 && p.bytes().all(|b| b.is_ascii_digit()) => p
@@ -32,67 +35,31 @@ impl Cidr {
                 .map_err(|_| format!("{text:?}: prefix too long"))?,
             Some(p) => return Err(format!("{text:?}: {p:?} is not a prefix length")),
         };
-        if prefix > max {
-            return Err(format!(
-                "{text:?}: prefix /{prefix} is longer than the address (at most /{max})"
-            ));
-        }
-        if network.is_ipv6() && network.to_canonical().is_ipv4() {
+        let net = IpNet::new(address, prefix).map_err(|_| {
+            format!("{text:?}: prefix /{prefix} is longer than the address (at most /{max})")
+        })?;
+        if address.is_ipv6() && address.to_canonical().is_ipv4() {
             return Err(format!(
                 "{text:?} is an IPv4-mapped range (expected it written as IPv4, e.g. 10.0.0.0/8)"
             ));
         }
-        if bits(network) & !mask(network, prefix) != 0 {
+        if net.trunc() != net {
             return Err(format!(
                 "{text:?} has bits set after the prefix (expected the network address, e.g. {})",
-                Cidr {
-                    network: masked(network, prefix),
-                    prefix
-                }
+                net.trunc()
             ));
         }
-        Ok(Cidr { network, prefix })
+        Ok(Cidr(net))
     }
 
     pub fn contains(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        ip.is_ipv4() == self.network.is_ipv4()
-            && bits(ip) & mask(ip, self.prefix) == bits(self.network)
+        self.0.contains(&ip.to_canonical())
     }
 }
 
 impl fmt::Display for Cidr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}/{}", self.network, self.prefix)
-    }
-}
-
-/// The address as a number, IPv4 in the low 32 bits.
-fn bits(ip: IpAddr) -> u128 {
-    match ip {
-        IpAddr::V4(v4) => u32::from(v4).into(),
-        IpAddr::V6(v6) => u128::from(v6),
-    }
-}
-
-fn mask(ip: IpAddr, prefix: u8) -> u128 {
-    let width = if ip.is_ipv4() { 32 } else { 128 };
-    let all: u128 = if width == 32 {
-        u32::MAX.into()
-    } else {
-        u128::MAX
-    };
-    match prefix {
-        0 => 0,
-        p => all & !all.checked_shr(p.min(width).into()).unwrap_or(0),
-    }
-}
-
-fn masked(ip: IpAddr, prefix: u8) -> IpAddr {
-    let b = bits(ip) & mask(ip, prefix);
-    match ip {
-        IpAddr::V4(_) => IpAddr::V4(u32::try_from(b).unwrap_or(0).into()),
-        IpAddr::V6(_) => IpAddr::V6(b.into()),
+        self.0.fmt(f)
     }
 }
 
@@ -160,11 +127,22 @@ mod tests {
         assert!(e.contains("10.0.0.0/8"), "{e}");
     }
 
+    #[test]
+    fn addresses_are_read_as_strictly_as_the_standard_library_reads_them() {
+        for bad in ["010.0.0.0/8", "10.0.0.01", "1.2.3", "0x0a.0.0.0/8"] {
+            assert!(Cidr::parse(bad).is_err(), "{bad:?}");
+        }
+        assert_eq!(
+            Cidr::parse("::ffff:0:0/96"),
+            Err("\"::ffff:0:0/96\" is an IPv4-mapped range (expected it written as IPv4, e.g. 10.0.0.0/8)".into())
+        );
+    }
+
     proptest::proptest! {
         #[test]
         fn parser_never_panics_and_a_range_contains_its_network(text in "[0-9a-f.:/]{0,48}") {
             if let Ok(c) = Cidr::parse(&text) {
-                proptest::prop_assert!(c.contains(c.network));
+                proptest::prop_assert!(c.contains(c.0.network()));
                 proptest::prop_assert_eq!(Cidr::parse(&c.to_string()), Ok(c));
             }
         }
@@ -172,7 +150,7 @@ mod tests {
         #[test]
         fn every_prefix_length_parses(v4 in proptest::prelude::any::<u32>(), v6 in proptest::prelude::any::<u128>(), p4 in 0u8..=32, p6 in 0u8..=128) {
             for (ip, p) in [(IpAddr::V4(v4.into()), p4), (IpAddr::V6(v6.into()), p6)] {
-                let network = masked(ip, p);
+                let network = IpNet::new(ip, p).unwrap().trunc().addr();
                 if network.to_canonical().is_ipv4() != network.is_ipv4() {
                     continue; // IPv4-mapped ranges are refused on purpose
                 }

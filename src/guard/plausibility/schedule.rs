@@ -5,8 +5,13 @@
 //! step `*/n` or `a-b/n`, or a comma-separated list of those; day-of-week is 0–7 with 0 and 7
 //! both Sunday. Unlike cron, **all five fields must match** (cron ORs day-of-month and
 //! day-of-week when both are restricted); names (`mon`, `jan`) and `@daily` are not accepted.
+//!
+//! The notation is parsed here, not by a cron crate: those OR the two day fields, which would
+//! widen a window. The calendar (which minute, day and weekday a Unix time falls on) is `time`'s.
 
 use std::fmt;
+
+use time::{OffsetDateTime, UtcOffset};
 
 /// One field: the set of allowed values as a bit mask (values 0..=63).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -160,8 +165,11 @@ impl Window {
     }
 
     /// Whether the minute containing `unix_secs`, shifted by `offset_secs`, is in the window.
+    /// A time beyond what the calendar holds (the years ±9999) lies in no window.
     pub fn matches(&self, unix_secs: i64, offset_secs: i32) -> bool {
-        let t = Civil::from_unix(unix_secs.saturating_add(offset_secs.into()));
+        let Some(t) = Civil::at(unix_secs, offset_secs) else {
+            return false;
+        };
         let [minute, hour, dom, month, dow] = self.fields;
         minute.contains(t.minute)
             && hour.contains(t.hour)
@@ -178,7 +186,7 @@ impl fmt::Display for Window {
     }
 }
 
-/// Calendar fields of a Unix time (proleptic Gregorian, no leap seconds).
+/// Calendar fields of a Unix time at a UTC offset (proleptic Gregorian, no leap seconds).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Civil {
     pub month: u8,
@@ -190,25 +198,20 @@ pub struct Civil {
 }
 
 impl Civil {
-    /// Howard Hinnant's `civil_from_days`.
-    pub fn from_unix(secs: i64) -> Civil {
-        let days = secs.div_euclid(86_400);
-        let rem = secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
-        Civil {
-            month: month as u8,
-            day: day as u8,
-            hour: (rem / 3600) as u8,
-            minute: (rem % 3600 / 60) as u8,
-            weekday: (days + 4).rem_euclid(7) as u8,
-        }
+    /// The local calendar time of `unix_secs` at `offset_secs` east of UTC; `None` outside the
+    /// years ±9999 or for an offset of a day or more.
+    pub fn at(unix_secs: i64, offset_secs: i32) -> Option<Civil> {
+        let offset = UtcOffset::from_whole_seconds(offset_secs).ok()?;
+        let t = OffsetDateTime::from_unix_timestamp(unix_secs)
+            .ok()?
+            .checked_to_offset(offset)?;
+        Some(Civil {
+            month: t.month().into(),
+            day: t.day(),
+            hour: t.hour(),
+            minute: t.minute(),
+            weekday: t.weekday().number_days_from_sunday(),
+        })
     }
 }
 
@@ -220,13 +223,13 @@ mod tests {
     #[test]
     fn civil_time_of_known_instants() {
         // 2024-02-29T13:45:00Z, a Thursday.
-        let t = Civil::from_unix(1_709_214_300);
+        let t = Civil::at(1_709_214_300, 0).unwrap();
         assert_eq!(
             (t.month, t.day, t.hour, t.minute, t.weekday),
             (2, 29, 13, 45, 4)
         );
         // 1969-12-31T23:59:00Z, a Wednesday.
-        let t = Civil::from_unix(-60);
+        let t = Civil::at(-60, 0).unwrap();
         assert_eq!(
             (t.month, t.day, t.hour, t.minute, t.weekday),
             (12, 31, 23, 59, 3)
@@ -284,7 +287,36 @@ mod tests {
         assert_eq!(e.field, "hour");
     }
 
+    /// The hand-written conversion `Civil::at` replaced (H. Hinnant's `civil_from_days`), as
+    /// the oracle it must agree with.
+    fn old_civil(secs: i64) -> Civil {
+        let days = secs.div_euclid(86_400);
+        let rem = secs.rem_euclid(86_400);
+        let z = days + 719_468;
+        let era = z.div_euclid(146_097);
+        let doe = z - era * 146_097;
+        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+        let mp = (5 * doy + 2) / 153;
+        let day = doy - (153 * mp + 2) / 5 + 1;
+        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        Civil {
+            month: month as u8,
+            day: day as u8,
+            hour: (rem / 3600) as u8,
+            minute: (rem % 3600 / 60) as u8,
+            weekday: (days + 4).rem_euclid(7) as u8,
+        }
+    }
+
     proptest! {
+        #[test]
+        fn calendar_fields_agree_with_the_old_conversion(
+            secs in -300_000_000_000i64..250_000_000_000, offset in -14 * 3600..=14 * 3600i32,
+        ) {
+            prop_assert_eq!(Civil::at(secs, offset), Some(old_civil(secs + i64::from(offset))));
+        }
+
         #[test]
         fn field_parser_never_panics(text in "\\PC{0,24}") {
             let _ = Field::parse(&text, 0, 59);

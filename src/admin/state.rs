@@ -1,0 +1,50 @@
+//! What a running gateway's operations act on: the node repository, the policy set, the
+//! metrics, the token stage and the decision stream. The gateway builds it; the admin API and
+//! the SIGHUP handler use it; nothing here knows how the gateway is wired.
+
+use std::sync::Arc;
+
+use tokio::sync::broadcast;
+
+use crate::guard::{DecisionRecord, Tokens};
+use crate::metrics::Metrics;
+use crate::policy::{Policies, PolicyError};
+use crate::store::{Keys, Nodes};
+
+/// What the admin API and the gateway share.
+pub struct State {
+    pub nodes: Arc<Nodes>,
+    pub policies: Arc<Policies>,
+    pub metrics: Arc<Metrics>,
+    /// The token stage, for revocation through the admin API.
+    pub tokens: Arc<Tokens>,
+    /// The key ring in force, changed through the repository (the IN sync, later).
+    pub keys: Arc<Keys>,
+    /// Every decision, for whoever subscribes (the demo; later the audit log).
+    pub decisions: broadcast::Sender<DecisionRecord>,
+}
+
+impl State {
+    /// Reloads the policies and records the outcome.
+    pub fn reload_policies(&self) -> Result<usize, Vec<PolicyError>> {
+        let result = self.policies.reload();
+        match &result {
+            Ok(count) => tracing::info!(policies = count, "policies reloaded"),
+            Err(errors) => {
+                tracing::warn!(errors = %policy_errors(errors), "policy reload failed; keeping the policies in force")
+            }
+        }
+        self.metrics
+            .policy_reload(result.as_ref().map(|&n| n).map_err(|_| ()));
+        result
+    }
+}
+
+/// Policy errors, one indented line each.
+pub fn policy_errors(errors: &[PolicyError]) -> String {
+    errors
+        .iter()
+        .map(|e| format!("  {e}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
