@@ -9,7 +9,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::{broadcast, watch};
+use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::admin;
@@ -18,10 +18,11 @@ use crate::binding::http::{self, HttpBinding, Listener};
 use crate::binding::mqtt::{self, MqttBinding};
 use crate::config::Config;
 use crate::decision::Decider;
-use crate::guard::{DecisionRecord, Guard, MessageChecks, Plausibility, Tokens};
+use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
+use crate::record::{LogSink, Overflow, Queue, Recorder, Records, Sink};
 use crate::store::{Nodes, SledStore, Store, StoreError};
 use crate::target::resolve::{Lookup, Resolver};
 use crate::tls::TlsError;
@@ -64,11 +65,20 @@ pub struct State {
     pub metrics: Arc<Metrics>,
     /// The token stage, for revocation through the admin API.
     pub tokens: Arc<Tokens>,
-    /// Every decision, for whoever subscribes (the demo; later the audit log).
-    pub decisions: broadcast::Sender<DecisionRecord>,
+    /// Every request's record, for the sinks attached to it (the demo; later the audit log).
+    pub recorder: Arc<Recorder>,
 }
 
 impl State {
+    /// Attaches a queue of `capacity` records named `sink` (its lost records are counted as
+    /// `m2mguard_records_lost_total{sink}`) and returns its consumer's end; see
+    /// [`crate::record::queue`] for what `overflow` does when it is full.
+    pub fn records(&self, sink: &'static str, capacity: usize, overflow: Overflow) -> Records {
+        let (queue, records) = Queue::new(capacity, overflow, self.metrics.records_lost(sink));
+        self.recorder.attach(Arc::new(queue));
+        records
+    }
+
     /// Reloads the policies and records the outcome.
     pub fn reload_policies(&self) -> Result<usize, Vec<PolicyError>> {
         let result = self.policies.reload();
@@ -124,7 +134,8 @@ impl Gateway {
         let (store, nodes) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
-        let (decisions, _) = broadcast::channel(1024);
+        let fixed: Vec<Arc<dyn Sink>> = vec![metrics.clone(), Arc::new(LogSink::default())];
+        let recorder = Arc::new(Recorder::new(fixed));
         let tokens = Arc::new(
             Tokens::new(&config.tokens, &config.gateway.cse_id, store.clone())
                 .map_err(StartError::Tokens)?,
@@ -134,7 +145,7 @@ impl Gateway {
             policies: policies.clone(),
             metrics: metrics.clone(),
             tokens: tokens.clone(),
-            decisions: decisions.clone(),
+            recorder: recorder.clone(),
         });
         let checks = MessageChecks::new(&config.checks, tokens.clone(), store)
             .map_err(|source| StartError::Store {
@@ -147,11 +158,15 @@ impl Gateway {
             ));
         let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
         let targets = resolver(&config)?;
-        let decider = Arc::new(Decider::new(guard, metrics.clone(), decisions, targets));
+        let decider = Arc::new(Decider::new(
+            guard,
+            metrics.clone(),
+            recorder,
+            targets,
+            tokens.request_info(),
+        ));
         let h = &config.http;
-        let binding = Arc::new(
-            HttpBinding::new(h, decider.clone())?.with_token_request_info(tokens.request_info()),
-        );
+        let binding = Arc::new(HttpBinding::new(h, decider.clone())?);
 
         let (http_tcp, http_addr) = bind("http", h.listen).await?;
         let (admin_tcp, admin_addr) = bind("admin", config.admin.listen).await?;

@@ -10,7 +10,13 @@
 //! accept (reason `max_connections` or `max_connections_per_source`),
 //! `m2mguard_connections_open{listener}` the connections held now and
 //! `m2mguard_connections_timed_out_total{listener}` those closed for sending no request head
-//! in time (listener `http`, `mqtt` or `admin`). Label values are a small closed set
+//! in time (listener `http`, `mqtt` or `admin`);
+//! `m2mguard_upstream_failures_total{protocol, reason}` counts allowed requests whose upstream
+//! failed (reason `timeout`, `unreachable`, `reset`, `request`; they count as `allow` in the
+//! request counter, which counts the guard's verdicts);
+//! `m2mguard_records_lost_total{sink}` counts records a full record queue left out (see
+//! [`crate::record::queue`]). The counters are fed from the decision records: [`Metrics`] is a
+//! [`Sink`]. Label values are a small closed set
 //! (rule names come from the configuration), so cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -21,6 +27,7 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::primitive::Protocol;
+use crate::record::{Forward, Outcome as Recorded, Record, Refusal, Sink};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -94,7 +101,7 @@ type Latency = Family<ProtocolLabel, Histogram, fn() -> Histogram>;
 
 /// How a request ended, for the request counter.
 #[derive(Clone, Copy, Debug)]
-pub enum Outcome {
+enum Outcome {
     Allow,
     Deny(&'static str),
     Malformed,
@@ -112,6 +119,13 @@ pub struct Metrics {
     connections_refused: Family<RefusedLabels, Counter>,
     connections_open: Family<ListenerLabel, Gauge>,
     connections_timed_out: Family<ListenerLabel, Counter>,
+    upstream_failures: Family<DropLabels, Counter>,
+    records_lost: Family<SinkLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -198,8 +212,22 @@ impl Metrics {
             "Connections closed for sending no request head in time, by listener",
             connections_timed_out.clone(),
         );
+        let upstream_failures = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "upstream_failures",
+            "Allowed requests whose upstream failed, by reason",
+            upstream_failures.clone(),
+        );
+        let records_lost = Family::<SinkLabel, Counter>::default();
+        registry.register(
+            "records_lost",
+            "Decision records a full record queue left out, by sink",
+            records_lost.clone(),
+        );
         Metrics {
             registry,
+            upstream_failures,
+            records_lost,
             requests,
             decision,
             upstream,
@@ -229,6 +257,11 @@ impl Metrics {
         self.plausibility_flags.clone()
     }
 
+    /// The counter of records the queue `sink` leaves out.
+    pub fn records_lost(&self, sink: &'static str) -> Counter {
+        self.records_lost.get_or_create(&SinkLabel { sink }).clone()
+    }
+
     /// One datagram dropped unanswered before any decision.
     pub fn dropped(&self, protocol: Protocol, reason: &'static str) {
         self.dropped
@@ -239,7 +272,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {
+    fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {
         let (verdict, stage) = match outcome {
             Outcome::Allow => ("allow", ""),
             Outcome::Deny(stage) => ("deny", stage),
@@ -255,7 +288,7 @@ impl Metrics {
             .inc();
     }
 
-    pub fn decision_seconds(&self, protocol: Protocol, secs: f64) {
+    fn decision_seconds(&self, protocol: Protocol, secs: f64) {
         self.decision
             .get_or_create(&ProtocolLabel {
                 protocol: protocol.as_str(),
@@ -263,7 +296,7 @@ impl Metrics {
             .observe(secs);
     }
 
-    pub fn upstream_seconds(&self, protocol: Protocol, secs: f64) {
+    fn upstream_seconds(&self, protocol: Protocol, secs: f64) {
         self.upstream
             .get_or_create(&ProtocolLabel {
                 protocol: protocol.as_str(),
@@ -289,5 +322,51 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
+    }
+}
+
+/// Every record is counted: guard verdicts in the request counter (`allow`, `deny` by stage),
+/// binding refusals as `malformed` requests, `deny` with the refusal's name (`retained`,
+/// `receiver`), or, for datagrams dropped before they are read, in the drop counter.
+impl Sink for Metrics {
+    fn record(&self, r: &Record) {
+        let (protocol, op) = (r.about.protocol, r.about.op);
+        if let Some(took) = r.decided_in {
+            self.decision_seconds(protocol, took.as_secs_f64());
+        }
+        match &r.outcome {
+            Recorded::Allowed { forward, .. } => {
+                self.request(protocol, op, Outcome::Allow);
+                if let Forward::Answered(took) = forward {
+                    self.upstream_seconds(protocol, took.as_secs_f64());
+                }
+            }
+            Recorded::Failed { failure, .. } => {
+                self.request(protocol, op, Outcome::Allow);
+                self.upstream_failures
+                    .get_or_create(&DropLabels {
+                        protocol: protocol.as_str(),
+                        reason: failure.kind(),
+                    })
+                    .inc();
+            }
+            Recorded::Denied(denial) => {
+                self.request(protocol, op, Outcome::Deny(denial.stage.as_str()))
+            }
+            Recorded::Refused(refusal) => match refusal {
+                Refusal::Malformed(_)
+                | Refusal::HeaderTooLarge
+                | Refusal::BodyTooLarge
+                | Refusal::BodyUnreadable
+                | Refusal::PacketTooLarge(_) => self.request(protocol, op, Outcome::Malformed),
+                Refusal::Retained => self.request(protocol, op, Outcome::Deny("retained")),
+                Refusal::WrongReceiver { .. } => {
+                    self.request(protocol, op, Outcome::Deny("receiver"))
+                }
+                Refusal::RateLimited => self.dropped(protocol, "rate_limit"),
+                Refusal::DatagramTooLarge => self.dropped(protocol, "oversize"),
+                Refusal::NotCoap => self.dropped(protocol, "malformed"),
+            },
+        }
     }
 }

@@ -26,7 +26,7 @@ use base64::Engine;
 use hmac::{Hmac, Mac};
 use sha2::{Digest, Sha256};
 
-use super::{Denial, Stage};
+use super::{Denial, Reason, Stage};
 use crate::config::{is_key_id, KeyConfig, Secret};
 use crate::primitive::Primitive;
 
@@ -71,31 +71,29 @@ impl KeyRing {
         let Some(text) = p.security.aus.as_deref() else {
             return Ok(None);
         };
-        let deny = |reason: String| Denial::new(Stage::CheckValue, reason);
-        let aus = parse(text).ok_or_else(|| {
-            deny("check value is malformed (expected <key id>.<sequence>.<mac>)".into())
+        let deny = |reason: Reason| Denial::new(Stage::CheckValue, reason);
+        let aus = parse(text).ok_or_else(|| deny(Reason::CheckValueMalformed))?;
+        let key = self.keys.get(aus.key_id).ok_or_else(|| {
+            deny(Reason::UnknownKey {
+                key_id: aus.key_id.to_owned(),
+            })
         })?;
-        let key = self
-            .keys
-            .get(aus.key_id)
-            .ok_or_else(|| deny(format!("unknown check-value key id {:?}", aus.key_id)))?;
         if key.node != p.fr {
-            return Err(deny(format!(
-                "key {:?} is not enrolled for originator {:?}",
-                aus.key_id, p.fr
-            )));
+            return Err(deny(Reason::KeyNotEnrolled {
+                key_id: aus.key_id.to_owned(),
+                fr: p.fr.clone(),
+            }));
         }
         let mac = URL_SAFE_NO_PAD
             .decode(aus.mac)
-            .map_err(|_| deny("check value MAC is not base64url".into()))?;
+            .map_err(|_| deny(Reason::MacNotBase64))?;
         let mut hmac = keyed(&key.secret);
         hmac.update(&canonical(p, aus.key_id, aus.seq));
         // verify_slice compares in constant time (subtle).
         hmac.verify_slice(&mac).map_err(|_| {
-            deny(format!(
-                "check value does not verify under key {:?}",
-                aus.key_id
-            ))
+            deny(Reason::CheckValueMismatch {
+                key_id: aus.key_id.to_owned(),
+            })
         })?;
         Ok(Some(Verified {
             key_id: aus.key_id.to_owned(),

@@ -16,11 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 
-use super::decode::{ECHO, RVI};
+use super::decode::{AUS, ECHO, RVI};
 use super::exchange::{token_of, Key, Route, Seen};
 use super::reply;
 use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
-use crate::guard::Permit;
+use crate::decision::Permitted;
+use crate::guard::Addition;
+use crate::record::{Forward, SharedPending, UpstreamFailure};
 
 /// Removes the Uri-Query options that carry tokens or token ids (`tkns=…`, `tids=…`): a
 /// forwarded request has passed the token stage, which verified every one of them, and they
@@ -51,13 +53,22 @@ const OBSERVE_REGISTER: u32 = 0;
 const OBSERVE_DEREGISTER: u32 = 1;
 
 impl Relay {
-    /// Forwards an allowed request under our own message id and token.
-    pub(super) async fn forward(
-        &self,
-        _permit: Permit,
-        mut packet: Packet,
-        client: std::net::SocketAddr,
-    ) {
+    /// Forwards a permitted request under our own message id and token, with the guard's
+    /// additions (an inserted check value as option 339). Its record is completed by the
+    /// upstream's first answer, or by its silence ([`super::timeout`]).
+    pub(super) async fn forward(&self, permitted: Permitted<Packet>, client: std::net::SocketAddr) {
+        let additions: Vec<(u16, Vec<u8>)> = permitted
+            .additions()
+            .iter()
+            .map(|addition| match addition {
+                Addition::CheckValue(aus) => (AUS, aus.as_bytes().to_vec()),
+            })
+            .collect();
+        let (mut packet, record) = permitted.into_parts();
+        for (number, value) in additions {
+            packet.clear_option(CoapOption::Unknown(number));
+            packet.add_option(CoapOption::Unknown(number), value);
+        }
         let client_token = packet.get_token().to_vec();
         let observe = match packet.get_observe_value() {
             Some(Ok(value)) => Some(value),
@@ -85,6 +96,7 @@ impl Relay {
             fr: packet
                 .get_first_option(CoapOption::Unknown(self.numbers.fr))
                 .and_then(|v| String::from_utf8(v.clone()).ok()),
+            record: SharedPending::new(record),
         };
         if observe == Some(OBSERVE_DEREGISTER) {
             self.tables.end_observation(token);
@@ -97,6 +109,9 @@ impl Relay {
             consume_tokens(&mut packet);
         }
         let Ok(bytes) = packet.to_bytes_unlimited() else {
+            if let Some(record) = route.record.take() {
+                record.failed(UpstreamFailure::Request("unencodable".into()));
+            }
             return self.dropped("unencodable");
         };
         let bytes = Bytes::from(bytes);
@@ -139,6 +154,9 @@ impl Relay {
         let Some(route) = self.route_of_mid(packet.header.message_id) else {
             return self.dropped("unmatched");
         };
+        if let Some(record) = route.record.take() {
+            record.forwarded(Forward::Answered(route.sent.elapsed()));
+        }
         if !route.confirmable {
             return;
         }
@@ -163,6 +181,9 @@ impl Relay {
             return self.dropped("unmatched");
         };
         self.tables.end_observation(token);
+        if let Some(record) = route.record.take() {
+            record.failed(UpstreamFailure::Reset);
+        }
         if route.confirmable {
             let rst = Bytes::from(reply::empty(MessageType::Reset, route.mid));
             self.tables
@@ -219,11 +240,8 @@ impl Relay {
             let ack = reply::empty(MessageType::Acknowledgement, packet.header.message_id);
             self.to_upstream(&ack).await;
         }
-        if !notification {
-            let took = route.sent.elapsed().as_secs_f64();
-            self.decider
-                .metrics()
-                .upstream_seconds(crate::primitive::Protocol::Coap, took);
+        if let Some(record) = route.record.take() {
+            record.forwarded(Forward::Answered(route.sent.elapsed()));
         }
         self.track_observation(&packet, token, &route);
         packet.set_token(route.token.clone());

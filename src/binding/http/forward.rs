@@ -1,7 +1,9 @@
 //! Forwarding to the upstream CSE over pooled HTTP/1.1 connections (plain or TLS).
 //!
-//! Only [`Upstream::forward`] sends anything upstream, and it takes the guard's [`Permit`] by
-//! value. The request passes unchanged except for hop-by-hop headers and the target authority.
+//! Only [`Upstream::forward`] sends anything upstream, and it takes the [`Permitted`] request
+//! by value. The request passes unchanged except for hop-by-hop headers, the target authority
+//! and what the guard adds ([`Addition`]: an inserted check value becomes `X-M2M-AS`). The
+//! forward's end completes the request's record.
 
 use std::time::{Duration, Instant};
 
@@ -19,18 +21,11 @@ use hyper_util::rt::TokioExecutor;
 
 use super::decode::SIGNATURE;
 use crate::config::HttpConfig;
-use crate::guard::Permit;
+use crate::decision::Permitted;
+use crate::guard::Addition;
+use crate::record::Forward;
+pub use crate::record::UpstreamFailure as UpstreamError;
 use crate::tls::{self, TlsError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("upstream unreachable: {0}")]
-    Unreachable(String),
-    #[error("cannot build the upstream request: {0}")]
-    Request(String),
-}
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -77,13 +72,35 @@ impl Upstream {
         })
     }
 
-    /// Sends the allowed request upstream; the answer's headers arrive within the timeout or
-    /// the attempt is abandoned.
+    /// Sends the permitted request upstream; the answer's headers arrive within the timeout or
+    /// the attempt is abandoned. The request's record is completed either way.
     pub async fn forward(
         &self,
-        permit: Permit,
+        permitted: Permitted<(Parts, Bytes)>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let additions: Result<Vec<_>, _> = permitted.additions().iter().map(header).collect();
+        let ((parts, body), record) = permitted.into_parts();
+        let sent = match additions {
+            Ok(additions) => self.send(parts, body, additions).await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok((response, took)) => {
+                record.forwarded(Forward::Answered(took));
+                Ok(response)
+            }
+            Err(failure) => {
+                record.failed(failure.clone());
+                Err(failure)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
         mut parts: Parts,
         body: Bytes,
+        additions: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
         let path = parts
             .uri
@@ -96,10 +113,8 @@ impl Upstream {
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(HOST);
-        if let Some(aus) = permit.check_value() {
-            let value = HeaderValue::from_str(aus)
-                .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
-            parts.headers.insert(SIGNATURE, value);
+        for (name, value) in additions {
+            parts.headers.insert(name, value);
         }
         let request = Request::from_parts(parts, Full::new(body));
         let started = Instant::now();
@@ -157,6 +172,17 @@ impl Upstream {
         tokio::time::timeout(self.timeout, exchange)
             .await
             .map_err(|_| UpstreamError::Timeout(self.timeout))?
+    }
+}
+
+/// An addition as the header it becomes.
+fn header(addition: &Addition) -> Result<(HeaderName, HeaderValue), UpstreamError> {
+    match addition {
+        Addition::CheckValue(aus) => {
+            let value = HeaderValue::from_str(aus)
+                .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
+            Ok((HeaderName::from_static(SIGNATURE), value))
+        }
     }
 }
 
