@@ -254,7 +254,7 @@ impl Recorder {
     pub fn pending(self: &Arc<Self>, record: Record) -> Pending {
         Pending {
             recorder: self.clone(),
-            record: Some(record),
+            record: Some(Box::new(record)),
         }
     }
 }
@@ -264,8 +264,8 @@ impl Recorder {
 /// [`Forward::Abandoned`]: either way, exactly once.
 pub struct Pending {
     recorder: Arc<Recorder>,
-    /// `Some` until recorded; its outcome is `Allowed`.
-    record: Option<Record>,
+    /// `Some` until recorded; its outcome is `Allowed`. Boxed: it travels with the request.
+    record: Option<Box<Record>>,
 }
 
 impl Pending {
@@ -275,7 +275,7 @@ impl Pending {
             if let Outcome::Allowed { forward: f, .. } = &mut record.outcome {
                 *f = forward;
             }
-            self.recorder.record(record);
+            self.recorder.record(*record);
         }
     }
 
@@ -286,7 +286,7 @@ impl Pending {
                 let policies = std::mem::take(policies);
                 record.outcome = Outcome::Failed { policies, failure };
             }
-            self.recorder.record(record);
+            self.recorder.record(*record);
         }
     }
 
@@ -302,7 +302,7 @@ impl Drop for Pending {
             if let Outcome::Allowed { forward, .. } = &mut record.outcome {
                 *forward = Forward::Abandoned;
             }
-            self.recorder.record(record);
+            self.recorder.record(*record);
         }
     }
 }

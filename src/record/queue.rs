@@ -20,7 +20,7 @@
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use crossbeam_channel::{Receiver, SendTimeoutError, Sender, TrySendError};
 use prometheus_client::metrics::counter::Counter;
 
 use super::{Record, Sink};
@@ -88,10 +88,7 @@ impl Sink for Queue {
 impl Records {
     /// The next record, waiting at most `timeout`.
     pub fn recv_timeout(&self, timeout: Duration) -> Option<Record> {
-        match self.rx.recv_timeout(timeout) {
-            Ok(record) => Some(record),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.rx.recv_timeout(timeout).ok()
     }
 
     /// The next record, if one is waiting.

@@ -34,6 +34,16 @@ use crate::gateway::stopped;
 use crate::primitive::{Peer, TopicAction, TopicRequest};
 use crate::record::{About, Answer, Refusal};
 
+/// A client packet that ends its session as a refusal of the binding's (recorded): one that
+/// cannot be read, or one over the size limit.
+fn refusal(e: &WireError) -> Option<Refusal> {
+    match e {
+        WireError::Malformed(why) => Some(Refusal::Malformed(format!("malformed packet: {why}"))),
+        WireError::TooLarge(n) => Some(Refusal::PacketTooLarge(*n)),
+        WireError::Closed | WireError::Io(_) => None,
+    }
+}
+
 /// Subscriptions one session may hold; more are refused (SUBACK failure).
 const MAX_FILTERS: usize = 1024;
 
@@ -71,7 +81,12 @@ where
     let first = timeout(b.config.connect_timeout, from_client.read(&mut client)).await;
     let connect = match first {
         Err(_) => return End::Timeout("CONNECT"),
-        Ok(Err(e)) => return End::Client(e),
+        Ok(Err(e)) => {
+            if let Some(refusal) = refusal(&e) {
+                b.decider.refuse(About::peer(&peer), refusal);
+            }
+            return End::Client(e);
+        }
         Ok(Ok(Packet::Connect(c))) => c,
         Ok(Ok(_)) => return End::Protocol("first packet is not CONNECT"),
     };
@@ -237,7 +252,17 @@ impl Session<'_> {
     }
 
     async fn client_packets(&mut self, frames: &mut Frames) -> Result<Flow, End> {
-        while let Some(packet) = frames.next_packet().map_err(End::Client)? {
+        loop {
+            let packet = match frames.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) => break,
+                Err(e) => {
+                    if let Some(refusal) = refusal(&e) {
+                        self.b.decider.refuse(self.about(""), refusal);
+                    }
+                    return Err(End::Client(e));
+                }
+            };
             if let Flow::Disconnect = self.client_packet(packet).await? {
                 return Ok(Flow::Disconnect);
             }
