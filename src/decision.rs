@@ -74,9 +74,10 @@ impl<T> Permitted<T> {
         self.permit.additions()
     }
 
-    /// The request and its pending record, for the forward; the permit is spent.
-    pub fn into_parts(self) -> (T, Pending) {
-        (self.request, self.record)
+    /// For the forward: the request, what to add to it, and its pending record; the permit
+    /// is spent.
+    pub fn into_parts(self) -> (T, Vec<Addition>, Pending) {
+        (self.request, self.permit.into_additions(), self.record)
     }
 
     /// A permitted decision with nothing to forward (a session admitted, a will's topic):

@@ -134,6 +134,11 @@ impl Permit {
         &self.additions
     }
 
+    /// The additions, spending the permit.
+    pub fn into_additions(self) -> Vec<Addition> {
+        self.additions
+    }
+
     /// The Cedar policies that permitted the request.
     pub fn policy_ids(&self) -> &[String] {
         &self.policy_ids

@@ -43,6 +43,18 @@ fn consume_tokens(packet: &mut Packet) {
     }
 }
 
+/// Puts the guard's additions on the request: a check value as option 339 (`aus`).
+fn apply(packet: &mut Packet, additions: &[Addition]) {
+    for addition in additions {
+        match addition {
+            Addition::CheckValue(aus) => {
+                packet.clear_option(CoapOption::Unknown(AUS));
+                packet.add_option(CoapOption::Unknown(AUS), aus.as_bytes().to_vec());
+            }
+        }
+    }
+}
+
 /// A query the guard reads as tokens or token ids (the keys `decode` reads, exactly).
 fn is_token_query(query: &[u8]) -> bool {
     query.starts_with(b"tkns=") || query.starts_with(b"tids=")
@@ -57,18 +69,8 @@ impl Relay {
     /// additions (an inserted check value as option 339). Its record is completed by the
     /// upstream's first answer, or by its silence ([`super::timeout`]).
     pub(super) async fn forward(&self, permitted: Permitted<Packet>, client: std::net::SocketAddr) {
-        let additions: Vec<(u16, Vec<u8>)> = permitted
-            .additions()
-            .iter()
-            .map(|addition| match addition {
-                Addition::CheckValue(aus) => (AUS, aus.as_bytes().to_vec()),
-            })
-            .collect();
-        let (mut packet, record) = permitted.into_parts();
-        for (number, value) in additions {
-            packet.clear_option(CoapOption::Unknown(number));
-            packet.add_option(CoapOption::Unknown(number), value);
-        }
+        let (mut packet, additions, record) = permitted.into_parts();
+        apply(&mut packet, &additions);
         let client_token = packet.get_token().to_vec();
         let observe = match packet.get_observe_value() {
             Some(Ok(value)) => Some(value),
@@ -328,6 +330,24 @@ mod tests {
             .flatten()
             .map(|q| String::from_utf8_lossy(q).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn an_inserted_check_value_becomes_option_339() {
+        let mut p = Packet::new();
+        p.add_option(CoapOption::UriPath, b"cse-in".to_vec());
+        apply(&mut p, &[Addition::CheckValue("k1.3.bWFj".into())]);
+        let sent = Packet::from_bytes(&p.to_bytes_unlimited().unwrap()).unwrap();
+        let values: Vec<_> = sent
+            .get_option(CoapOption::Unknown(AUS))
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(values, [&b"k1.3.bWFj".to_vec()]);
+        assert_eq!(
+            sent.get_first_option(CoapOption::UriPath),
+            Some(&b"cse-in".to_vec())
+        );
     }
 
     #[test]

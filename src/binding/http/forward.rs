@@ -78,10 +78,9 @@ impl Upstream {
         &self,
         permitted: Permitted<(Parts, Bytes)>,
     ) -> Result<Response<Incoming>, UpstreamError> {
-        let additions: Result<Vec<_>, _> = permitted.additions().iter().map(header).collect();
-        let ((parts, body), record) = permitted.into_parts();
-        let sent = match additions {
-            Ok(additions) => self.send(parts, body, additions).await,
+        let ((mut parts, body), additions, record) = permitted.into_parts();
+        let sent = match apply(&mut parts.headers, &additions) {
+            Ok(()) => self.send(parts, body).await,
             Err(e) => Err(e),
         };
         match sent {
@@ -100,7 +99,6 @@ impl Upstream {
         &self,
         mut parts: Parts,
         body: Bytes,
-        additions: Vec<(HeaderName, HeaderValue)>,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
         let path = parts
             .uri
@@ -113,9 +111,6 @@ impl Upstream {
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(HOST);
-        for (name, value) in additions {
-            parts.headers.insert(name, value);
-        }
         let request = Request::from_parts(parts, Full::new(body));
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
@@ -175,15 +170,18 @@ impl Upstream {
     }
 }
 
-/// An addition as the header it becomes.
-fn header(addition: &Addition) -> Result<(HeaderName, HeaderValue), UpstreamError> {
-    match addition {
-        Addition::CheckValue(aus) => {
-            let value = HeaderValue::from_str(aus)
-                .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
-            Ok((HeaderName::from_static(SIGNATURE), value))
+/// Puts the guard's additions on the request's headers: a check value as `X-M2M-AS`.
+fn apply(headers: &mut HeaderMap, additions: &[Addition]) -> Result<(), UpstreamError> {
+    for addition in additions {
+        match addition {
+            Addition::CheckValue(aus) => {
+                let value = HeaderValue::from_str(aus)
+                    .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
+                headers.insert(SIGNATURE, value);
+            }
         }
     }
+    Ok(())
 }
 
 /// Removes hop-by-hop headers, including those named in `Connection`.
@@ -212,4 +210,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inserted_check_value_becomes_x_m2m_as() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-m2m-origin", HeaderValue::from_static("Clamp"));
+        let aus = Addition::CheckValue("lamp-k1.7.bWFj".into());
+        apply(&mut headers, &[aus]).unwrap();
+        assert_eq!(headers["x-m2m-as"], "lamp-k1.7.bWFj");
+        assert_eq!(headers["x-m2m-origin"], "Clamp");
+        let unsendable = Addition::CheckValue("a\nb".into());
+        assert!(matches!(
+            apply(&mut headers, &[unsendable]),
+            Err(UpstreamError::Request(_))
+        ));
+    }
 }

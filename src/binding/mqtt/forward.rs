@@ -18,33 +18,43 @@ use crate::record::{Forward, UpstreamFailure};
 
 /// A permitted PUBLISH, with the guard's additions, re-encoded for the broker.
 pub fn publish(permitted: Permitted<Publish>, to_broker: &mut BytesMut) -> Result<(), WireError> {
-    let members: Vec<(&'static str, Value)> = permitted
-        .additions()
-        .iter()
-        .map(|addition| match addition {
-            Addition::CheckValue(aus) => ("aus", Value::String(aus.clone())),
-        })
-        .collect();
-    let (mut publish, record) = permitted.into_parts();
-    if !members.is_empty() {
-        let format = topic::request(&publish.topic).map(|t| t.format);
-        match format.and_then(|f| with_members(&publish.payload, f, members)) {
-            Some(payload) => publish.payload = payload,
-            None => {
-                // Additions are only made to oneM2M requests, which were decoded to decide them.
-                let why = "cannot add to a payload that is not a request primitive";
-                record.failed(UpstreamFailure::Request(why.into()));
-                return Ok(());
-            }
-        }
+    let (mut publish, additions, record) = permitted.into_parts();
+    if !apply(&mut publish, &additions) {
+        // Additions are only made to oneM2M requests, which were decoded to decide them.
+        let why = "cannot add to a payload that is not a request primitive";
+        record.failed(UpstreamFailure::Request(why.into()));
+        return Ok(());
     }
     encode(&Packet::Publish(publish), to_broker)?;
     record.forwarded(Forward::Sent);
     Ok(())
 }
 
+/// Puts the guard's additions into the request primitive a PUBLISH carries: a check value as
+/// its member `aus`. `false` if there are additions and the payload is no request primitive.
+fn apply(publish: &mut Publish, additions: &[Addition]) -> bool {
+    if additions.is_empty() {
+        return true;
+    }
+    let members = additions.iter().map(|addition| match addition {
+        Addition::CheckValue(aus) => ("aus", Value::String(aus.clone())),
+    });
+    let format = topic::request(&publish.topic).map(|t| t.format);
+    match format.and_then(|f| with_members(&publish.payload, f, members)) {
+        Some(payload) => {
+            publish.payload = payload;
+            true
+        }
+        None => false,
+    }
+}
+
 /// The request primitive in `payload` with `members` set, serialised in `format`.
-fn with_members(payload: &[u8], format: Format, members: Vec<(&str, Value)>) -> Option<Bytes> {
+fn with_members<'a>(
+    payload: &[u8],
+    format: Format,
+    members: impl Iterator<Item = (&'a str, Value)>,
+) -> Option<Bytes> {
     let mut object = decode::parse(payload, format).ok()?;
     let map = object.as_object_mut()?;
     for (name, value) in members {
@@ -66,11 +76,54 @@ pub fn subscribe(
     allowed: Vec<Permitted<SubscribeFilter>>,
     to_broker: &mut BytesMut,
 ) -> Result<(), WireError> {
-    let (filters, records): (Vec<_>, Vec<_>) =
-        allowed.into_iter().map(Permitted::into_parts).unzip();
+    let (filters, records): (Vec<_>, Vec<_>) = allowed
+        .into_iter()
+        .map(|permitted| {
+            let (filter, _, record) = permitted.into_parts();
+            (filter, record)
+        })
+        .unzip();
     encode(&Packet::Subscribe(Subscribe { pkid, filters }), to_broker)?;
     for record in records {
         record.forwarded(Forward::Sent);
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use rumqttc::mqttbytes::QoS;
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn an_inserted_check_value_becomes_the_member_aus_in_the_request_format() {
+        let aus = [Addition::CheckValue("k1.5.bWFj".into())];
+        let request =
+            json!({"op": 2, "to": "/id-in/cse-in", "fr": "Cmeter", "rqi": "r1", "rvi": "4"});
+        let mut json_publish = Publish::new(
+            "/oneM2M/req/Cmeter/id-in/json",
+            QoS::AtMostOnce,
+            request.to_string(),
+        );
+        assert!(apply(&mut json_publish, &aus));
+        // The members as sent, in order, the new one last.
+        assert_eq!(
+            std::str::from_utf8(&json_publish.payload).unwrap(),
+            r#"{"op":2,"to":"/id-in/cse-in","fr":"Cmeter","rqi":"r1","rvi":"4","aus":"k1.5.bWFj"}"#
+        );
+        let mut cbor = Vec::new();
+        ciborium::into_writer(&request, &mut cbor).unwrap();
+        let mut cbor_publish = Publish::new("/oneM2M/req/Cmeter/id-in/cbor", QoS::AtMostOnce, cbor);
+        assert!(apply(&mut cbor_publish, &aus));
+        let read: Value = ciborium::from_reader(&cbor_publish.payload[..]).unwrap();
+        assert_eq!(read["aus"], "k1.5.bWFj");
+        assert_eq!(read["rqi"], "r1");
+        // Nothing to add: the payload is forwarded byte for byte.
+        let mut plain = Publish::new("site/meters/1", QoS::AtMostOnce, "not json");
+        assert!(apply(&mut plain, &[]));
+        assert_eq!(&plain.payload[..], b"not json");
+        assert!(!apply(&mut plain, &aus), "no request primitive to add to");
+    }
 }
