@@ -186,23 +186,18 @@ impl Decider {
         let now = SystemTime::now();
         let started = Instant::now();
         let about = About::peer(peer).fr(originator).op("connect");
-        let outcome = match self.guard.admit(originator, peer) {
-            Ok(()) => Ok(Outcome::Allowed {
-                policies: Vec::new(),
-                forward: Forward::Nothing,
-            }),
-            Err(denial) => Err(denial),
-        };
-        match outcome {
-            Ok(allowed) => {
+        let admitted = self.guard.admit(originator, peer);
+        match &admitted {
+            Ok(()) => {
+                let allowed = Outcome::Allowed {
+                    policies: Vec::new(),
+                    forward: Forward::Nothing,
+                };
                 self.record(about, allowed, now, Some(started.elapsed()));
-                Ok(())
             }
-            Err(denial) => {
-                self.denied(about, &denial, now, started);
-                Err(denial)
-            }
+            Err(denial) => self.denied(about, denial, now, started),
         }
+        admitted
     }
 
     /// Whether a session admitted earlier may go on (identity and status now); not recorded.

@@ -2,7 +2,8 @@
 //! upstream) at info (warn for upstream failures), at most [`LINES_PER_SEC`] refusal lines a
 //! second: a flood of refused requests must not become a flood of log lines (disk, CPU). What is
 //! left out is counted and reported in the next line that is written; the metrics count every
-//! request. Datagrams over a source's rate limit are logged at debug only: they are the flood.
+//! request. Datagrams refused before they are read (over a source's rate limit, oversize, not
+//! CoAP) are logged at debug only: they are the flood, and must not use up the budget.
 
 use std::time::UNIX_EPOCH;
 
@@ -54,8 +55,10 @@ impl Sink for LogSink {
                     );
                 }
             }
-            Outcome::Refused(Refusal::RateLimited) => {
-                tracing::debug!(peer = %a.peer, proto, verdict = "refused", reason = "rate limit", "datagram dropped");
+            Outcome::Refused(
+                refusal @ (Refusal::RateLimited | Refusal::DatagramTooLarge | Refusal::NotCoap),
+            ) => {
+                tracing::debug!(peer = %a.peer, proto, verdict = "refused", reason = %refusal, "datagram dropped");
             }
             Outcome::Refused(refusal) => {
                 if let Some(suppressed) = admit() {

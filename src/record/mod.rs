@@ -57,13 +57,8 @@ impl About {
     /// A request from `peer` of which nothing has been read yet.
     pub fn peer(peer: &Peer) -> About {
         About {
-            protocol: peer.protocol,
-            peer: peer.addr,
             identity: peer.tls_identity.clone(),
-            fr: String::new(),
-            op: "unknown",
-            to: String::new(),
-            rqi: String::new(),
+            ..About::source(peer.protocol, peer.addr)
         }
     }
 
