@@ -360,6 +360,9 @@ impl Sink for Metrics {
                 | Refusal::BodyUnreadable
                 | Refusal::PacketTooLarge(_) => self.request(protocol, op, Outcome::Malformed),
                 Refusal::Retained => self.request(protocol, op, Outcome::Deny("retained")),
+                Refusal::TooManySubscriptions(_) => {
+                    self.request(protocol, op, Outcome::Deny("subscriptions"))
+                }
                 Refusal::WrongReceiver { .. } => {
                     self.request(protocol, op, Outcome::Deny("receiver"))
                 }

@@ -59,6 +59,7 @@ impl Answer {
             | Refusal::BodyTooLarge
             | Refusal::BodyUnreadable
             | Refusal::PacketTooLarge(_)
+            | Refusal::TooManySubscriptions(_)
             | Refusal::DatagramTooLarge
             | Refusal::NotCoap
             | Refusal::RateLimited => (Rsc::BadRequest, Cow::Owned(refusal.to_string())),

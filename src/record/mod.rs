@@ -180,6 +180,9 @@ pub enum Refusal {
     /// A retained MQTT request: it would be delivered again at every subscription.
     #[error("retained oneM2M request")]
     Retained,
+    /// An MQTT subscription beyond the session's limit of filters.
+    #[error("more than {0} subscriptions in one session")]
+    TooManySubscriptions(usize),
     /// An MQTT request for a receiver other than this gateway's CSE.
     #[error("request for another receiver {receiver:?}")]
     WrongReceiver { receiver: String },

@@ -18,7 +18,7 @@ use super::{connect, topic, MqttBinding};
 use crate::decision::Decision;
 use crate::guard::Denial;
 use crate::primitive::{Peer, TopicAction, TopicRequest};
-use crate::record::About;
+use crate::record::{About, Refusal};
 
 /// Binds and admits the originator; checks the will's topic. The CONNACK code on refusal.
 pub fn admit(
@@ -27,11 +27,22 @@ pub fn admit(
     peer: &Peer,
 ) -> Result<String, (ConnectReturnCode, String)> {
     let refuse = |why: String| (ConnectReturnCode::NotAuthorized, why);
+    let malformed = |why: &str| {
+        let about = About::peer(peer).op("connect");
+        b.decider.refuse(about, Refusal::Malformed(why.into()));
+        why.to_owned()
+    };
     if c.protocol != MqttProtocol::V4 {
-        return Err((
-            ConnectReturnCode::RefusedProtocolVersion,
-            "only MQTT 3.1.1 is relayed".into(),
-        ));
+        let why = malformed("only MQTT 3.1.1 is relayed");
+        return Err((ConnectReturnCode::RefusedProtocolVersion, why));
+    }
+    if c.last_will
+        .as_ref()
+        .is_some_and(|will| topic::is_request(&will.topic))
+    {
+        return Err(refuse(malformed(
+            "a will on a oneM2M request topic is not accepted",
+        )));
     }
     let originator = connect::originator(c, peer.tls_identity.as_deref()).map_err(|e| {
         let why = e.to_string();
@@ -43,11 +54,6 @@ pub fn admit(
         .admit(&originator, peer)
         .map_err(|d| refuse(d.reason.to_string()))?;
     if let Some(will) = &c.last_will {
-        if topic::is_request(&will.topic) {
-            return Err(refuse(
-                "a will on a oneM2M request topic is not accepted".into(),
-            ));
-        }
         let request = TopicRequest {
             action: TopicAction::Publish,
             originator: originator.clone(),

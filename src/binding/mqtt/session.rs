@@ -88,7 +88,12 @@ where
             return End::Client(e);
         }
         Ok(Ok(Packet::Connect(c))) => c,
-        Ok(Ok(_)) => return End::Protocol("first packet is not CONNECT"),
+        Ok(Ok(_)) => {
+            let why = "first packet is not CONNECT";
+            b.decider
+                .refuse(About::peer(&peer), Refusal::Malformed(why.into()));
+            return End::Protocol(why);
+        }
     };
     let originator = match admit(b, &connect, &peer) {
         Ok(originator) => originator,
@@ -295,9 +300,9 @@ impl Session<'_> {
                 return Ok(Flow::Disconnect);
             }
             _ => {
-                return Err(End::Protocol(
-                    "client sent a packet only a server sends, or a second CONNECT",
-                ))
+                return Err(
+                    self.violation("client sent a packet only a server sends, or a second CONNECT")
+                )
             }
         }
         Ok(Flow::Continue)
@@ -324,9 +329,7 @@ impl Session<'_> {
     async fn publish(&mut self, p: Publish) -> Result<(), End> {
         if p.topic.is_empty() || p.topic.contains(['+', '#', '\0']) {
             // MQTT 3.1.1 §3.3.2.1 / §4.7.3: a broker closes the connection for this.
-            return Err(End::Protocol(
-                "PUBLISH topic is empty or has a wildcard or NUL",
-            ));
+            return Err(self.violation("PUBLISH topic is empty or has a wildcard or NUL"));
         }
         if topic::is_request(&p.topic) {
             return self.request(p).await;
@@ -431,6 +434,14 @@ impl Session<'_> {
         self.drop_publish(p)
     }
 
+    /// A protocol violation that ends the session, recorded as a malformed request.
+    fn violation(&self, what: &'static str) -> End {
+        self.b
+            .decider
+            .refuse(self.about(""), Refusal::Malformed(what.into()));
+        End::Protocol(what)
+    }
+
     /// A request of this session on `topic`, for its record.
     fn about(&self, topic: &str) -> About {
         About::peer(&self.peer).fr(&self.originator).to(topic)
@@ -457,6 +468,10 @@ impl Session<'_> {
             let full = self.granted.len() + allowed.len() >= MAX_FILTERS
                 && !self.granted.contains(&filter.path);
             if full {
+                let about = self.about(&filter.path).op(TopicAction::Subscribe.as_str());
+                self.b
+                    .decider
+                    .refuse(about, Refusal::TooManySubscriptions(MAX_FILTERS));
                 order.push(None);
                 continue;
             }
