@@ -16,7 +16,7 @@
 //! request counter, which counts the guard's verdicts);
 //! `m2mguard_records_lost_total{sink}` counts records a full record queue left out (see
 //! [`crate::record::queue`]). The counters are fed from the decision records: [`Metrics`] is a
-//! [`Sink`]. Label values are a small closed set
+//! [`crate::record::Sink`]. Label values are a small closed set
 //! (rule names come from the configuration), so cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -27,7 +27,6 @@ use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
 use prometheus_client::registry::Registry;
 
 use crate::primitive::Protocol;
-use crate::record::{Forward, Outcome as Recorded, Record, Refusal, Sink};
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RequestLabels {
@@ -101,7 +100,7 @@ type Latency = Family<ProtocolLabel, Histogram, fn() -> Histogram>;
 
 /// How a request ended, for the request counter.
 #[derive(Clone, Copy, Debug)]
-enum Outcome {
+pub enum Outcome {
     Allow,
     Deny(&'static str),
     Malformed,
@@ -262,6 +261,16 @@ impl Metrics {
         self.records_lost.get_or_create(&SinkLabel { sink }).clone()
     }
 
+    /// One allowed request whose upstream failed, for `reason`.
+    pub fn upstream_failure(&self, protocol: Protocol, reason: &'static str) {
+        self.upstream_failures
+            .get_or_create(&DropLabels {
+                protocol: protocol.as_str(),
+                reason,
+            })
+            .inc();
+    }
+
     /// One datagram dropped unanswered before any decision.
     pub fn dropped(&self, protocol: Protocol, reason: &'static str) {
         self.dropped
@@ -272,7 +281,7 @@ impl Metrics {
             .inc();
     }
 
-    fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {
+    pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {
         let (verdict, stage) = match outcome {
             Outcome::Allow => ("allow", ""),
             Outcome::Deny(stage) => ("deny", stage),
@@ -288,7 +297,7 @@ impl Metrics {
             .inc();
     }
 
-    fn decision_seconds(&self, protocol: Protocol, secs: f64) {
+    pub fn decision_seconds(&self, protocol: Protocol, secs: f64) {
         self.decision
             .get_or_create(&ProtocolLabel {
                 protocol: protocol.as_str(),
@@ -296,7 +305,7 @@ impl Metrics {
             .observe(secs);
     }
 
-    fn upstream_seconds(&self, protocol: Protocol, secs: f64) {
+    pub fn upstream_seconds(&self, protocol: Protocol, secs: f64) {
         self.upstream
             .get_or_create(&ProtocolLabel {
                 protocol: protocol.as_str(),
@@ -322,54 +331,5 @@ impl Metrics {
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);
         out
-    }
-}
-
-/// Every record is counted: guard verdicts in the request counter (`allow`, `deny` by stage),
-/// binding refusals as `malformed` requests, `deny` with the refusal's name (`retained`,
-/// `receiver`), or, for datagrams dropped before they are read, in the drop counter.
-impl Sink for Metrics {
-    fn record(&self, r: &Record) {
-        let (protocol, op) = (r.about.protocol, r.about.op);
-        if let Some(took) = r.decided_in {
-            self.decision_seconds(protocol, took.as_secs_f64());
-        }
-        match &r.outcome {
-            Recorded::Allowed { forward, .. } => {
-                self.request(protocol, op, Outcome::Allow);
-                if let Forward::Answered(took) = forward {
-                    self.upstream_seconds(protocol, took.as_secs_f64());
-                }
-            }
-            Recorded::Failed { failure, .. } => {
-                self.request(protocol, op, Outcome::Allow);
-                self.upstream_failures
-                    .get_or_create(&DropLabels {
-                        protocol: protocol.as_str(),
-                        reason: failure.kind(),
-                    })
-                    .inc();
-            }
-            Recorded::Denied(denial) => {
-                self.request(protocol, op, Outcome::Deny(denial.stage.as_str()))
-            }
-            Recorded::Refused(refusal) => match refusal {
-                Refusal::Malformed(_)
-                | Refusal::HeaderTooLarge
-                | Refusal::BodyTooLarge
-                | Refusal::BodyUnreadable
-                | Refusal::PacketTooLarge(_) => self.request(protocol, op, Outcome::Malformed),
-                Refusal::Retained => self.request(protocol, op, Outcome::Deny("retained")),
-                Refusal::TooManySubscriptions(_) => {
-                    self.request(protocol, op, Outcome::Deny("subscriptions"))
-                }
-                Refusal::WrongReceiver { .. } => {
-                    self.request(protocol, op, Outcome::Deny("receiver"))
-                }
-                Refusal::RateLimited => self.dropped(protocol, "rate_limit"),
-                Refusal::DatagramTooLarge => self.dropped(protocol, "oversize"),
-                Refusal::NotCoap => self.dropped(protocol, "malformed"),
-            },
-        }
     }
 }

@@ -16,6 +16,7 @@
 
 mod answer;
 mod log;
+mod metrics;
 pub mod queue;
 
 use std::net::SocketAddr;
