@@ -1,51 +1,118 @@
-//! Deciding and recording in one place, for every binding: [`Decider::decide`] runs the guard
-//! and records the outcome once — metrics, the log, and the decision stream (demo, later audit).
+//! Deciding and recording in one place, for every binding: the [`Decider`] runs the guard and
+//! makes the one [`Record`] of each request's outcome ([`crate::record`]); refusals a binding
+//! makes itself ([`Decider::refuse`]) are recorded here too, and the answer to the sender of
+//! any refusal is built from its outcome ([`Answer`]).
 //!
-//! Denials are logged at info, but at most [`DENIAL_LOG_LINES_PER_SEC`] lines a second: a flood
-//! of refused requests must not become a flood of log lines (disk, CPU). What is left out is
-//! counted and reported in the next line that is written; the metrics count every request.
+//! An allowed request leaves as a [`Permitted`]: the guard's [`Permit`], the request it permits
+//! and its pending record, in one value that forwarding consumes; the record is made when the
+//! forward ends (or is abandoned).
 
-use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Instant, SystemTime};
 
-use tokio::sync::broadcast;
-
-use crate::guard::{DecisionRecord, Denial, Guard, Verdict};
-use crate::metrics::{Metrics, Outcome};
-use crate::primitive::{Peer, Primitive, Protocol, TopicRequest};
+use crate::guard::{Addition, Denial, Guard, Permit, Verdict};
+use crate::metrics::Metrics;
+use crate::primitive::{Peer, Primitive, TopicRequest};
+use crate::record::{About, Answer, Forward, Outcome, Pending, Record, Recorder, Refusal};
 use crate::target::resolve::Resolver;
 use crate::target::Addressing;
-
-pub const DENIAL_LOG_LINES_PER_SEC: u64 = 100;
 
 pub struct Decider {
     guard: Arc<Guard>,
     metrics: Arc<Metrics>,
-    decisions: broadcast::Sender<DecisionRecord>,
-    denial_log: LogBudget,
+    recorder: Arc<Recorder>,
     targets: Resolver,
+    /// `tqf`: where clients obtain tokens, told to senders refused at the token stage.
+    tqf: Option<Arc<str>>,
+}
+
+/// The decider's verdict: a permitted request, or the recorded denial.
+#[derive(Debug)]
+pub enum Decision {
+    Allow(Permitted<()>),
+    Deny(Denial),
+}
+
+impl Decision {
+    pub fn is_allow(&self) -> bool {
+        matches!(self, Decision::Allow(_))
+    }
+}
+
+/// A request the guard allowed, with its [`Permit`] and the record that its forward completes
+/// (the shape of linkerd2-proxy's `Permitted<T>`). Made only by the [`Decider`], as
+/// `Permitted<()>`, and given its request with [`Permitted::with`]; forwarding takes it by
+/// value. Dropped without being forwarded, it is recorded as abandoned.
+#[derive(Debug)]
+pub struct Permitted<T> {
+    permit: Permit,
+    request: T,
+    record: Pending,
+}
+
+impl<T> Permitted<T> {
+    /// The same permit for `request`.
+    pub fn with<U>(self, request: U) -> Permitted<U> {
+        Permitted {
+            permit: self.permit,
+            request,
+            record: self.record,
+        }
+    }
+
+    pub fn permit(&self) -> &Permit {
+        &self.permit
+    }
+
+    pub fn request(&self) -> &T {
+        &self.request
+    }
+
+    /// What the guard adds to the request on its way out: each binding applies these to its
+    /// own wire form before forwarding.
+    pub fn additions(&self) -> &[Addition] {
+        self.permit.additions()
+    }
+
+    /// For the forward: the request, what to add to it, and its pending record; the permit
+    /// is spent.
+    pub fn into_parts(self) -> (T, Vec<Addition>, Pending) {
+        (self.request, self.permit.into_additions(), self.record)
+    }
+
+    /// A permitted decision with nothing to forward (a session admitted, a will's topic):
+    /// recorded now.
+    pub fn decided(self) {
+        self.record.forwarded(Forward::Nothing);
+    }
 }
 
 impl Decider {
     pub fn new(
         guard: Arc<Guard>,
         metrics: Arc<Metrics>,
-        decisions: broadcast::Sender<DecisionRecord>,
+        recorder: Arc<Recorder>,
         targets: Resolver,
+        tqf: Option<&str>,
     ) -> Self {
         Decider {
             guard,
             metrics,
-            decisions,
-            denial_log: LogBudget::new(DENIAL_LOG_LINES_PER_SEC),
+            recorder,
             targets,
+            tqf: tqf.map(Arc::from),
         }
     }
 
     /// The names that make a target local, for the bindings' decoders.
     pub fn addressing(&self) -> &Addressing {
         self.targets.addressing()
+    }
+
+    /// The metrics, for what is counted that is no request (datagrams that are no request,
+    /// unmatched answers from the upstream).
+    pub fn metrics(&self) -> &Metrics {
+        &self.metrics
     }
 
     /// Replaces a resource-id target with the structured name the CSE knows it by (see
@@ -67,26 +134,11 @@ impl Decider {
                 Ok(())
             }
             Err(unresolved) => {
-                let denial = Denial::unresolved(unresolved.to_string());
-                self.record(p, &Verdict::Deny(denial.clone()), now, started);
+                let denial = Denial::unresolved(unresolved);
+                self.denied(About::of(p), &denial, now, started);
                 Err(denial)
             }
         }
-    }
-
-    /// The guard's verdict, or a denial for a resource-id target that was never resolved: no
-    /// rule that matches names may see one.
-    fn verdict(&self, p: &Primitive, run: impl FnOnce() -> Verdict) -> Verdict {
-        if self.addressing().resource_id(&p.to).is_some() {
-            return Verdict::Deny(Denial::unresolved(
-                "resource-id target reached the guard unresolved",
-            ));
-        }
-        run()
-    }
-
-    pub fn metrics(&self) -> &Metrics {
-        &self.metrics
     }
 
     /// Runs the stages that need only the request head; a denial is recorded and returned.
@@ -95,65 +147,57 @@ impl Decider {
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
         let now = SystemTime::now();
         let started = Instant::now();
-        let denial = self.guard.precheck(p).err();
-        match denial {
-            None => Ok(()),
-            Some(denial) => {
-                self.record(p, &Verdict::Deny(denial.clone()), now, started);
-                Err(denial)
-            }
-        }
+        self.guard.precheck(p).inspect_err(|denial| {
+            self.denied(About::of(p), denial, now, started);
+        })
     }
 
-    /// Decides `p` now and records the decision.
-    pub fn decide(&self, p: &Primitive) -> Verdict {
-        let now = SystemTime::now();
-        let started = Instant::now();
-        let verdict = self.verdict(p, || self.guard.decide(p, now));
-        self.record(p, &verdict, now, started);
-        verdict
+    /// Decides `p` now; a denial is recorded, a permit is recorded when its forward ends.
+    pub fn decide(&self, p: &Primitive) -> Decision {
+        self.decide_with(p, |now| self.guard.decide(p, now))
     }
 
     /// Decides `p`, which must come from each originator in `bound` (see
-    /// [`Guard::decide_bound`]), now, and records the decision.
-    pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)]) -> Verdict {
-        let now = SystemTime::now();
-        let started = Instant::now();
-        let verdict = self.verdict(p, || self.guard.decide_bound(p, bound, now));
-        self.record(p, &verdict, now, started);
-        verdict
+    /// [`Guard::decide_bound`]), as [`Decider::decide`].
+    pub fn decide_bound(&self, p: &Primitive, bound: &[(&'static str, &str)]) -> Decision {
+        self.decide_with(p, |now| self.guard.decide_bound(p, bound, now))
     }
 
-    /// Admits a session for `originator` (MQTT CONNECT): identity and node status. Recorded
-    /// under the operation `connect`.
+    /// The guard's verdict on `p`, or a denial for a resource-id target that was never
+    /// resolved: no rule that matches names may see one.
+    fn decide_with(&self, p: &Primitive, run: impl FnOnce(SystemTime) -> Verdict) -> Decision {
+        let now = SystemTime::now();
+        let started = Instant::now();
+        let verdict = match self.addressing().resource_id(&p.to) {
+            Some(_) => Verdict::Deny(Denial::unresolved_at_guard()),
+            None => run(now),
+        };
+        self.decision(About::of(p), verdict, now, started)
+    }
+
     /// Whether `originator` is active now; not a decision, so nothing is recorded.
     pub fn active(&self, originator: &str) -> bool {
         self.guard.active(originator)
     }
 
+    /// Admits a session for `originator` (MQTT CONNECT): identity and node status. Recorded
+    /// under the operation `connect`.
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
         let now = SystemTime::now();
         let started = Instant::now();
-        let verdict = self.guard.admit(originator, peer).err();
-        let what = Decision {
-            fr: originator,
-            op: "connect",
-            to: "",
-            rqi: "",
-            protocol: peer.protocol,
-        };
-        match verdict {
-            None => {
-                self.metrics
-                    .request(peer.protocol, "connect", Outcome::Allow);
-                tracing::debug!(node.id = %originator, proto = %peer.protocol, op = "connect", verdict = "allow", "session admitted");
-                Ok(())
+        let about = About::peer(peer).fr(originator).op("connect");
+        let admitted = self.guard.admit(originator, peer);
+        match &admitted {
+            Ok(()) => {
+                let allowed = Outcome::Allowed {
+                    policies: Vec::new(),
+                    forward: Forward::Nothing,
+                };
+                self.record(about, allowed, now, Some(started.elapsed()));
             }
-            Some(denial) => {
-                self.record_denial(&what, &denial, now, started);
-                Err(denial)
-            }
+            Err(denial) => self.denied(about, denial, now, started),
         }
+        admitted
     }
 
     /// Whether a session admitted earlier may go on (identity and status now); not recorded.
@@ -161,213 +205,90 @@ impl Decider {
         self.guard.admit(originator, peer).is_ok()
     }
 
-    /// Decides a publish or subscription on a topic now and records the decision.
-    pub fn decide_topic(&self, t: &TopicRequest) -> Verdict {
+    /// Decides a publish or subscription on a topic now, as [`Decider::decide`].
+    pub fn decide_topic(&self, t: &TopicRequest) -> Decision {
         let now = SystemTime::now();
         let started = Instant::now();
         let verdict = self.guard.decide_topic(t, now);
-        let what = Decision {
-            fr: &t.originator,
-            op: t.action.as_str(),
-            to: &t.topic,
-            rqi: "",
-            protocol: t.peer.protocol,
-        };
-        match &verdict {
-            Verdict::Allow(permit) => {
-                self.metrics
-                    .decision_seconds(what.protocol, started.elapsed().as_secs_f64());
-                self.metrics.request(what.protocol, what.op, Outcome::Allow);
-                tracing::debug!(
-                    node.id = %what.fr, proto = %what.protocol, op = what.op, to = %what.to,
-                    verdict = "allow", policy.ids = ?permit.policy_ids(), "topic allowed"
-                );
-                self.stream(&what, true, None, || {
-                    format!("permitted by {}", permit.policy_ids().join(", "))
-                });
-            }
-            Verdict::Deny(denial) => self.record_denial(&what, denial, now, started),
-        }
-        verdict
+        let about = About::peer(&t.peer)
+            .fr(&t.originator)
+            .op(t.action.as_str())
+            .to(&t.topic);
+        self.decision(about, verdict, now, started)
     }
 
-    /// Records a refusal a binding made itself, without the guard (an MQTT request for another
-    /// receiver, a retained or an undecodable one): counted and logged like a denial.
-    pub fn refuse(&self, r: &Refusal<'_>) {
-        let (outcome, verdict) = match r.stage {
-            Some(stage) => (Outcome::Deny(stage), "deny"),
-            None => (Outcome::Malformed, "malformed"),
-        };
-        self.metrics.request(r.protocol, r.op, outcome);
-        let what = Decision {
-            fr: r.fr,
-            op: r.op,
-            to: r.to,
-            rqi: r.rqi,
-            protocol: r.protocol,
-        };
-        self.stream(&what, false, None, || r.reason.to_owned());
-        let second = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        if let Some(suppressed) = self.denial_log.admit(second) {
-            tracing::info!(
-                node.id = %r.fr, proto = %r.protocol, op = r.op, to = %r.to, verdict,
-                deny.stage = r.stage.unwrap_or(""), reason = %r.reason,
-                log.suppressed = suppressed, "request refused"
-            );
-        }
+    /// Records a refusal the binding made itself, without the guard (a malformed, oversize or
+    /// rate-limited request, a retained one, one for another receiver), and returns what the
+    /// sender is told (where the binding answers at all).
+    pub fn refuse(&self, about: About, refusal: Refusal) -> Answer {
+        let answer = Answer::refused(&refusal);
+        self.record(about, Outcome::Refused(refusal), SystemTime::now(), None);
+        answer
     }
 
-    fn record_denial(
+    /// Records a denial that a binding decided for a guard stage because only it can read the
+    /// facts (an MQTT CONNECT whose claims bind no originator), and returns the answer.
+    pub fn deny(&self, about: About, denial: Denial) -> Answer {
+        let answer = self.answer(&denial);
+        self.record(about, Outcome::Denied(denial), SystemTime::now(), None);
+        answer
+    }
+
+    /// What the sender of a request denied by `denial` is told.
+    pub fn answer(&self, denial: &Denial) -> Answer {
+        Answer::denied(denial, self.tqf.as_ref())
+    }
+
+    fn decision(
         &self,
-        what: &Decision<'_>,
-        denial: &Denial,
+        about: About,
+        verdict: Verdict,
         now: SystemTime,
         started: Instant,
-    ) {
-        self.metrics
-            .decision_seconds(what.protocol, started.elapsed().as_secs_f64());
-        self.metrics
-            .request(what.protocol, what.op, Outcome::Deny(denial.stage.as_str()));
-        self.stream(what, false, Some(denial.stage), || denial.reason.clone());
-        let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        if let Some(suppressed) = self.denial_log.admit(second) {
-            tracing::info!(
-                node.id = %what.fr, proto = %what.protocol, op = what.op, to = %what.to,
-                verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
-                log.suppressed = suppressed, "request denied"
-            );
-        }
-    }
-
-    fn stream(
-        &self,
-        what: &Decision<'_>,
-        allowed: bool,
-        stage: Option<crate::guard::Stage>,
-        why: impl FnOnce() -> String,
-    ) {
-        if self.decisions.receiver_count() > 0 {
-            let _ = self.decisions.send(DecisionRecord {
-                rqi: what.rqi.to_owned(),
-                fr: what.fr.to_owned(),
-                op: what.op,
-                to: what.to.to_owned(),
-                allowed,
-                stage,
-                why: why(),
-            });
-        }
-    }
-
-    fn record(&self, p: &Primitive, verdict: &Verdict, now: SystemTime, started: Instant) {
-        let protocol = p.peer.protocol;
-        self.metrics
-            .decision_seconds(protocol, started.elapsed().as_secs_f64());
-        if self.decisions.receiver_count() > 0 {
-            let _ = self.decisions.send(DecisionRecord::new(p, verdict));
-        }
-        let op = p.op.as_str();
+    ) -> Decision {
         match verdict {
             Verdict::Allow(permit) => {
-                self.metrics.request(protocol, op, Outcome::Allow);
-                tracing::debug!(
-                    node.id = %p.fr, proto = %protocol, op, to = %p.to,
-                    verdict = "allow", policy.ids = ?permit.policy_ids(), "request allowed"
-                );
+                let record = Record {
+                    at: now,
+                    about,
+                    outcome: Outcome::Allowed {
+                        policies: permit.policy_ids().to_vec(),
+                        forward: Forward::Abandoned,
+                    },
+                    decided_in: Some(started.elapsed()),
+                    lost: 0,
+                };
+                Decision::Allow(Permitted {
+                    permit,
+                    request: (),
+                    record: self.recorder.pending(record),
+                })
             }
             Verdict::Deny(denial) => {
-                self.metrics
-                    .request(protocol, op, Outcome::Deny(denial.stage.as_str()));
-                let second = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
-                if let Some(suppressed) = self.denial_log.admit(second) {
-                    tracing::info!(
-                        node.id = %p.fr, proto = %protocol, op, to = %p.to,
-                        verdict = "deny", deny.stage = %denial.stage, reason = %denial.reason,
-                        log.suppressed = suppressed, "request denied"
-                    );
-                }
+                self.denied(about, &denial, now, started);
+                Decision::Deny(denial)
             }
         }
     }
-}
 
-/// A request a binding refused itself, as [`Decider::refuse`] records it.
-pub struct Refusal<'a> {
-    pub protocol: Protocol,
-    /// The sender as the binding knows it (MQTT: the session's bound originator).
-    pub fr: &'a str,
-    /// The operation's name, or `"unknown"` where it could not be read.
-    pub op: &'static str,
-    /// The target or topic, as far as it could be read.
-    pub to: &'a str,
-    pub rqi: &'a str,
-    /// The refusing stage (metrics verdict `deny`), or `None` for a malformed request
-    /// (verdict `malformed`).
-    pub stage: Option<&'static str>,
-    /// For the log only; never sent.
-    pub reason: &'a str,
-}
-
-/// A decision that is not about a [`Primitive`] (session admission, topics), as recorded.
-struct Decision<'a> {
-    fr: &'a str,
-    op: &'static str,
-    to: &'a str,
-    rqi: &'a str,
-    protocol: Protocol,
-}
-
-/// At most `per_second` admissions in each wall-clock second; counts the rest. Shared by the
-/// denial log and the plausibility flag log.
-pub(crate) struct LogBudget {
-    per_second: u64,
-    second: AtomicU64,
-    used: AtomicU64,
-    suppressed: AtomicU64,
-}
-
-impl LogBudget {
-    pub(crate) fn new(per_second: u64) -> Self {
-        LogBudget {
-            per_second,
-            second: AtomicU64::new(0),
-            used: AtomicU64::new(0),
-            suppressed: AtomicU64::new(0),
-        }
+    fn denied(&self, about: About, denial: &Denial, now: SystemTime, started: Instant) {
+        let outcome = Outcome::Denied(denial.clone());
+        self.record(about, outcome, now, Some(started.elapsed()));
     }
 
-    /// `Some(lines left out since the last admitted one)`, or `None` when over budget.
-    pub(crate) fn admit(&self, second: u64) -> Option<u64> {
-        let current = self.second.load(Relaxed);
-        if current != second
-            && self
-                .second
-                .compare_exchange(current, second, Relaxed, Relaxed)
-                .is_ok()
-        {
-            self.used.store(0, Relaxed);
-        }
-        if self.used.fetch_add(1, Relaxed) < self.per_second {
-            Some(self.suppressed.swap(0, Relaxed))
-        } else {
-            self.suppressed.fetch_add(1, Relaxed);
-            None
-        }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn budget_admits_its_quota_then_reports_what_it_left_out() {
-        let budget = LogBudget::new(3);
-        let first: Vec<_> = (0..5).map(|_| budget.admit(10)).collect();
-        assert_eq!(first, [Some(0), Some(0), Some(0), None, None]);
-        assert_eq!(budget.admit(11), Some(2));
-        assert_eq!(budget.admit(11), Some(0));
+    fn record(
+        &self,
+        about: About,
+        outcome: Outcome,
+        at: SystemTime,
+        decided_in: Option<std::time::Duration>,
+    ) {
+        self.recorder.record(Record {
+            at,
+            about,
+            outcome,
+            decided_in,
+            lost: 0,
+        });
     }
 }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio::sync::broadcast;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -27,6 +26,7 @@ use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
+use crate::record::{LogSink, Recorder, Sink};
 use crate::store::{Keys, Nodes, SledStore, Store, StoreError};
 use crate::target::resolve::{Lookup, Resolver};
 use crate::tls::TlsError;
@@ -94,7 +94,8 @@ impl Gateway {
         let (store, nodes, keys) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
-        let (decisions, _) = broadcast::channel(1024);
+        let fixed: Vec<Arc<dyn Sink>> = vec![metrics.clone(), Arc::new(LogSink::default())];
+        let recorder = Arc::new(Recorder::new(fixed));
         let tokens = Arc::new(
             Tokens::new(&config.tokens, &config.gateway.cse_id, store.clone())
                 .map_err(StartError::Tokens)?,
@@ -105,7 +106,7 @@ impl Gateway {
             metrics: metrics.clone(),
             tokens: tokens.clone(),
             keys: keys.clone(),
-            decisions: decisions.clone(),
+            recorder: recorder.clone(),
         });
         let checks = MessageChecks::new(&config.checks, keys, tokens.clone(), store)
             .map_err(|source| StartError::Store {
@@ -118,11 +119,15 @@ impl Gateway {
             ));
         let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
         let targets = resolver(&config)?;
-        let decider = Arc::new(Decider::new(guard, metrics.clone(), decisions, targets));
+        let decider = Arc::new(Decider::new(
+            guard,
+            metrics.clone(),
+            recorder,
+            targets,
+            tokens.request_info(),
+        ));
         let h = &config.http;
-        let binding = Arc::new(
-            HttpBinding::new(h, decider.clone())?.with_token_request_info(tokens.request_info()),
-        );
+        let binding = Arc::new(HttpBinding::new(h, decider.clone())?);
 
         let (http_tcp, http_addr) = bind("http", h.listen).await?;
         let (admin_tcp, admin_addr) = bind("admin", config.admin.listen).await?;

@@ -2,14 +2,16 @@
 //!
 //! Bindings (`binding`) decode HTTP requests into a protocol-neutral [`primitive::Primitive`];
 //! the [`guard::Guard`] decides on it against the local repository (`store`) and the Cedar
-//! policies (`policy`); only a [`guard::Permit`] lets a binding forward. `security` holds key
-//! material (the key ring, swapped at run time through `store::Keys`) and the one MAC. `gateway` wires the
+//! policies (`policy`); only a [`guard::Permit`] lets a binding forward. Every outcome is one
+//! [`record::Record`], made by the [`decision::Decider`]. `security` holds key material (the key
+//! ring, swapped at run time through `store::Keys`) and the one MAC. `gateway` wires the
 //! parts from a validated [`config::Config`]; `admin` serves health, metrics and node
 //! operations on loopback.
 #![forbid(unsafe_code)]
 
 pub mod admin;
 pub mod binding;
+pub mod budget;
 pub mod config;
 pub mod decision;
 pub mod gateway;
@@ -19,6 +21,7 @@ pub mod metrics;
 pub mod minicse;
 pub mod policy;
 pub mod primitive;
+pub mod record;
 pub mod security;
 pub mod store;
 pub mod target;

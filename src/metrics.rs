@@ -10,7 +10,13 @@
 //! accept (reason `max_connections` or `max_connections_per_source`),
 //! `m2mguard_connections_open{listener}` the connections held now and
 //! `m2mguard_connections_timed_out_total{listener}` those closed for sending no request head
-//! in time (listener `http`, `mqtt` or `admin`). Label values are a small closed set
+//! in time (listener `http`, `mqtt` or `admin`);
+//! `m2mguard_upstream_failures_total{protocol, reason}` counts allowed requests whose upstream
+//! failed (reason `timeout`, `unreachable`, `reset`, `request`; they count as `allow` in the
+//! request counter, which counts the guard's verdicts);
+//! `m2mguard_records_lost_total{sink}` counts records a full record queue left out (see
+//! [`crate::record::queue`]). The counters are fed from the decision records: [`Metrics`] is a
+//! [`crate::record::Sink`]. Label values are a small closed set
 //! (rule names come from the configuration), so cardinality stays bounded.
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -112,6 +118,13 @@ pub struct Metrics {
     connections_refused: Family<RefusedLabels, Counter>,
     connections_open: Family<ListenerLabel, Gauge>,
     connections_timed_out: Family<ListenerLabel, Counter>,
+    upstream_failures: Family<DropLabels, Counter>,
+    records_lost: Family<SinkLabel, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct SinkLabel {
+    sink: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -198,8 +211,22 @@ impl Metrics {
             "Connections closed for sending no request head in time, by listener",
             connections_timed_out.clone(),
         );
+        let upstream_failures = Family::<DropLabels, Counter>::default();
+        registry.register(
+            "upstream_failures",
+            "Allowed requests whose upstream failed, by reason",
+            upstream_failures.clone(),
+        );
+        let records_lost = Family::<SinkLabel, Counter>::default();
+        registry.register(
+            "records_lost",
+            "Decision records a full record queue left out, by sink",
+            records_lost.clone(),
+        );
         Metrics {
             registry,
+            upstream_failures,
+            records_lost,
             requests,
             decision,
             upstream,
@@ -227,6 +254,21 @@ impl Metrics {
     /// The flag counter, for the plausibility stage.
     pub fn plausibility_flags(&self) -> FlagCounter {
         self.plausibility_flags.clone()
+    }
+
+    /// The counter of records the queue `sink` leaves out.
+    pub fn records_lost(&self, sink: &'static str) -> Counter {
+        self.records_lost.get_or_create(&SinkLabel { sink }).clone()
+    }
+
+    /// One allowed request whose upstream failed, for `reason`.
+    pub fn upstream_failure(&self, protocol: Protocol, reason: &'static str) {
+        self.upstream_failures
+            .get_or_create(&DropLabels {
+                protocol: protocol.as_str(),
+                reason,
+            })
+            .inc();
     }
 
     /// One datagram dropped unanswered before any decision.

@@ -101,6 +101,19 @@ pub struct Peer {
     pub tls_identity: Option<String>,
 }
 
+impl Peer {
+    /// Whether the transport authenticated the sender's identity (a verified client
+    /// certificate), whatever the binding.
+    pub fn authenticated(&self) -> bool {
+        self.tls_identity.is_some()
+    }
+
+    /// Whether the transport authenticated the sender as `id`.
+    pub fn authenticated_as(&self, id: &str) -> bool {
+        self.tls_identity.as_deref() == Some(id)
+    }
+}
+
 /// Security parameters carried with a request. Filled by the bindings; the stages that read
 /// them (check value, token) arrive with the message-checks work.
 #[derive(Clone, Default, PartialEq, Eq)]

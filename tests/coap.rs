@@ -25,14 +25,32 @@ async fn legitimate_passes(client: &mut Client, gw: &TestGateway, fr: &str) {
     assert_eq!(rsc(&answer), 2000);
 }
 
-/// A denial as TS-0008 and the design want it: 4.03, rsc 4103, the class of denial only.
+/// A denial as TS-0008 and the design want it: 4.03, rsc 4103, the class of denial only (as
+/// text, or as `m2m:dbg` of a JSON payload where the answer carries token request information).
 fn assert_denied(answer: &Packet, message: &str) {
     assert_eq!(
         answer.header.code,
         MessageClass::Response(ResponseType::Forbidden)
     );
     assert_eq!(rsc(answer), 4103);
-    assert_eq!(String::from_utf8_lossy(&answer.payload), message);
+    match answer.get_content_format() {
+        Some(coap_lite::ContentFormat::ApplicationJSON) => {
+            let content: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+            assert_eq!(content["m2m:dbg"], message, "{content}");
+        }
+        _ => assert_eq!(String::from_utf8_lossy(&answer.payload), message),
+    }
+}
+
+/// The token request information (`tqf`) a token denial carries, from its JSON payload.
+fn tqf(answer: &Packet) -> serde_json::Value {
+    assert_eq!(
+        answer.get_content_format(),
+        Some(coap_lite::ContentFormat::ApplicationJSON),
+        "{answer:?}"
+    );
+    let content: serde_json::Value = serde_json::from_slice(&answer.payload).unwrap();
+    content["tqf"].clone()
 }
 
 #[tokio::test]
@@ -674,6 +692,8 @@ async fn verified_token_query_is_consumed_and_an_invalid_one_refused() {
     // No token where one is required, then a forged one: refused, nothing forwarded.
     let answer = client.exchange(gw.coap(), meter_request("none", &[])).await;
     assert_denied(&answer, denied);
+    let where_tokens_come_from = serde_json::json!({"dasi": [{"url": token_kit::TQF}]});
+    assert_eq!(tqf(&answer), where_tokens_come_from);
     let claims = issuers.claims(token_kit::HS_ISS, "Cmeter");
     let forged = token_kit::hs256(&claims, b"not-the-issuer-secret-32-bytes!!");
     let tkns = format!("tkns={forged}");
@@ -681,6 +701,7 @@ async fn verified_token_query_is_consumed_and_an_invalid_one_refused() {
         .exchange(gw.coap(), meter_request("forged", &[&tkns]))
         .await;
     assert_denied(&answer, denied);
+    assert_eq!(tqf(&answer), where_tokens_come_from);
     assert_eq!(option_text(&answer, RQI), "forged");
     assert_eq!(up.hits(), 0);
 

@@ -455,6 +455,106 @@ async fn with_mqtt_tls_client_certificates_bind_the_originator() {
     g.gateway.shutdown().await;
 }
 
+/// For a legacy device whose key has `insert = true`, a request over MQTT with a client
+/// certificate naming it (an authenticated identity, whatever the binding) reaches the broker
+/// with the gateway's check value as the member `aus`; the same request over plain TCP, where
+/// the originator is only claimed, is forwarded as it came.
+#[tokio::test]
+async fn an_inserted_check_value_reaches_the_broker_as_the_member_aus() {
+    use m2mguard::guard::check_value::sign;
+    use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+    use m2mguard::security::Secret;
+    use std::os::unix::fs::PermissionsExt;
+
+    let pki = common::Pki::new();
+    pki.issue("meter", &[], "Cmeter");
+    let key = pki.path("meter.key.hex");
+    let hex: String = [0x42u8; 32].iter().map(|b| format!("{b:02x}")).collect();
+    std::fs::write(&key, hex).unwrap();
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let keys = format!(
+        "[[checks.keys]]\nid = \"meter-k1\"\nnode = \"Cmeter\"\nfile = \"{}\"\ninsert = true\n",
+        key.display()
+    );
+    let tls = format!(
+        "[mqtt.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+        pki.path("server.pem").display(),
+        pki.path("server.key").display(),
+        pki.path("ca.pem").display()
+    );
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let mut witness = connect(broker, "witness").await;
+    assert_eq!(
+        witness.subscribe("/oneM2M/req/#", QoS::AtMostOnce).await,
+        [SUCCESS0]
+    );
+    let g = gateway_with(broker, &format!("{tls}\n{keys}")).await;
+    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
+    let pair =
+        m2mguard::tls::KeyPair::load(&pki.path("meter.pem"), &pki.path("meter.key")).unwrap();
+    let config = std::sync::Arc::new(m2mguard::tls::client_config(&ca, Some(&pair)).unwrap());
+    let tcp = tokio::net::TcpStream::connect(mqtt_addr(&g)).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let mut meter = tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let request = rumqttc::Publish::new(
+        "/oneM2M/req/Cmeter/id-in/json",
+        QoS::AtMostOnce,
+        retrieve("Cmeter", "inserted").to_string(),
+    );
+    let connect = Packet::Connect(rumqttc::Connect::new("any-id"));
+    let answers = exchange(&mut meter, &[connect, Packet::Publish(request)], 1).await;
+    assert!(
+        matches!(&answers[..], [Packet::ConnAck(a)] if a.code == ConnectReturnCode::Success),
+        "{answers:?}"
+    );
+    let seen = witness.publication("/oneM2M/req/Cmeter/id-in/json").await;
+    let forwarded: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
+    let p = Primitive {
+        op: Operation::Retrieve,
+        to: "/id-in/cse-in".into(),
+        to_as_sent: None,
+        fr: "Cmeter".into(),
+        rqi: "inserted".into(),
+        rvi: Some("4".into()),
+        ot: None,
+        rqet: None,
+        query: String::new(),
+        ty: None,
+        content: Default::default(),
+        security: Security::default(),
+        peer: Peer {
+            addr: ([127, 0, 0, 1], 1).into(),
+            protocol: Protocol::Mqtt,
+            tls_identity: Some("Cmeter".into()),
+        },
+    };
+    let expected = sign(&p, "meter-k1", &Secret::new(&[0x42; 32]), 1);
+    assert_eq!(forwarded["aus"], expected.as_str(), "{forwarded}");
+    assert_eq!(forwarded["rqi"], "inserted");
+    assert_eq!(cse.count(), 1);
+    g.gateway.shutdown().await;
+
+    // Without TLS the originator is only claimed: nothing is inserted.
+    let g = gateway_with(broker, &keys).await;
+    let mut plain = device(mqtt_addr(&g), "Cmeter").await;
+    let answer = plain
+        .request(
+            "/oneM2M/req/Cmeter/id-in/json",
+            retrieve("Cmeter", "claimed"),
+        )
+        .await;
+    assert_eq!(answer["rsc"], 2000, "{answer}");
+    let seen = witness.publication("/oneM2M/req/Cmeter/id-in/json").await;
+    let forwarded: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
+    assert_eq!(forwarded["rqi"], "claimed");
+    assert!(forwarded.get("aus").is_none(), "{forwarded}");
+    g.gateway.shutdown().await;
+}
+
 #[tokio::test]
 async fn cbor_request_is_decided_and_answered_in_cbor() {
     let broker = broker().await;

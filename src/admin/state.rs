@@ -4,11 +4,10 @@
 
 use std::sync::Arc;
 
-use tokio::sync::broadcast;
-
-use crate::guard::{DecisionRecord, Tokens};
+use crate::guard::Tokens;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
+use crate::record::{Overflow, Queue, Recorder, Records};
 use crate::store::{Keys, Nodes};
 
 /// What the admin API and the gateway share.
@@ -20,11 +19,20 @@ pub struct State {
     pub tokens: Arc<Tokens>,
     /// The key ring in force, changed through the repository (the IN sync, later).
     pub keys: Arc<Keys>,
-    /// Every decision, for whoever subscribes (the demo; later the audit log).
-    pub decisions: broadcast::Sender<DecisionRecord>,
+    /// Every request's record, for the sinks attached to it (the demo; later the audit log).
+    pub recorder: Arc<Recorder>,
 }
 
 impl State {
+    /// Attaches a queue of `capacity` records named `sink` (its lost records are counted as
+    /// `m2mguard_records_lost_total{sink}`) and returns its consumer's end; see
+    /// [`crate::record::queue`] for what `overflow` does when it is full.
+    pub fn records(&self, sink: &'static str, capacity: usize, overflow: Overflow) -> Records {
+        let (queue, records) = Queue::new(capacity, overflow, self.metrics.records_lost(sink));
+        self.recorder.attach(Arc::new(queue));
+        records
+    }
+
     /// Reloads the policies and records the outcome.
     pub fn reload_policies(&self) -> Result<usize, Vec<PolicyError>> {
         let result = self.policies.reload();

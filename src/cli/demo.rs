@@ -11,7 +11,6 @@ use http::{Method, Request};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
-use tokio::sync::broadcast;
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -20,11 +19,11 @@ use m2mguard::config::Config;
 use m2mguard::gateway::Gateway;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
-use m2mguard::guard::DecisionRecord;
 use m2mguard::guard::Pattern;
 use m2mguard::guard::Requirement;
 use m2mguard::minicse;
 use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::record::{Outcome, Overflow, Record, Records};
 use m2mguard::security::{CheckKey, KeyOrigin, Secret};
 
 use super::{table, Failure};
@@ -163,7 +162,10 @@ pub async fn demo() -> Result<(), Failure> {
     );
     println!("(built-in config, policies from ./policies, repository in a temporary directory)\n");
 
-    let decisions = gateway.state.decisions.subscribe();
+    // Every record of the run; the script waits for each, so the queue never fills.
+    let decisions = gateway
+        .state
+        .records("demo", 1024, Overflow::Wait(Duration::from_secs(1)));
     let rows = play(gateway_addr, gateway.admin_addr, decisions, &key).await;
     gateway.shutdown().await;
     let rows = rows?;
@@ -232,7 +234,7 @@ fn loopback() -> SocketAddr {
 async fn play(
     gateway: SocketAddr,
     admin: SocketAddr,
-    mut decisions: broadcast::Receiver<DecisionRecord>,
+    decisions: Records,
     key: &CheckKey,
 ) -> Result<Vec<[String; 7]>, Failure> {
     let client: HttpClient = Client::builder(TokioExecutor::new()).build_http();
@@ -276,7 +278,7 @@ async fn play(
                     headers,
                 )
                 .await?;
-                let record = next_decision(&mut decisions, rqi).await?;
+                let record = next_decision(&decisions, rqi).await?;
                 row(n, fr, answer, record)
             }
             Step::Request {
@@ -288,7 +290,7 @@ async fn play(
             } => {
                 let rqi = format!("demo-{}", n + 1);
                 let answer = send(&client, gateway, fr, method, path, *ty, body, &rqi, &[]).await?;
-                let record = next_decision(&mut decisions, &rqi).await?;
+                let record = next_decision(&decisions, &rqi).await?;
                 row(n, fr, answer, record)
             }
         };
@@ -298,20 +300,27 @@ async fn play(
 }
 
 /// One table row for a request's answer and recorded decision.
-fn row(n: usize, fr: &str, answer: String, record: DecisionRecord) -> [String; 7] {
-    let decision = match (record.allowed, record.stage) {
-        (true, _) => "allow".to_owned(),
-        (false, Some(stage)) => format!("deny ({stage})"),
-        (false, None) => "deny".to_owned(),
+fn row(n: usize, fr: &str, answer: String, record: Record) -> [String; 7] {
+    let (decision, why) = match record.outcome {
+        Outcome::Allowed { policies, .. } => (
+            "allow".to_owned(),
+            format!("permitted by {}", policies.join(", ")),
+        ),
+        Outcome::Failed { failure, .. } => ("allow".to_owned(), failure.to_string()),
+        Outcome::Denied(denial) => (
+            format!("deny ({})", denial.stage),
+            denial.reason.to_string(),
+        ),
+        Outcome::Refused(refusal) => ("refused".to_owned(), refusal.to_string()),
     };
     [
         format!("{}", n + 1),
         fr.to_owned(),
-        record.op.to_owned(),
-        record.to,
+        record.about.op.to_owned(),
+        record.about.to,
         answer,
         decision,
-        record.why,
+        why,
     ]
 }
 
@@ -356,20 +365,18 @@ async fn send(
     Ok(format!("{status} rsc={rsc}"))
 }
 
-async fn next_decision(
-    decisions: &mut broadcast::Receiver<DecisionRecord>,
-    rqi: &str,
-) -> Result<DecisionRecord, Failure> {
-    let wait = async {
-        loop {
-            match decisions.recv().await {
-                Ok(record) if record.rqi == rqi => return Ok(record),
-                Ok(_) | Err(broadcast::error::RecvError::Lagged(_)) => continue,
-                Err(e) => return Err(Failure::startup(e)),
-            }
+/// The record of request `rqi`, within 5 s. (Polled: the queue's consumer end blocks, and a
+/// wait on it must never be abandoned with a record in hand.)
+async fn next_decision(decisions: &Records, rqi: &str) -> Result<Record, Failure> {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
+    while tokio::time::Instant::now() < deadline {
+        match decisions.try_recv() {
+            Some(record) if record.about.rqi == rqi => return Ok(record),
+            Some(_) => continue,
+            None => tokio::time::sleep(Duration::from_millis(5)).await,
         }
-    };
-    tokio::time::timeout(Duration::from_secs(5), wait)
-        .await
-        .map_err(|_| Failure::startup(anyhow::anyhow!("no decision recorded for {rqi}")))?
+    }
+    Err(Failure::startup(anyhow::anyhow!(
+        "no decision recorded for {rqi}"
+    )))
 }

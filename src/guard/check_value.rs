@@ -24,7 +24,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use sha2::{Digest, Sha256};
 
-use super::{Denial, Stage};
+use super::{Denial, Reason, Stage};
 use crate::primitive::Primitive;
 use crate::security::mac::MacKey;
 use crate::security::{is_key_id, KeyRing, Secret};
@@ -51,28 +51,27 @@ pub fn verify(ring: &KeyRing, p: &Primitive) -> Result<Option<Verified>, Denial>
     let Some(text) = p.security.aus.as_deref() else {
         return Ok(None);
     };
-    let deny = |reason: String| Denial::new(Stage::CheckValue, reason);
-    let aus = parse(text).ok_or_else(|| {
-        deny("check value is malformed (expected <key id>.<sequence>.<mac>)".into())
+    let deny = |reason: Reason| Denial::new(Stage::CheckValue, reason);
+    let aus = parse(text).ok_or_else(|| deny(Reason::CheckValueMalformed))?;
+    let key = ring.get(aus.key_id).ok_or_else(|| {
+        deny(Reason::UnknownKey {
+            key_id: aus.key_id.to_owned(),
+        })
     })?;
-    let key = ring
-        .get(aus.key_id)
-        .ok_or_else(|| deny(format!("unknown check-value key id {:?}", aus.key_id)))?;
     if key.record.node != p.fr {
-        return Err(deny(format!(
-            "key {:?} is not enrolled for originator {:?}",
-            aus.key_id, p.fr
-        )));
+        return Err(deny(Reason::KeyNotEnrolled {
+            key_id: aus.key_id.to_owned(),
+            fr: p.fr.clone(),
+        }));
     }
     let mac = URL_SAFE_NO_PAD
         .decode(aus.mac)
-        .map_err(|_| deny("check value MAC is not base64url".into()))?;
+        .map_err(|_| deny(Reason::MacNotBase64))?;
     // Compared in constant time.
     if !key.mac.verify(&canonical(p, aus.key_id, aus.seq), &mac) {
-        return Err(deny(format!(
-            "check value does not verify under key {:?}",
-            aus.key_id
-        )));
+        return Err(deny(Reason::CheckValueMismatch {
+            key_id: aus.key_id.to_owned(),
+        }));
     }
     Ok(Some(Verified {
         key_id: aus.key_id.to_owned(),

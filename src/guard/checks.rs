@@ -17,7 +17,7 @@ use super::plausibility::Plausibility;
 use super::replay::{ReplayConfig, Timestamps};
 use super::token::Tokens;
 use super::window::Windows;
-use super::{Denial, Findings, Pattern, Stage};
+use super::{Addition, Denial, Findings, Pattern, Reason, Stage};
 use crate::primitive::Primitive;
 use crate::security::CheckKey;
 use crate::store::{Keys, Node, Store, StoreError};
@@ -114,9 +114,14 @@ impl MessageChecks {
         )
     }
 
-    /// The check value to insert on an allowed request, if its node has an insert key.
-    pub fn insert(&self, p: &Primitive) -> Result<Option<String>, Denial> {
-        self.inserter.aus(p, &self.keys.ring())
+    /// What to add to an allowed request: a check value, if its node has an insert key.
+    pub fn insert(&self, p: &Primitive) -> Result<Vec<Addition>, Denial> {
+        Ok(self
+            .inserter
+            .aus(p, &self.keys.ring())?
+            .map(Addition::CheckValue)
+            .into_iter()
+            .collect())
     }
 
     pub fn run(&self, p: &Primitive, node: &Node, now: SystemTime) -> Result<Findings, Denial> {
@@ -126,7 +131,9 @@ impl MessageChecks {
         if verified.is_none() && required.check_value {
             return Err(Denial::new(
                 Stage::CheckValue,
-                format!("a check value (aus) is required for {}", p.to),
+                Reason::CheckValueRequired {
+                    target: p.to.clone(),
+                },
             ));
         }
         if required.timestamp {
@@ -137,7 +144,7 @@ impl MessageChecks {
             let windows = self
                 .windows
                 .as_ref()
-                .ok_or_else(|| Denial::new(Stage::Replay, "no repository for sequence numbers"))?;
+                .ok_or_else(|| Denial::new(Stage::Replay, Reason::NoSequenceRepository))?;
             windows.check(&v.key_id, v.seq)?;
             findings.check_value = true;
         }

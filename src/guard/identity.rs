@@ -2,7 +2,7 @@
 //! certificate), the originator it claims must be that identity; where a binding bound its
 //! connection to an originator (MQTT CONNECT, the request topic), `fr` must be that one.
 
-use super::{Denial, Stage};
+use super::{Denial, Reason, Stage};
 use crate::primitive::{Peer, Primitive};
 
 pub fn check(p: &Primitive) -> Result<(), Denial> {
@@ -14,18 +14,25 @@ pub fn check_claim(fr: &str, peer: &Peer) -> Result<(), Denial> {
     match &peer.tls_identity {
         Some(identity) if identity != fr => Err(Denial::new(
             Stage::Identity,
-            format!("originator {fr:?} presented a certificate for {identity:?}"),
+            Reason::CertificateMismatch {
+                fr: fr.to_owned(),
+                identity: identity.clone(),
+            },
         )),
         _ => Ok(()),
     }
 }
 
 /// `fr` against what the binding bound the request to: each `(what, id)` must equal `fr`.
-pub fn check_bound(fr: &str, bound: &[(&str, &str)]) -> Result<(), Denial> {
+pub fn check_bound(fr: &str, bound: &[(&'static str, &str)]) -> Result<(), Denial> {
     match bound.iter().find(|(_, id)| *id != fr) {
         Some((what, id)) => Err(Denial::new(
             Stage::Identity,
-            format!("originator {fr:?} sent where the {what} is {id:?}"),
+            Reason::Unbound {
+                fr: fr.to_owned(),
+                what,
+                id: (*id).to_owned(),
+            },
         )),
         None => Ok(()),
     }

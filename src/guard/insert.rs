@@ -3,10 +3,12 @@
 //! device's enrolled key (`insert = true` in `[[checks.keys]]`, or set so in the repository)
 //! before forwarding them.
 //!
-//! In: an allowed primitive without `aus`. Out: the `aus` to add, or nothing. Only requests
-//! whose originator the transport proved (HTTPS with a client certificate naming `fr`) are
-//! signed: a MAC over a merely claimed `fr` would turn a spoofable header into something the
-//! upstream trusts. The CoAP and MQTT bindings forward requests as they came and sign nothing. Sequence numbers per key come from a counter whose bound is persisted with a
+//! In: an allowed primitive without `aus`. Out: the `aus` to add, or nothing; each binding
+//! puts it on its own wire form ([`super::Addition::CheckValue`]). Only requests whose
+//! originator the transport authenticated ([`Peer::authenticated_as`]: a verified client
+//! certificate naming `fr`, on whatever binding) are signed: a MAC over a merely claimed `fr`
+//! would turn a spoofable header into something the upstream trusts. Sequence numbers per key
+//! come from a counter whose bound is persisted with a
 //! lease before numbers beyond it are issued (the sender rule of RFC 8613 §B.1.1): after a
 //! restart or a crash the counter resumes above the bound, so no number is ever issued twice.
 //! The counter is stored as `out:<key id>`, apart from the key's inbound window.
@@ -15,8 +17,10 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use super::check_value::sign_with;
-use super::{Denial, Stage};
-use crate::primitive::{Primitive, Protocol};
+use super::{Denial, Reason, Stage};
+#[cfg(doc)]
+use crate::primitive::Peer;
+use crate::primitive::Primitive;
 use crate::security::KeyRing;
 use crate::store::Store;
 
@@ -47,9 +51,7 @@ impl Inserter {
         let Some(key) = ring.inserting(&p.fr) else {
             return Ok(None);
         };
-        let proven = p.peer.protocol == Protocol::Https
-            && p.peer.tls_identity.as_deref() == Some(p.fr.as_str());
-        if p.security.aus.is_some() || !proven {
+        if p.security.aus.is_some() || !p.peer.authenticated_as(&p.fr) {
             return Ok(None);
         }
         let id = &key.record.id;
@@ -58,10 +60,13 @@ impl Inserter {
     }
 
     fn next(&self, key_id: &str) -> Result<u64, Denial> {
-        let fail = |e: String| {
+        let fail = |error: String| {
             Denial::new(
                 Stage::CheckValue,
-                format!("cannot issue a sequence number for key {key_id:?}: {e}"),
+                Reason::SequenceUnavailable {
+                    key_id: key_id.to_owned(),
+                    error,
+                },
             )
         };
         let store = self

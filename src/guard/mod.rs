@@ -16,6 +16,7 @@ mod insert;
 mod pattern;
 pub mod plausibility;
 mod policy;
+pub mod reason;
 pub mod replay;
 mod status;
 pub mod timestamp;
@@ -33,8 +34,9 @@ pub use checks::{ChecksConfig, MessageChecks, Requirement};
 pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
 pub use plausibility::Plausibility;
+pub use reason::{ClaimError, Implausibility, Reason, SequenceRefusal};
 pub use token::Tokens;
-pub use verdict::{DecisionRecord, Denial, Permit, Stage, Verdict};
+pub use verdict::{Addition, Denial, Permit, Stage, Verdict};
 
 pub struct Guard {
     nodes: Arc<Nodes>,
@@ -72,7 +74,12 @@ impl Guard {
     /// Decides a request that arrived where the binding knows who must have sent it (e.g. an
     /// MQTT session bound at CONNECT): `fr` must equal each `(what, id)` of `bound`, then as
     /// [`Guard::decide`].
-    pub fn decide_bound(&self, p: &Primitive, bound: &[(&str, &str)], now: SystemTime) -> Verdict {
+    pub fn decide_bound(
+        &self,
+        p: &Primitive,
+        bound: &[(&'static str, &str)],
+        now: SystemTime,
+    ) -> Verdict {
         match identity::check_bound(&p.fr, bound).and_then(|()| self.run(p, now)) {
             Ok(permit) => Verdict::Allow(permit),
             Err(denial) => Verdict::Deny(denial),
@@ -100,7 +107,7 @@ impl Guard {
             let node = status::check(&self.nodes, &t.originator)?;
             let bundle = self.policies.current();
             let ids = self.evaluator.check_topic(&bundle, t, &node, now)?;
-            Ok(Permit::new(ids, None))
+            Ok(Permit::new(ids, Vec::new()))
         };
         match run() {
             Ok(permit) => Verdict::Allow(permit),

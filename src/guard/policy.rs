@@ -23,7 +23,7 @@ use cedar_policy::{
 };
 use moka::sync::Cache;
 
-use super::{Denial, Findings, Stage};
+use super::{Denial, Findings, Reason, Stage};
 use crate::policy::PolicyBundle;
 use crate::primitive::{Operation, Primitive, Protocol, TopicAction, TopicRequest};
 use crate::store::Node;
@@ -155,7 +155,7 @@ impl Evaluator {
             ty: p.ty,
             source: p.peer.addr.ip(),
             protocol: p.peer.protocol,
-            authenticated: p.peer.tls_identity.is_some(),
+            authenticated: p.peer.authenticated(),
             second: bundle.uses_time.then_some(secs),
             findings: findings.clone(),
         };
@@ -190,7 +190,7 @@ impl Evaluator {
             action: t.action,
             topic: t.topic.clone(),
             source: t.peer.addr.ip(),
-            authenticated: t.peer.tls_identity.is_some(),
+            authenticated: t.peer.authenticated(),
             second: bundle.uses_time.then_some(secs),
         };
         if let Some(hit) = self.topic_decisions.get(&key) {
@@ -200,8 +200,12 @@ impl Evaluator {
         }
         let built = self
             .build_topic(t, node, now, None)
-            .map_err(|e| Denial::new(Stage::Policy, e));
-        let what = || format!("{} {:?} by {}", t.action.as_str(), t.topic, node.id);
+            .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)));
+        let what = || Reason::NoPolicyPermits {
+            action: t.action.as_str(),
+            resource: format!("{:?}", t.topic),
+            principal: node.id.clone(),
+        };
         let outcome =
             built.and_then(|(request, entities)| self.authorize(bundle, &request, &entities, what));
         let cached = CachedDecision {
@@ -265,18 +269,23 @@ impl Evaluator {
     ) -> Result<Vec<String>, Denial> {
         let (request, entities) = self
             .build(p, node, findings, now, None)
-            .map_err(|e| Denial::new(Stage::Policy, e))?;
-        let what = || format!("{} {} by {}", p.op, p.to, p.fr);
+            .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))?;
+        let what = || Reason::NoPolicyPermits {
+            action: p.op.as_str(),
+            resource: p.to.clone(),
+            principal: p.fr.clone(),
+        };
         self.authorize(bundle, &request, &entities, what)
     }
 
-    /// One Cedar decision: the permitting policy ids, or the denial (`what` names the request).
+    /// One Cedar decision: the permitting policy ids, or the denial (`no_permit` is the reason
+    /// when no policy permits).
     fn authorize(
         &self,
         bundle: &PolicyBundle,
         request: &Request,
         entities: &Entities,
-        what: impl FnOnce() -> String,
+        no_permit: impl FnOnce() -> Reason,
     ) -> Result<Vec<String>, Denial> {
         let response = self
             .authorizer
@@ -290,18 +299,15 @@ impl Evaluator {
         if let Some(error) = response.diagnostics().errors().next() {
             return Err(Denial::new(
                 Stage::Policy,
-                format!("policy evaluation failed: {error}"),
+                Reason::PolicyEvaluation(error.to_string()),
             ));
         }
         match response.decision() {
             Decision::Allow => Ok(ids),
-            Decision::Deny if ids.is_empty() => Err(Denial::new(
-                Stage::Policy,
-                format!("no policy permits {}", what()),
-            )),
+            Decision::Deny if ids.is_empty() => Err(Denial::new(Stage::Policy, no_permit())),
             Decision::Deny => Err(Denial::new(
                 Stage::Policy,
-                format!("forbidden by {}", ids.join(", ")),
+                Reason::Forbidden { policies: ids },
             )),
         }
     }
@@ -407,7 +413,7 @@ impl Evaluator {
             ),
             (
                 "authenticated".to_owned(),
-                RestrictedExpression::new_bool(peer.tls_identity.is_some()),
+                RestrictedExpression::new_bool(peer.authenticated()),
             ),
         ]
     }

@@ -14,7 +14,7 @@ use std::sync::Mutex;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 pub use super::timestamp::{format_ot, parse_ot};
-use super::{Denial, Stage};
+use super::{Denial, Reason, Stage};
 use crate::primitive::Primitive;
 
 /// `[checks.replay]`, validated.
@@ -103,29 +103,28 @@ impl Timestamps {
 
     /// Checks `p.ot` and records (fr, rqi). `p.ot` must be present.
     pub fn check(&self, p: &Primitive, now: SystemTime) -> Result<(), Denial> {
-        let deny = |reason: String| Denial::new(Stage::Replay, reason);
+        let deny = |reason: Reason| Denial::new(Stage::Replay, reason);
         let ot =
             p.ot.as_deref()
-                .ok_or_else(|| deny("originating timestamp (ot) is missing".into()))?;
-        let sent = parse_ot(ot).ok_or_else(|| {
-            deny(format!(
-                "originating timestamp {ot:?} is not YYYYMMDDTHHMMSS"
-            ))
-        })?;
+                .ok_or_else(|| deny(Reason::TimestampMissing))?;
+        let sent =
+            parse_ot(ot).ok_or_else(|| deny(Reason::TimestampUnreadable { ot: ot.to_owned() }))?;
         let now = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let (age, skew) = (
             self.config.max_age.as_secs(),
             self.config.max_skew.as_secs(),
         );
         if sent.saturating_add(age) < now {
-            return Err(deny(format!(
-                "originating timestamp {ot} is older than {age} s"
-            )));
+            return Err(deny(Reason::TimestampStale {
+                ot: ot.to_owned(),
+                max_age_s: age,
+            }));
         }
         if sent > now.saturating_add(skew) {
-            return Err(deny(format!(
-                "originating timestamp {ot} is more than {skew} s ahead"
-            )));
+            return Err(deny(Reason::TimestampAhead {
+                ot: ot.to_owned(),
+                max_skew_s: skew,
+            }));
         }
         self.remember(&p.fr, &p.rqi, now, now + age + skew)
     }
@@ -142,21 +141,24 @@ impl Timestamps {
         if recent.ids.contains(&id) {
             return Err(Denial::new(
                 Stage::Replay,
-                format!("request id {rqi:?} from {fr:?} was already seen"),
+                Reason::RequestIdSeen {
+                    fr: fr.to_owned(),
+                    rqi: rqi.to_owned(),
+                },
             ));
         }
         if recent.ids.len() >= self.config.ids_per_node {
             return Err(Denial::new(
                 Stage::Replay,
-                format!("{fr:?} has {} request ids in the replay window (ids_per_node); refusing new ones until they expire", recent.ids.len()),
+                Reason::ReplayNodeFull {
+                    fr: fr.to_owned(),
+                    ids: recent.ids.len(),
+                },
             ));
         }
         if self.total.fetch_add(1, Ordering::Relaxed) >= self.config.ids_total {
             self.total.fetch_sub(1, Ordering::Relaxed);
-            return Err(Denial::new(
-                Stage::Replay,
-                "the replay window is full (ids_total); refusing new request ids until old ones expire",
-            ));
+            return Err(Denial::new(Stage::Replay, Reason::ReplayFull));
         }
         recent.ids.insert(id);
         recent.expiry.push_back((expires, id));
@@ -258,23 +260,20 @@ mod tests {
         let t = Timestamps::new(&ReplayConfig::default());
         let fresh = request("C1", "r1", Some(format_ot(NOW)));
         assert!(t.check(&fresh, at(NOW)).is_ok());
-        assert!(t
-            .check(&fresh, at(NOW))
-            .unwrap_err()
-            .reason
-            .contains("already seen"));
+        assert!(matches!(
+            t.check(&fresh, at(NOW)).unwrap_err().reason,
+            Reason::RequestIdSeen { .. }
+        ));
         let stale = request("C1", "r2", Some(format_ot(NOW - 301)));
-        assert!(t
-            .check(&stale, at(NOW))
-            .unwrap_err()
-            .reason
-            .contains("older"));
+        assert!(matches!(
+            t.check(&stale, at(NOW)).unwrap_err().reason,
+            Reason::TimestampStale { max_age_s: 300, .. }
+        ));
         let future = request("C1", "r3", Some(format_ot(NOW + 31)));
-        assert!(t
-            .check(&future, at(NOW))
-            .unwrap_err()
-            .reason
-            .contains("ahead"));
+        assert!(matches!(
+            t.check(&future, at(NOW)).unwrap_err().reason,
+            Reason::TimestampAhead { max_skew_s: 30, .. }
+        ));
         // Same rqi, another originator: a different request.
         assert!(t
             .check(&request("C2", "r1", Some(format_ot(NOW))), at(NOW))
@@ -283,11 +282,10 @@ mod tests {
         // stale-but-not-yet, is still remembered.
         let ahead = request("C4", "edge", Some(format_ot(NOW + 30)));
         assert!(t.check(&ahead, at(NOW)).is_ok());
-        assert!(t
-            .check(&ahead, at(NOW + 330))
-            .unwrap_err()
-            .reason
-            .contains("already seen"));
+        assert!(matches!(
+            t.check(&ahead, at(NOW + 330)).unwrap_err().reason,
+            Reason::RequestIdSeen { .. }
+        ));
         // Legitimate: a new id at the edge of the window.
         assert!(t
             .check(&request("C1", "r4", Some(format_ot(NOW - 300))), at(NOW))
@@ -301,18 +299,20 @@ mod tests {
         assert!(t.check(&request("C1", "a", ot.clone()), at(NOW)).is_ok());
         assert!(t.check(&request("C1", "b", ot.clone()), at(NOW)).is_ok());
         // Per-node cap: C1 is full, C2 still served.
-        assert!(t
-            .check(&request("C1", "c", ot.clone()), at(NOW))
-            .unwrap_err()
-            .reason
-            .contains("ids_per_node"));
+        assert!(matches!(
+            t.check(&request("C1", "c", ot.clone()), at(NOW))
+                .unwrap_err()
+                .reason,
+            Reason::ReplayNodeFull { ids: 2, .. }
+        ));
         assert!(t.check(&request("C2", "a", ot.clone()), at(NOW)).is_ok());
         // Global cap.
-        assert!(t
-            .check(&request("C3", "a", ot.clone()), at(NOW))
-            .unwrap_err()
-            .reason
-            .contains("ids_total"));
+        assert_eq!(
+            t.check(&request("C3", "a", ot.clone()), at(NOW))
+                .unwrap_err()
+                .reason,
+            Reason::ReplayFull
+        );
         assert_eq!(t.remembered(), 3);
         // After max_age + max_skew everything is forgotten, and C1 is served again.
         let later = NOW + 331;

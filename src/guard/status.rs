@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use super::{Denial, Stage};
+use super::{Denial, Reason, Stage};
 use crate::store::{Node, NodeStatus, Nodes};
 
 pub fn check(nodes: &Nodes, fr: &str) -> Result<Arc<Node>, Denial> {
@@ -10,15 +10,18 @@ pub fn check(nodes: &Nodes, fr: &str) -> Result<Arc<Node>, Denial> {
         Ok(Some(node)) if node.status == NodeStatus::Active => Ok(node),
         Ok(Some(node)) => Err(Denial::new(
             Stage::Status,
-            format!("originator {fr:?} is {}", node.status),
+            Reason::Inactive {
+                fr: fr.to_owned(),
+                status: node.status,
+            },
         )),
         Ok(None) => Err(Denial::new(
             Stage::Status,
-            format!("originator {fr:?} is unknown"),
+            Reason::UnknownOriginator { fr: fr.to_owned() },
         )),
         Err(e) => Err(Denial::new(
             Stage::Status,
-            format!("repository failed: {e}"),
+            Reason::Repository(e.to_string()),
         )),
     }
 }

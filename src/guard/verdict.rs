@@ -1,9 +1,12 @@
 //! The guard's answer: [`Verdict`] = `Allow(Permit)` or `Deny(Denial)`.
 //!
-//! A [`Permit`] can only be made inside the guard module, and forwarding takes one by value:
-//! a request that was not allowed has no way to reach the upstream.
+//! A [`Permit`] can only be made inside the guard module, and forwarding takes one by value
+//! (inside a [`crate::decision::Permitted`], with the request it permits): a request that was
+//! not allowed has no way to reach the upstream.
 
 use std::fmt;
+
+use super::reason::{ClaimError, Reason};
 
 /// The stage of the pipeline that decided a denial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -64,47 +67,76 @@ impl fmt::Display for Stage {
     }
 }
 
-/// Why a request was refused. `reason` is for logs, the audit trail and the operator only.
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// Why a request was refused: the stage, and the [`Reason`] (for logs, the audit record and the
+/// operator only; the sender learns the stage's class, see [`crate::record::Answer`]).
+#[derive(Clone, Debug, PartialEq)]
 pub struct Denial {
     pub stage: Stage,
-    pub reason: String,
+    pub reason: Reason,
 }
 
 impl Denial {
-    pub(super) fn new(stage: Stage, reason: impl Into<String>) -> Self {
-        Denial {
-            stage,
-            reason: reason.into(),
-        }
+    pub(super) fn new(stage: Stage, reason: Reason) -> Self {
+        Denial { stage, reason }
     }
 
-    /// A target that was not resolved (the only denial made outside the guard: it is no
-    /// decision on the request, only the refusal to decide on a name that is not known).
-    pub fn unresolved(reason: impl Into<String>) -> Self {
-        Denial::new(Stage::Target, reason)
+    /// A target that was not resolved (decided outside the guard: it is no decision on the
+    /// request, only the refusal to decide on a name that is not known).
+    pub fn unresolved(unresolved: crate::target::resolve::Unresolved) -> Self {
+        Denial::new(Stage::Target, Reason::Unresolved(unresolved))
     }
+
+    /// A resource-id target that reached the guard without being resolved.
+    pub fn unresolved_at_guard() -> Self {
+        Denial::new(Stage::Target, Reason::UnresolvedAtGuard)
+    }
+
+    /// An MQTT CONNECT whose claims bind no originator (the identity stage, decided by the
+    /// binding, which alone reads CONNECT).
+    pub fn session_claims(error: ClaimError) -> Self {
+        Denial::new(Stage::Identity, Reason::SessionClaims(error))
+    }
+}
+
+impl fmt::Display for Denial {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.stage, self.reason)
+    }
+}
+
+/// Something the guard adds to an allowed request on its way out. Each binding applies it to
+/// its own wire form.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Addition {
+    /// A check value (`aus`) the gateway computed for a legacy device (see
+    /// [`super::checks::MessageChecks::insert`]): HTTP header `X-M2M-AS`, CoAP option 339, MQTT
+    /// JSON member `aus`.
+    CheckValue(String),
 }
 
 /// Proof that the guard allowed one request. Not `Clone`: one permit, one forward.
 #[derive(Debug, PartialEq, Eq)]
 pub struct Permit {
     policy_ids: Vec<String>,
-    check_value: Option<String>,
+    additions: Vec<Addition>,
 }
 
 impl Permit {
-    pub(super) fn new(policy_ids: Vec<String>, check_value: Option<String>) -> Self {
+    pub(super) fn new(policy_ids: Vec<String>, additions: Vec<Addition>) -> Self {
         Permit {
             policy_ids,
-            check_value,
+            additions,
         }
     }
 
-    /// A check value (`aus`) the gateway inserted for a legacy device: bindings put it on the
-    /// forwarded request (HTTP `X-M2M-AS`, CoAP option 339, JSON `aus`).
-    pub fn check_value(&self) -> Option<&str> {
-        self.check_value.as_deref()
+    /// What the guard adds to the request, in order.
+    pub fn additions(&self) -> &[Addition] {
+        &self.additions
+    }
+
+    /// The additions, spending the permit.
+    pub fn into_additions(self) -> Vec<Addition> {
+        self.additions
     }
 
     /// The Cedar policies that permitted the request.
@@ -113,7 +145,7 @@ impl Permit {
     }
 }
 
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub enum Verdict {
     Allow(Permit),
     Deny(Denial),
@@ -122,41 +154,5 @@ pub enum Verdict {
 impl Verdict {
     pub fn is_allow(&self) -> bool {
         matches!(self, Verdict::Allow(_))
-    }
-}
-
-/// One decision as the operator sees it: for the log stream of the demo, and later the audit.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct DecisionRecord {
-    pub rqi: String,
-    pub fr: String,
-    pub op: &'static str,
-    pub to: String,
-    pub allowed: bool,
-    /// The denying stage, if denied.
-    pub stage: Option<Stage>,
-    /// The denial's reason, or the permitting policies.
-    pub why: String,
-}
-
-impl DecisionRecord {
-    pub fn new(p: &crate::primitive::Primitive, verdict: &Verdict) -> Self {
-        let (allowed, stage, why) = match verdict {
-            Verdict::Allow(permit) => (
-                true,
-                None,
-                format!("permitted by {}", permit.policy_ids.join(", ")),
-            ),
-            Verdict::Deny(denial) => (false, Some(denial.stage), denial.reason.clone()),
-        };
-        DecisionRecord {
-            rqi: p.rqi.clone(),
-            fr: p.fr.clone(),
-            op: p.op.as_str(),
-            to: p.to.clone(),
-            allowed,
-            stage,
-            why,
-        }
     }
 }

@@ -14,7 +14,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 
-use super::{Denial, Stage};
+use super::{Denial, Reason, SequenceRefusal, Stage};
 use crate::store::Store;
 
 pub struct Windows {
@@ -37,16 +37,24 @@ impl Windows {
 
     /// Accepts `seq` for `key_id` once, or denies it.
     pub fn check(&self, key_id: &str, seq: u64) -> Result<(), Denial> {
-        let deny = |reason: String| Denial::new(Stage::Replay, reason);
+        let deny = |reason: Reason| Denial::new(Stage::Replay, reason);
         let window = self.window(key_id)?;
         let mut w = window.lock().unwrap_or_else(|e| e.into_inner());
-        w.admissible(seq)
-            .map_err(|why| deny(format!("sequence number {seq} of key {key_id:?} {why}")))?;
+        w.admissible(seq).map_err(|why| {
+            deny(Reason::SequenceRefused {
+                key_id: key_id.to_owned(),
+                seq,
+                why,
+            })
+        })?;
         if seq > w.bound {
             let bound = seq.saturating_add(self.lease);
-            self.store
-                .put_sequence_mark(key_id, bound)
-                .map_err(|e| deny(format!("cannot persist the sequence bound: {e}")))?;
+            self.store.put_sequence_mark(key_id, bound).map_err(|e| {
+                deny(Reason::SequenceBound {
+                    write: true,
+                    error: e.to_string(),
+                })
+            })?;
             w.bound = bound;
         }
         w.set(seq);
@@ -65,7 +73,10 @@ impl Windows {
         let mark = self.store.sequence_mark(key_id).map_err(|e| {
             Denial::new(
                 Stage::Replay,
-                format!("cannot read the sequence bound: {e}"),
+                Reason::SequenceBound {
+                    write: false,
+                    error: e.to_string(),
+                },
             )
         })?;
         let mut keys = self.keys.write().unwrap_or_else(|e| e.into_inner());
@@ -103,19 +114,19 @@ impl Window {
     }
 
     /// Whether `seq` may be accepted now, without accepting it.
-    pub fn admissible(&self, seq: u64) -> Result<(), &'static str> {
+    pub fn admissible(&self, seq: u64) -> Result<(), SequenceRefusal> {
         if seq <= self.floor {
-            return Err("is at or below the persisted bound (already seen, or before a restart)");
+            return Err(SequenceRefusal::AtOrBelowBound);
         }
         if seq > self.top {
             return Ok(());
         }
         if self.top - seq >= self.size {
-            return Err("is older than the window");
+            return Err(SequenceRefusal::TooOld);
         }
         let (block, bit) = self.position(seq);
         if self.blocks[block] & bit != 0 {
-            return Err("was already seen");
+            return Err(SequenceRefusal::Seen);
         }
         Ok(())
     }

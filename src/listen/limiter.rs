@@ -13,8 +13,8 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
+use crate::budget::LogBudget;
 use crate::config::ConnectionLimits;
-use crate::decision::LogBudget;
 use crate::metrics::ConnectionCounters;
 
 /// Why a connection was closed as it was accepted.

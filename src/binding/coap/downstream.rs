@@ -15,23 +15,28 @@ use super::decode::{decode, ECHO};
 use super::exchange::{Key, Seen};
 use super::reply;
 use super::{Relay, ACK_TIMEOUT};
-use crate::guard::Verdict;
-use crate::metrics::Outcome;
-use crate::primitive::Rsc;
+use crate::decision::Decision;
 use crate::primitive::{Peer, Protocol};
+use crate::record::{About, Refusal};
 
 impl Relay {
     pub(super) async fn client_datagram(&self, datagram: &[u8], source: SocketAddr) {
+        let refuse = |refusal| {
+            let about = About::source(Protocol::Coap, source);
+            self.decider.refuse(about, refusal)
+        };
         if !self.rate.admit(source, Instant::now()) {
-            return self.dropped("rate_limit");
+            refuse(Refusal::RateLimited);
+            return;
         }
         if datagram.len() > self.max_datagram_bytes {
-            return self.dropped("oversize");
+            refuse(Refusal::DatagramTooLarge);
+            return;
         }
         let packet = match Packet::from_bytes(datagram) {
             Ok(p) if p.header.get_version() == 1 => p,
             _ => {
-                self.dropped("malformed");
+                refuse(Refusal::NotCoap);
                 if let Some(rst) = reply::reject(datagram) {
                     self.answer(&rst, source, datagram.len()).await;
                 }
@@ -99,34 +104,28 @@ impl Relay {
             protocol: Protocol::Coap,
             tls_identity: None,
         };
+        let about = About::peer(&peer);
         let mut primitive = match decode(&packet, peer, self.decider.addressing(), self.numbers) {
             Ok(p) => p,
             Err(e) => {
-                self.decider
-                    .metrics()
-                    .request(Protocol::Coap, "unknown", Outcome::Malformed);
+                let answer = self
+                    .decider
+                    .refuse(about, Refusal::Malformed(e.to_string()));
                 let mid = self.tables.client_mid();
-                let answer =
-                    reply::error(&packet, self.numbers, Rsc::BadRequest, &e.to_string(), mid);
+                let answer = reply::answer(&packet, self.numbers, &answer, mid);
                 return self.answered(key, answer, len).await;
             }
         };
-        let verdict = match self.decider.resolve(&mut primitive).await {
+        let decision = match self.decider.resolve(&mut primitive).await {
             Ok(()) => self.decider.decide(&primitive),
-            Err(denial) => Verdict::Deny(denial),
+            Err(denial) => Decision::Deny(denial),
         };
-        match verdict {
-            Verdict::Allow(permit) => self.forward(permit, packet, source).await,
-            Verdict::Deny(denial) => {
+        match decision {
+            Decision::Allow(permitted) => self.forward(permitted.with(packet), source).await,
+            Decision::Deny(denial) => {
                 let mid = self.tables.client_mid();
-                let message = denial.stage.public_message();
-                let answer = reply::error(
-                    &packet,
-                    self.numbers,
-                    Rsc::OriginatorHasNoPrivilege,
-                    message,
-                    mid,
-                );
+                let answer = self.decider.answer(&denial);
+                let answer = reply::answer(&packet, self.numbers, &answer, mid);
                 self.answered(key, answer, len).await;
             }
         }

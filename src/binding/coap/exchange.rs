@@ -15,6 +15,7 @@ use moka::sync::Cache;
 
 use super::table::Table;
 use crate::config::CoapConfig;
+use crate::record::SharedPending;
 
 /// A client's message: its source and message id.
 pub type Key = (SocketAddr, u16);
@@ -50,6 +51,8 @@ pub struct Route {
     /// The originator the request was decided for: notifications stop when it is no longer
     /// active.
     pub fr: Option<String>,
+    /// The request's record, completed by the upstream's first answer (or its silence).
+    pub record: SharedPending,
 }
 
 impl Route {

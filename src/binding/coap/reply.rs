@@ -1,9 +1,13 @@
 //! The answers the CoAP binding makes itself: empty ACK/RST, the Echo challenge, and oneM2M
-//! errors (4.00 / 4000 for malformed requests, 4.03 / 4103 for denials) whose payload names
-//! the class of the problem only. Answers to a confirmable request are piggy-backed on its ACK;
-//! to a non-confirmable one they go as NON with a fresh message id. Echoes `rqi` and `rvi`.
+//! errors (an [`Answer`]: 4.00 / 4000 for malformed requests, 4.03 / 4103 for denials, 4.04 /
+//! 5103 for a silent upstream) whose payload names the class of the problem only, as text; a
+//! token denial with token request information (`tqf`) carries it in a JSON payload instead,
+//! the same JSON as the HTTP binding's body (see [`crate::record::Answer`]). Answers to a
+//! confirmable request are piggy-backed on its ACK; to a non-confirmable one they go as NON
+//! with a fresh message id. Echoes `rqi` and `rvi`.
 
 use crate::primitive::Rsc;
+use crate::record::Answer;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, ResponseType};
 
 use super::decode::{Numbers, ECHO, RVI};
@@ -64,6 +68,18 @@ pub fn challenge(request: &Packet, echo: &[u8], fresh_mid: u16) -> Vec<u8> {
     to_bytes(&p)
 }
 
+/// The answer to `request`: as [`error`], with a JSON payload (`m2m:dbg` and `tqf`) where the
+/// answer has a `tqf`.
+pub fn answer(request: &Packet, numbers: Numbers, answer: &Answer, fresh_mid: u16) -> Vec<u8> {
+    if answer.tqf.is_none() {
+        return error(request, numbers, answer.rsc, &answer.message, fresh_mid);
+    }
+    let mut p = head(request, numbers, answer.rsc, fresh_mid);
+    p.set_content_format(coap_lite::ContentFormat::ApplicationJSON);
+    p.payload = answer.content().to_string().into_bytes();
+    to_bytes(&p)
+}
+
 /// A oneM2M error: TS-0008's code for `rsc`, the rsc option, `rqi`/`rvi` echoed, and a short
 /// text diagnostic.
 pub fn error(
@@ -73,6 +89,14 @@ pub fn error(
     diagnostic: &str,
     fresh_mid: u16,
 ) -> Vec<u8> {
+    let mut p = head(request, numbers, rsc, fresh_mid);
+    p.set_content_format(coap_lite::ContentFormat::TextPlain);
+    p.payload = diagnostic.as_bytes().to_vec();
+    to_bytes(&p)
+}
+
+/// An error's head: code, rsc option, `rqi`/`rvi` echoed.
+fn head(request: &Packet, numbers: Numbers, rsc: Rsc, fresh_mid: u16) -> Packet {
     let mut p = answer_to(request, rsc.code(), fresh_mid);
     p.add_option(CoapOption::Unknown(numbers.rsc), uint(rsc as u16).to_vec());
     for number in [numbers.rqi, RVI] {
@@ -80,9 +104,7 @@ pub fn error(
             p.add_option(CoapOption::Unknown(number), value.clone());
         }
     }
-    p.set_content_format(coap_lite::ContentFormat::TextPlain);
-    p.payload = diagnostic.as_bytes().to_vec();
-    to_bytes(&p)
+    p
 }
 
 /// A CoAP uint: big-endian without leading zero bytes.

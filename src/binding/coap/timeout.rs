@@ -18,7 +18,7 @@ use super::decode::RVI;
 use super::exchange::Seen;
 use super::reply;
 use super::Relay;
-use crate::primitive::Rsc;
+use crate::record::{Answer, UpstreamFailure};
 
 pub const TICK: Duration = Duration::from_millis(100);
 
@@ -35,6 +35,10 @@ impl Deadlines {
             timeout,
             capacity: usize::try_from(capacity).unwrap_or(usize::MAX),
         }
+    }
+
+    pub fn timeout(&self) -> Duration {
+        self.timeout
     }
 
     pub fn push(&self, token: u64) {
@@ -90,11 +94,15 @@ impl Relay {
                     request.add_option(CoapOption::Unknown(number), value.clone());
                 }
             }
-            let answer = Bytes::from(reply::error(
+            let failure = UpstreamFailure::Timeout(self.deadlines.timeout());
+            let answer = Answer::failed(&failure);
+            if let Some(record) = route.record.take() {
+                record.failed(failure);
+            }
+            let answer = Bytes::from(reply::answer(
                 &request,
                 self.numbers,
-                Rsc::TargetNotReachable,
-                "target not reachable",
+                &answer,
                 self.tables.client_mid(),
             ));
             tracing::debug!(proto = "coap", peer = %route.client, "upstream silent; answered 5103");

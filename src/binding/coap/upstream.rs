@@ -16,11 +16,13 @@ use std::time::Duration;
 use bytes::Bytes;
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet};
 
-use super::decode::{ECHO, RVI};
+use super::decode::{AUS, ECHO, RVI};
 use super::exchange::{token_of, Key, Route, Seen};
 use super::reply;
 use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
-use crate::guard::Permit;
+use crate::decision::Permitted;
+use crate::guard::Addition;
+use crate::record::{Forward, SharedPending, UpstreamFailure};
 
 /// Removes the Uri-Query options that carry tokens or token ids (`tkns=…`, `tids=…`): a
 /// forwarded request has passed the token stage, which verified every one of them, and they
@@ -41,6 +43,18 @@ fn consume_tokens(packet: &mut Packet) {
     }
 }
 
+/// Puts the guard's additions on the request: a check value as option 339 (`aus`).
+fn apply(packet: &mut Packet, additions: &[Addition]) {
+    for addition in additions {
+        match addition {
+            Addition::CheckValue(aus) => {
+                packet.clear_option(CoapOption::Unknown(AUS));
+                packet.add_option(CoapOption::Unknown(AUS), aus.as_bytes().to_vec());
+            }
+        }
+    }
+}
+
 /// A query the guard reads as tokens or token ids (the keys `decode` reads, exactly).
 fn is_token_query(query: &[u8]) -> bool {
     query.starts_with(b"tkns=") || query.starts_with(b"tids=")
@@ -51,13 +65,12 @@ const OBSERVE_REGISTER: u32 = 0;
 const OBSERVE_DEREGISTER: u32 = 1;
 
 impl Relay {
-    /// Forwards an allowed request under our own message id and token.
-    pub(super) async fn forward(
-        &self,
-        _permit: Permit,
-        mut packet: Packet,
-        client: std::net::SocketAddr,
-    ) {
+    /// Forwards a permitted request under our own message id and token, with the guard's
+    /// additions (an inserted check value as option 339). Its record is completed by the
+    /// upstream's first answer, or by its silence ([`super::timeout`]).
+    pub(super) async fn forward(&self, permitted: Permitted<Packet>, client: std::net::SocketAddr) {
+        let (mut packet, additions, record) = permitted.into_parts();
+        apply(&mut packet, &additions);
         let client_token = packet.get_token().to_vec();
         let observe = match packet.get_observe_value() {
             Some(Ok(value)) => Some(value),
@@ -85,6 +98,7 @@ impl Relay {
             fr: packet
                 .get_first_option(CoapOption::Unknown(self.numbers.fr))
                 .and_then(|v| String::from_utf8(v.clone()).ok()),
+            record: SharedPending::new(record),
         };
         if observe == Some(OBSERVE_DEREGISTER) {
             self.tables.end_observation(token);
@@ -97,6 +111,9 @@ impl Relay {
             consume_tokens(&mut packet);
         }
         let Ok(bytes) = packet.to_bytes_unlimited() else {
+            if let Some(record) = route.record.take() {
+                record.failed(UpstreamFailure::Request("unencodable".into()));
+            }
             return self.dropped("unencodable");
         };
         let bytes = Bytes::from(bytes);
@@ -139,6 +156,9 @@ impl Relay {
         let Some(route) = self.route_of_mid(packet.header.message_id) else {
             return self.dropped("unmatched");
         };
+        if let Some(record) = route.record.take() {
+            record.forwarded(Forward::Answered(route.sent.elapsed()));
+        }
         if !route.confirmable {
             return;
         }
@@ -163,6 +183,9 @@ impl Relay {
             return self.dropped("unmatched");
         };
         self.tables.end_observation(token);
+        if let Some(record) = route.record.take() {
+            record.failed(UpstreamFailure::Reset);
+        }
         if route.confirmable {
             let rst = Bytes::from(reply::empty(MessageType::Reset, route.mid));
             self.tables
@@ -219,11 +242,8 @@ impl Relay {
             let ack = reply::empty(MessageType::Acknowledgement, packet.header.message_id);
             self.to_upstream(&ack).await;
         }
-        if !notification {
-            let took = route.sent.elapsed().as_secs_f64();
-            self.decider
-                .metrics()
-                .upstream_seconds(crate::primitive::Protocol::Coap, took);
+        if let Some(record) = route.record.take() {
+            record.forwarded(Forward::Answered(route.sent.elapsed()));
         }
         self.track_observation(&packet, token, &route);
         packet.set_token(route.token.clone());
@@ -310,6 +330,24 @@ mod tests {
             .flatten()
             .map(|q| String::from_utf8_lossy(q).into_owned())
             .collect()
+    }
+
+    #[test]
+    fn an_inserted_check_value_becomes_option_339() {
+        let mut p = Packet::new();
+        p.add_option(CoapOption::UriPath, b"cse-in".to_vec());
+        apply(&mut p, &[Addition::CheckValue("k1.3.bWFj".into())]);
+        let sent = Packet::from_bytes(&p.to_bytes_unlimited().unwrap()).unwrap();
+        let values: Vec<_> = sent
+            .get_option(CoapOption::Unknown(AUS))
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(values, [&b"k1.3.bWFj".to_vec()]);
+        assert_eq!(
+            sent.get_first_option(CoapOption::UriPath),
+            Some(&b"cse-in".to_vec())
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Forwarding to the upstream CSE over pooled HTTP/1.1 connections (plain or TLS).
 //!
-//! Only [`Upstream::forward`] sends anything upstream, and it takes the guard's [`Permit`] by
-//! value. The request passes unchanged except for hop-by-hop headers and the target authority.
+//! Only [`Upstream::forward`] sends anything upstream, and it takes the [`Permitted`] request
+//! by value. The request passes unchanged except for hop-by-hop headers, the target authority
+//! and what the guard adds ([`Addition`]: an inserted check value becomes `X-M2M-AS`). The
+//! forward's end completes the request's record.
 
 use std::time::{Duration, Instant};
 
@@ -19,18 +21,11 @@ use hyper_util::rt::TokioExecutor;
 
 use super::decode::SIGNATURE;
 use crate::config::HttpConfig;
-use crate::guard::Permit;
+use crate::decision::Permitted;
+use crate::guard::Addition;
+use crate::record::Forward;
+pub use crate::record::UpstreamFailure as UpstreamError;
 use crate::tls::{self, TlsError};
-
-#[derive(Debug, thiserror::Error)]
-pub enum UpstreamError {
-    #[error("upstream did not answer within {0:?}")]
-    Timeout(Duration),
-    #[error("upstream unreachable: {0}")]
-    Unreachable(String),
-    #[error("cannot build the upstream request: {0}")]
-    Request(String),
-}
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
 const HOP_BY_HOP: [&str; 8] = [
@@ -77,11 +72,31 @@ impl Upstream {
         })
     }
 
-    /// Sends the allowed request upstream; the answer's headers arrive within the timeout or
-    /// the attempt is abandoned.
+    /// Sends the permitted request upstream; the answer's headers arrive within the timeout or
+    /// the attempt is abandoned. The request's record is completed either way.
     pub async fn forward(
         &self,
-        permit: Permit,
+        permitted: Permitted<(Parts, Bytes)>,
+    ) -> Result<Response<Incoming>, UpstreamError> {
+        let ((mut parts, body), additions, record) = permitted.into_parts();
+        let sent = match apply(&mut parts.headers, &additions) {
+            Ok(()) => self.send(parts, body).await,
+            Err(e) => Err(e),
+        };
+        match sent {
+            Ok((response, took)) => {
+                record.forwarded(Forward::Answered(took));
+                Ok(response)
+            }
+            Err(failure) => {
+                record.failed(failure.clone());
+                Err(failure)
+            }
+        }
+    }
+
+    async fn send(
+        &self,
         mut parts: Parts,
         body: Bytes,
     ) -> Result<(Response<Incoming>, Duration), UpstreamError> {
@@ -96,11 +111,6 @@ impl Upstream {
         parts.version = http::Version::HTTP_11;
         strip_hop_by_hop(&mut parts.headers);
         parts.headers.remove(HOST);
-        if let Some(aus) = permit.check_value() {
-            let value = HeaderValue::from_str(aus)
-                .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
-            parts.headers.insert(SIGNATURE, value);
-        }
         let request = Request::from_parts(parts, Full::new(body));
         let started = Instant::now();
         match tokio::time::timeout(self.timeout, self.client.request(request)).await {
@@ -160,6 +170,20 @@ impl Upstream {
     }
 }
 
+/// Puts the guard's additions on the request's headers: a check value as `X-M2M-AS`.
+fn apply(headers: &mut HeaderMap, additions: &[Addition]) -> Result<(), UpstreamError> {
+    for addition in additions {
+        match addition {
+            Addition::CheckValue(aus) => {
+                let value = HeaderValue::from_str(aus)
+                    .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
+                headers.insert(SIGNATURE, value);
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Removes hop-by-hop headers, including those named in `Connection`.
 pub fn strip_hop_by_hop(headers: &mut HeaderMap) {
     let named: Vec<HeaderName> = headers
@@ -186,4 +210,24 @@ fn error_chain(e: &dyn std::error::Error) -> String {
         source = cause.source();
     }
     text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_inserted_check_value_becomes_x_m2m_as() {
+        let mut headers = HeaderMap::new();
+        headers.insert("x-m2m-origin", HeaderValue::from_static("Clamp"));
+        let aus = Addition::CheckValue("lamp-k1.7.bWFj".into());
+        apply(&mut headers, &[aus]).unwrap();
+        assert_eq!(headers["x-m2m-as"], "lamp-k1.7.bWFj");
+        assert_eq!(headers["x-m2m-origin"], "Clamp");
+        let unsendable = Addition::CheckValue("a\nb".into());
+        assert!(matches!(
+            apply(&mut headers, &[unsendable]),
+            Err(UpstreamError::Request(_))
+        ));
+    }
 }

@@ -1,5 +1,6 @@
-//! The HTTP binding (TS-0009): decode to a [`Primitive`], ask the [`Decider`], forward with the
-//! [`crate::guard::Permit`] or answer the denial — and nothing else.
+//! The HTTP binding (TS-0009): decode to a [`Primitive`], ask the [`Decider`], forward the
+//! [`crate::decision::Permitted`] request or serialise the refusal's [`Answer`] — and nothing
+//! else. Every outcome is recorded by the decider, refusals of this binding's own included.
 //!
 //! Limits, in order: header bytes (431 / 4000), declared and actual body bytes (413 / 4000),
 //! body read time (the header read timeout again). Malformed oneM2M requests get 400 / 4000,
@@ -22,11 +23,9 @@ use http_body_util::{BodyExt, Limited};
 use hyper::body::Incoming;
 
 use crate::config::HttpConfig;
-use crate::decision::Decider;
-use crate::guard::{Denial, Stage, Verdict};
-use crate::metrics::Outcome;
-use crate::primitive::Rsc;
+use crate::decision::{Decider, Decision};
 use crate::primitive::{Peer, Primitive};
+use crate::record::{About, Answer, Refusal};
 pub use decode::{target, DecodeError};
 pub use forward::{Upstream, UpstreamError};
 pub use lookup::CseLookup;
@@ -35,14 +34,16 @@ pub use serve::{serve, Listener};
 /// The body type of every response the binding sends.
 pub type Body = BoxBody<Bytes, hyper::Error>;
 
+/// A refusal of the binding's own, with the HTTP status that says more than TS-0009's mapping
+/// (413, 431).
+type Refused = (StatusCode, Refusal);
+
 pub struct HttpBinding {
     decider: Arc<Decider>,
     upstream: Upstream,
     max_header_bytes: usize,
     max_body_bytes: usize,
     body_timeout: Duration,
-    /// `tqf` for answers to token denials (TS-0004 token request information).
-    token_request_info: Option<String>,
 }
 
 impl HttpBinding {
@@ -53,38 +54,21 @@ impl HttpBinding {
             max_header_bytes: config.max_header_bytes,
             max_body_bytes: config.max_body_bytes,
             body_timeout: config.header_read_timeout,
-            token_request_info: None,
         })
-    }
-
-    /// Where clients obtain tokens, told to senders refused at the token stage.
-    pub fn with_token_request_info(mut self, info: Option<&str>) -> Self {
-        self.token_request_info = info.map(str::to_owned);
-        self
     }
 
     /// Handles one request from `peer`.
     pub async fn handle(&self, request: Request<Incoming>, peer: Peer) -> Response<Body> {
-        let protocol = peer.protocol;
         let (parts, body) = request.into_parts();
         let ids = reply::Ids::of(&parts.headers);
-        let malformed = |(status, debug): (StatusCode, String)| {
-            self.decider
-                .metrics()
-                .request(protocol, "unknown", Outcome::Malformed);
-            reply::error_with_status(&ids, Rsc::BadRequest, status, &debug)
+        let refused = |about: About, (status, refusal): Refused| {
+            let answer = self.decider.refuse(about, refusal);
+            reply::answer_with_status(&ids, &answer, status)
         };
-        let denied = |denial: Denial| {
-            let message = denial.stage.public_message();
-            let tqf = match denial.stage {
-                Stage::Token => self.token_request_info.as_deref(),
-                _ => None,
-            };
-            reply::denied(&ids, message, tqf)
-        };
-        let mut primitive = match self.head(&parts, peer) {
+        let denied = |denial| reply::answer(&ids, &self.decider.answer(&denial));
+        let mut primitive = match self.head(&parts, &peer) {
             Ok(primitive) => primitive,
-            Err(bad) => return malformed(bad),
+            Err(bad) => return refused(about(&parts, &peer), bad),
         };
         if let Err(denial) = self.decider.precheck(&primitive) {
             return denied(denial);
@@ -94,63 +78,61 @@ impl HttpBinding {
         }
         primitive.content = match self.read_body(body).await {
             Ok(content) => content,
-            Err(bad) => return malformed(bad),
+            Err(bad) => return refused(About::of(&primitive), bad),
         };
-        let permit = match self.decider.decide(&primitive) {
-            Verdict::Allow(permit) => permit,
-            Verdict::Deny(denial) => return denied(denial),
+        let permitted = match self.decider.decide(&primitive) {
+            Decision::Allow(permitted) => permitted.with((parts, primitive.content)),
+            Decision::Deny(denial) => return denied(denial),
         };
-        let (fr, op) = (primitive.fr, primitive.op.as_str());
-        match self
-            .upstream
-            .forward(permit, parts, primitive.content)
-            .await
-        {
-            Ok((response, took)) => {
-                self.decider
-                    .metrics()
-                    .upstream_seconds(protocol, took.as_secs_f64());
-                response.map(|b| b.boxed())
-            }
-            Err(e) => {
-                tracing::warn!(node.id = %fr, proto = %protocol, op, error = %e, "upstream failed");
-                reply::error(&ids, Rsc::TargetNotReachable, "target not reachable")
-            }
+        match self.upstream.forward(permitted).await {
+            Ok(response) => response.map(|b| b.boxed()),
+            Err(failure) => reply::answer(&ids, &Answer::failed(&failure)),
         }
     }
 
-    /// Head limits and decoding: a primitive without its content, or a 4000 answer's status
-    /// and reason.
-    fn head(&self, parts: &Parts, peer: Peer) -> Result<Primitive, (StatusCode, String)> {
+    /// Head limits and decoding: a primitive without its content, or the refusal.
+    fn head(&self, parts: &Parts, peer: &Peer) -> Result<Primitive, Refused> {
         if header_bytes(parts) > self.max_header_bytes {
             return Err((
                 StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE,
-                "request header too large".into(),
+                Refusal::HeaderTooLarge,
             ));
         }
         if declared_length(parts).is_some_and(|n| n > self.max_body_bytes as u64) {
             return Err(too_large());
         }
-        decode::decode(parts, peer, self.decider.addressing())
-            .map_err(|e| (StatusCode::BAD_REQUEST, e.to_string()))
+        decode::decode(parts, peer.clone(), self.decider.addressing())
+            .map_err(|e| (StatusCode::BAD_REQUEST, Refusal::Malformed(e.to_string())))
     }
 
     /// The body, within the size limit and the read timeout.
-    async fn read_body(&self, body: Incoming) -> Result<Bytes, (StatusCode, String)> {
+    async fn read_body(&self, body: Incoming) -> Result<Bytes, Refused> {
         let limited = Limited::new(body, self.max_body_bytes);
         match tokio::time::timeout(self.body_timeout, limited.collect()).await {
             Ok(Ok(collected)) => Ok(collected.to_bytes()),
             Ok(Err(e)) if e.is::<http_body_util::LengthLimitError>() => Err(too_large()),
-            Ok(Err(_)) | Err(_) => Err((StatusCode::BAD_REQUEST, "request body unreadable".into())),
+            Ok(Err(_)) | Err(_) => Err((StatusCode::BAD_REQUEST, Refusal::BodyUnreadable)),
         }
     }
 }
 
-fn too_large() -> (StatusCode, String) {
-    (
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "request body too large".into(),
-    )
+/// What a request that could not be decoded was about, as far as its head tells.
+fn about(parts: &Parts, peer: &Peer) -> About {
+    let header = |name| {
+        parts
+            .headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+    };
+    About::peer(peer)
+        .fr(header(decode::ORIGIN))
+        .rqi(header(decode::REQUEST_ID))
+        .to(parts.uri.path())
+}
+
+fn too_large() -> Refused {
+    (StatusCode::PAYLOAD_TOO_LARGE, Refusal::BodyTooLarge)
 }
 
 /// The body size the client announced, if it did.

@@ -1,9 +1,10 @@
-//! oneM2M error responses of the HTTP binding: status, `X-M2M-RSC`, and a JSON `m2m:dbg` that
-//! names the class of the problem only. Echoes `X-M2M-RI` and `X-M2M-RVI` when the request had
-//! them. A token denial may add `tqf`, the token request information of TS-0004
-//! (`m2m:dynAuthTokenReqInfo`): `{"dasi": [{"url": "<where tokens come from>"}]}`.
+//! oneM2M error responses of the HTTP binding: an [`Answer`] serialised as status,
+//! `X-M2M-RSC`, and its JSON content (`m2m:dbg`, and `tqf` for a token denial where
+//! configured: see [`crate::record::Answer`]). Echoes `X-M2M-RI` and `X-M2M-RVI` when the
+//! request had them.
 
 use crate::primitive::Rsc;
+use crate::record::Answer;
 use bytes::Bytes;
 use http::header::{HeaderValue, CONTENT_TYPE};
 use http::{HeaderMap, Response, StatusCode};
@@ -39,24 +40,14 @@ impl Ids {
     }
 }
 
-/// An error answer with TS-0009's status for `rsc`.
-pub fn error(ids: &Ids, rsc: Rsc, debug: &str) -> Response<Body> {
-    error_with_status(ids, rsc, rsc.status(), debug)
+/// An answer with TS-0009's status for its `rsc`.
+pub fn answer(ids: &Ids, answer: &Answer) -> Response<Body> {
+    answer_with_status(ids, answer, answer.rsc.status())
 }
 
-/// A denial: 403 / 4103, with `tqf` when the sender should go and get a token.
-pub fn denied(ids: &Ids, debug: &str, tqf: Option<&str>) -> Response<Body> {
-    let mut body = serde_json::json!({ "m2m:dbg": debug });
-    if let Some(url) = tqf {
-        body["tqf"] = serde_json::json!({ "dasi": [{ "url": url }] });
-    }
-    let rsc = Rsc::OriginatorHasNoPrivilege;
-    respond(ids, rsc, rsc.status(), &body)
-}
-
-/// An error answer whose HTTP status says more than TS-0009's mapping (413, 431).
-pub fn error_with_status(ids: &Ids, rsc: Rsc, status: StatusCode, debug: &str) -> Response<Body> {
-    respond(ids, rsc, status, &serde_json::json!({ "m2m:dbg": debug }))
+/// An answer whose HTTP status says more than TS-0009's mapping (413, 431).
+pub fn answer_with_status(ids: &Ids, answer: &Answer, status: StatusCode) -> Response<Body> {
+    respond(ids, answer.rsc, status, &answer.content())
 }
 
 fn respond(ids: &Ids, rsc: Rsc, status: StatusCode, body: &serde_json::Value) -> Response<Body> {

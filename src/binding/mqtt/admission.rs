@@ -15,9 +15,10 @@ use tokio::time::timeout;
 use super::session::End;
 use super::wire::{encode, flush, Frames, WireError};
 use super::{connect, topic, MqttBinding};
-use crate::guard::Verdict;
-use crate::metrics::Outcome;
-use crate::primitive::{Peer, Protocol, TopicAction, TopicRequest};
+use crate::decision::Decision;
+use crate::guard::Denial;
+use crate::primitive::{Peer, TopicAction, TopicRequest};
+use crate::record::{About, Refusal};
 
 /// Binds and admits the originator; checks the will's topic. The CONNACK code on refusal.
 pub fn admit(
@@ -26,26 +27,33 @@ pub fn admit(
     peer: &Peer,
 ) -> Result<String, (ConnectReturnCode, String)> {
     let refuse = |why: String| (ConnectReturnCode::NotAuthorized, why);
+    let malformed = |why: &str| {
+        let about = About::peer(peer).op("connect");
+        b.decider.refuse(about, Refusal::Malformed(why.into()));
+        why.to_owned()
+    };
     if c.protocol != MqttProtocol::V4 {
-        return Err((
-            ConnectReturnCode::RefusedProtocolVersion,
-            "only MQTT 3.1.1 is relayed".into(),
-        ));
+        let why = malformed("only MQTT 3.1.1 is relayed");
+        return Err((ConnectReturnCode::RefusedProtocolVersion, why));
+    }
+    if c.last_will
+        .as_ref()
+        .is_some_and(|will| topic::is_request(&will.topic))
+    {
+        return Err(refuse(malformed(
+            "a will on a oneM2M request topic is not accepted",
+        )));
     }
     let originator = connect::originator(c, peer.tls_identity.as_deref()).map_err(|e| {
-        b.decider.metrics().request(Protocol::Mqtt, "connect", Outcome::Deny("identity"));
-        tracing::info!(proto = "mqtt", peer = %peer.addr, op = "connect", verdict = "deny", deny.stage = "identity", reason = %e, "session refused");
-        refuse(e.to_string())
+        let why = e.to_string();
+        let about = About::peer(peer).op("connect");
+        b.decider.deny(about, Denial::session_claims(e));
+        refuse(why)
     })?;
     b.decider
         .admit(&originator, peer)
-        .map_err(|d| refuse(d.reason))?;
+        .map_err(|d| refuse(d.reason.to_string()))?;
     if let Some(will) = &c.last_will {
-        if topic::is_request(&will.topic) {
-            return Err(refuse(
-                "a will on a oneM2M request topic is not accepted".into(),
-            ));
-        }
         let request = TopicRequest {
             action: TopicAction::Publish,
             originator: originator.clone(),
@@ -53,8 +61,9 @@ pub fn admit(
             onem2m: topic::onem2m(&will.topic),
             peer: peer.clone(),
         };
-        if let Verdict::Deny(d) = b.decider.decide_topic(&request) {
-            return Err(refuse(format!("will topic: {}", d.reason)));
+        match b.decider.decide_topic(&request) {
+            Decision::Allow(permitted) => permitted.decided(),
+            Decision::Deny(d) => return Err(refuse(format!("will topic: {}", d.reason))),
         }
     }
     Ok(originator)

@@ -8,17 +8,8 @@
 
 use rumqttc::mqttbytes::v4::Connect;
 
-#[derive(Debug, thiserror::Error, PartialEq, Eq)]
-pub enum BindError {
-    #[error(
-        "CONNECT names no originator (client id A::<id> or C::<id>, username, or certificate)"
-    )]
-    NoClaim,
-    #[error("client id {0:?} has an empty id")]
-    EmptyId(String),
-    #[error("CONNECT claims disagree: {0}")]
-    Disagree(String),
-}
+/// Why no originator can be bound: the identity stage's [`ClaimError`].
+pub use crate::guard::ClaimError as BindError;
 
 /// The originator the session is bound to.
 pub fn originator(connect: &Connect, tls_identity: Option<&str>) -> Result<String, BindError> {
@@ -36,8 +27,7 @@ pub fn originator(connect: &Connect, tls_identity: Option<&str>) -> Result<Strin
     if claims.iter().all(|(_, id)| id == first) {
         Ok(first.clone())
     } else {
-        let list: Vec<String> = claims.iter().map(|(k, v)| format!("{k} {v:?}")).collect();
-        Err(BindError::Disagree(list.join(", ")))
+        Err(BindError::Disagree(claims))
     }
 }
 

@@ -1,11 +1,13 @@
-//! oneM2M response primitives the MQTT binding answers itself: a denial (4103) or a malformed
-//! request (4000), with `rqi`, `to` (the request's originator), `fr` (the gateway's CSE-ID),
-//! `rvi` echoed where the request had them, and `pc` `{"m2m:dbg": …}` naming the class only.
+//! oneM2M response primitives the MQTT binding answers itself, from an [`Answer`]: a denial
+//! (4103) or a malformed request (4000), with `rqi`, `to` (the request's originator), `fr` (the
+//! gateway's CSE-ID), `rvi` echoed where the request had them, and `pc` `{"m2m:dbg": …}`
+//! naming the class only, with `tqf` beside it for a token denial where configured (the same
+//! content as the HTTP binding's body: see [`crate::record::Answer`]).
 //!
 //! Serialised as the request was (JSON, or CBOR for `/cbor` topics), published QoS 0 on the
 //! request's response topic.
 
-use crate::primitive::Rsc;
+use crate::record::Answer;
 use bytes::Bytes;
 use serde_json::{json, Map, Value};
 
@@ -32,9 +34,9 @@ impl Echo {
 }
 
 /// A response primitive, serialised in `format`.
-pub fn response(echo: &Echo, rsc: Rsc, gateway: &str, debug: &str, format: Format) -> Bytes {
+pub fn response(echo: &Echo, answer: &Answer, gateway: &str, format: Format) -> Bytes {
     let mut primitive = Map::new();
-    primitive.insert("rsc".into(), json!(rsc as u16));
+    primitive.insert("rsc".into(), json!(answer.rsc as u16));
     let fields = [("rqi", &echo.rqi), ("to", &echo.fr), ("rvi", &echo.rvi)];
     for (key, value) in fields {
         if let Some(value) = value {
@@ -42,7 +44,7 @@ pub fn response(echo: &Echo, rsc: Rsc, gateway: &str, debug: &str, format: Forma
         }
     }
     primitive.insert("fr".into(), json!(gateway));
-    primitive.insert("pc".into(), json!({ "m2m:dbg": debug }));
+    primitive.insert("pc".into(), answer.content());
     let primitive = Value::Object(primitive);
     match format {
         Format::Json => Bytes::from(primitive.to_string()),
@@ -58,15 +60,23 @@ pub fn response(echo: &Echo, rsc: Rsc, gateway: &str, debug: &str, format: Forma
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::primitive::Rsc;
+
+    fn answer(rsc: Rsc, message: &'static str) -> Answer {
+        Answer {
+            rsc,
+            message: message.into(),
+            tqf: None,
+        }
+    }
 
     #[test]
     fn denial_names_the_class_and_echoes_the_request() {
         let echo = Echo::of(&json!({"rqi": "r1", "fr": "Cm", "rvi": "4", "op": 2}));
         let body = response(
             &echo,
-            Rsc::OriginatorHasNoPrivilege,
+            &answer(Rsc::OriginatorHasNoPrivilege, "access denied by policy"),
             "/id-in",
-            "access denied by policy",
             Format::Json,
         );
         let v: Value = serde_json::from_slice(&body).unwrap();
@@ -83,7 +93,12 @@ mod tests {
             rqi: Some("r2".into()),
             ..Echo::default()
         };
-        let body = response(&echo, Rsc::BadRequest, "/id-in", "bad", Format::Cbor);
+        let body = response(
+            &echo,
+            &answer(Rsc::BadRequest, "bad"),
+            "/id-in",
+            Format::Cbor,
+        );
         let v: Value = ciborium::from_reader(&body[..]).unwrap();
         assert_eq!(v["rsc"], 4000);
         assert_eq!(v["rqi"], "r2");

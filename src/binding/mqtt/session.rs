@@ -29,38 +29,17 @@ use super::admission::{admit, connack, open_broker};
 use super::reply::{self, Echo};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
-use crate::decision::Refusal;
-use crate::guard::Verdict;
-use crate::primitive::{Peer, Protocol, Rsc, TopicAction, TopicRequest};
+use crate::decision::Decision;
+use crate::primitive::{Peer, TopicAction, TopicRequest};
+use crate::record::{About, Answer, Refusal};
 
-/// A request refused before the guard: what [`Session::record`] hands to the decider.
-struct Refused<'a> {
-    topic: &'a str,
-    op: &'static str,
-    rqi: Option<&'a str>,
-    /// `None`: malformed.
-    stage: Option<&'static str>,
-    reason: &'a str,
-}
-
-impl<'a> Refused<'a> {
-    fn new(topic: &'a str, stage: Option<&'static str>, reason: &'a str) -> Self {
-        Refused {
-            topic,
-            op: "unknown",
-            rqi: None,
-            stage,
-            reason,
-        }
-    }
-
-    /// With the operation and request id, as far as the payload could be read.
-    fn of(self, op: &'static str, echo: &'a Echo) -> Self {
-        Refused {
-            op,
-            rqi: echo.rqi.as_deref(),
-            ..self
-        }
+/// A client packet that ends its session as a refusal of the binding's (recorded): one that
+/// cannot be read, or one over the size limit.
+fn refusal(e: &WireError) -> Option<Refusal> {
+    match e {
+        WireError::Malformed(why) => Some(Refusal::Malformed(format!("malformed packet: {why}"))),
+        WireError::TooLarge(n) => Some(Refusal::PacketTooLarge(*n)),
+        WireError::Closed | WireError::Io(_) => None,
     }
 }
 
@@ -101,9 +80,19 @@ where
     let first = timeout(b.config.connect_timeout, from_client.read(&mut client)).await;
     let connect = match first {
         Err(_) => return End::Timeout("CONNECT"),
-        Ok(Err(e)) => return End::Client(e),
+        Ok(Err(e)) => {
+            if let Some(refusal) = refusal(&e) {
+                b.decider.refuse(About::peer(&peer), refusal);
+            }
+            return End::Client(e);
+        }
         Ok(Ok(Packet::Connect(c))) => c,
-        Ok(Ok(_)) => return End::Protocol("first packet is not CONNECT"),
+        Ok(Ok(_)) => {
+            let why = "first packet is not CONNECT";
+            b.decider
+                .refuse(About::peer(&peer), Refusal::Malformed(why.into()));
+            return End::Protocol(why);
+        }
     };
     let originator = match admit(b, &connect, &peer) {
         Ok(originator) => originator,
@@ -269,7 +258,17 @@ impl Session<'_> {
     }
 
     async fn client_packets(&mut self, frames: &mut Frames) -> Result<Flow, End> {
-        while let Some(packet) = frames.next_packet().map_err(End::Client)? {
+        loop {
+            let packet = match frames.next_packet() {
+                Ok(Some(packet)) => packet,
+                Ok(None) => break,
+                Err(e) => {
+                    if let Some(refusal) = refusal(&e) {
+                        self.b.decider.refuse(self.about(""), refusal);
+                    }
+                    return Err(End::Client(e));
+                }
+            };
             if let Flow::Disconnect = self.client_packet(packet).await? {
                 return Ok(Flow::Disconnect);
             }
@@ -302,9 +301,9 @@ impl Session<'_> {
                 return Ok(Flow::Disconnect);
             }
             _ => {
-                return Err(End::Protocol(
-                    "client sent a packet only a server sends, or a second CONNECT",
-                ))
+                return Err(
+                    self.violation("client sent a packet only a server sends, or a second CONNECT")
+                )
             }
         }
         Ok(Flow::Continue)
@@ -331,19 +330,17 @@ impl Session<'_> {
     async fn publish(&mut self, p: Publish) -> Result<(), End> {
         if p.topic.is_empty() || p.topic.contains(['+', '#', '\0']) {
             // MQTT 3.1.1 §3.3.2.1 / §4.7.3: a broker closes the connection for this.
-            return Err(End::Protocol(
-                "PUBLISH topic is empty or has a wildcard or NUL",
-            ));
+            return Err(self.violation("PUBLISH topic is empty or has a wildcard or NUL"));
         }
         if topic::is_request(&p.topic) {
             return self.request(p).await;
         }
         let request = self.topic_request(TopicAction::Publish, &p.topic);
         match self.b.decider.decide_topic(&request) {
-            Verdict::Allow(permit) => {
-                forward::publish(permit, p, &mut self.to_broker).map_err(End::Client)
+            Decision::Allow(permitted) => {
+                forward::publish(permitted.with(p), &mut self.to_broker).map_err(End::Client)
             }
-            Verdict::Deny(_) => self.drop_publish(&p),
+            Decision::Deny(_) => self.drop_publish(&p),
         }
     }
 
@@ -352,11 +349,8 @@ impl Session<'_> {
     /// refusal is answered on the session's own response topic and never forwarded.
     async fn request(&mut self, p: Publish) -> Result<(), End> {
         let Some(t) = topic::request(&p.topic) else {
-            self.record(&Refused::new(
-                &p.topic,
-                None,
-                "malformed oneM2M request topic",
-            ));
+            let refusal = Refusal::Malformed("malformed oneM2M request topic".into());
+            self.b.decider.refuse(self.about(&p.topic), refusal);
             return self.drop_publish(&p);
         };
         let object = decode::parse(&p.payload, t.format);
@@ -369,47 +363,52 @@ impl Session<'_> {
         // A retained request would be delivered to the CSE again at every (re)subscription,
         // after the guard decided it once; a request for another receiver would bypass the
         // CSE this gateway protects. Both are refused, never forwarded.
-        if p.retain {
-            let refused = Refused::new(&p.topic, Some("retained"), "retained oneM2M request");
-            self.record(&refused.of(op, &echo));
-            let why = "a oneM2M request must not be retained";
-            return self.answer(&p, &t, &echo, Rsc::BadRequest, why);
-        }
-        if t.receiver_raw != self.b.cse_id.trim_start_matches('/') {
-            let refused = Refused::new(&p.topic, Some("receiver"), "request for another receiver");
-            self.record(&refused.of(op, &echo));
-            let why = "requests through this gateway go to its CSE only";
-            return self.answer(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, why);
+        let about = || {
+            self.about(&p.topic)
+                .op(op)
+                .rqi(echo.rqi.as_deref().unwrap_or(""))
+        };
+        let refusal = if p.retain {
+            Some(Refusal::Retained)
+        } else if t.receiver_raw != self.b.cse_id.trim_start_matches('/') {
+            Some(Refusal::WrongReceiver {
+                receiver: t.receiver_raw.clone(),
+            })
+        } else {
+            None
+        };
+        if let Some(refusal) = refusal {
+            let answer = self.b.decider.refuse(about(), refusal);
+            return self.answer(&p, &t, &echo, &answer);
         }
         let decoded = object
             .and_then(|o| decode::primitive(&o, self.peer.clone(), self.b.decider.addressing()));
         let mut primitive = match decoded {
             Ok(primitive) => primitive,
             Err(e) => {
-                let reason = e.to_string();
-                self.record(&Refused::new(&p.topic, None, &reason).of(op, &echo));
-                return self.answer(&p, &t, &echo, Rsc::BadRequest, &reason);
+                let answer = self
+                    .b
+                    .decider
+                    .refuse(about(), Refusal::Malformed(e.to_string()));
+                return self.answer(&p, &t, &echo, &answer);
             }
         };
         if let Err(d) = self.b.decider.resolve(&mut primitive).await {
-            let message = d.stage.public_message();
-            return self.answer(&p, &t, &echo, Rsc::OriginatorHasNoPrivilege, message);
+            let answer = self.b.decider.answer(&d);
+            return self.answer(&p, &t, &echo, &answer);
         }
         let bound = [
             ("session's originator", self.originator.as_str()),
             ("request topic's originator", t.originator.as_str()),
         ];
         match self.b.decider.decide_bound(&primitive, &bound) {
-            Verdict::Allow(permit) => {
-                forward::publish(permit, p, &mut self.to_broker).map_err(End::Client)
+            Decision::Allow(permitted) => {
+                forward::publish(permitted.with(p), &mut self.to_broker).map_err(End::Client)
             }
-            Verdict::Deny(d) => self.answer(
-                &p,
-                &t,
-                &echo,
-                Rsc::OriginatorHasNoPrivilege,
-                d.stage.public_message(),
-            ),
+            Decision::Deny(d) => {
+                let answer = self.b.decider.answer(&d);
+                self.answer(&p, &t, &echo, &answer)
+            }
         }
     }
 
@@ -421,8 +420,7 @@ impl Session<'_> {
         p: &Publish,
         t: &topic::RequestTopic,
         echo: &Echo,
-        rsc: Rsc,
-        debug: &str,
+        answer: &Answer,
     ) -> Result<(), End> {
         let answer_topic = t.answer_topic(&self.originator);
         if self
@@ -430,24 +428,24 @@ impl Session<'_> {
             .iter()
             .any(|f| topic::matches(f, &answer_topic))
         {
-            let payload = reply::response(echo, rsc, &self.b.cse_id, debug, t.format);
+            let payload = reply::response(echo, answer, &self.b.cse_id, t.format);
             let answer = Publish::from_bytes(answer_topic, QoS::AtMostOnce, payload);
             self.send_client(&Packet::Publish(answer))?;
         }
         self.drop_publish(p)
     }
 
-    /// Records a refusal made here, before the guard: counted and logged by the decider.
-    fn record(&self, r: &Refused<'_>) {
-        self.b.decider.refuse(&Refusal {
-            protocol: Protocol::Mqtt,
-            fr: &self.originator,
-            op: r.op,
-            to: r.topic,
-            rqi: r.rqi.unwrap_or(""),
-            stage: r.stage,
-            reason: r.reason,
-        });
+    /// A protocol violation that ends the session, recorded as a malformed request.
+    fn violation(&self, what: &'static str) -> End {
+        self.b
+            .decider
+            .refuse(self.about(""), Refusal::Malformed(what.into()));
+        End::Protocol(what)
+    }
+
+    /// A request of this session on `topic`, for its record.
+    fn about(&self, topic: &str) -> About {
+        About::peer(&self.peer).fr(&self.originator).to(topic)
     }
 
     /// A refused publish is not forwarded, but acknowledged as the protocol asks, so that the
@@ -471,16 +469,20 @@ impl Session<'_> {
             let full = self.granted.len() + allowed.len() >= MAX_FILTERS
                 && !self.granted.contains(&filter.path);
             if full {
+                let about = self.about(&filter.path).op(TopicAction::Subscribe.as_str());
+                self.b
+                    .decider
+                    .refuse(about, Refusal::TooManySubscriptions(MAX_FILTERS));
                 order.push(None);
                 continue;
             }
             let request = self.topic_request(TopicAction::Subscribe, &filter.path);
             match self.b.decider.decide_topic(&request) {
-                Verdict::Allow(permit) => {
+                Decision::Allow(permitted) => {
                     order.push(Some(filter.path.clone()));
-                    allowed.push((permit, filter));
+                    allowed.push(permitted.with(filter));
                 }
-                Verdict::Deny(_) => order.push(None),
+                Decision::Deny(_) => order.push(None),
             }
         }
         if allowed.is_empty() {

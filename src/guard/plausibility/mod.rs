@@ -36,8 +36,8 @@ pub use position::{JsonPointer, PositionSource};
 use recent::{Fix, Recent};
 pub use schedule::{Window, WindowError};
 
-use super::{Denial, Findings, Pattern, Stage};
-use crate::decision::LogBudget;
+use super::{Denial, Findings, Implausibility, Pattern, Reason, Stage};
+use crate::budget::LogBudget;
 use crate::metrics::FlagCounter;
 use crate::primitive::{Operation, Primitive};
 use crate::store::Node;
@@ -88,7 +88,7 @@ pub struct Plausibility {
 /// A rule's result, with the position it read (if it reads one).
 enum Outcome {
     Pass(Option<Point>),
-    Failed(String, Option<Point>),
+    Failed(Implausibility, Option<Point>),
     CannotEvaluate(String),
 }
 
@@ -132,13 +132,19 @@ impl Plausibility {
                 Outcome::CannotEvaluate(why) => {
                     return Err(Denial::new(
                         Stage::Plausibility,
-                        format!("rule {:?} cannot be evaluated: {why}", rule.name),
+                        Reason::Unevaluable {
+                            rule: rule.name.clone(),
+                            why,
+                        },
                     ))
                 }
                 Outcome::Failed(why, _) if rule.action == Action::Deny => {
                     return Err(Denial::new(
                         Stage::Plausibility,
-                        format!("rule {:?}: {why}", rule.name),
+                        Reason::Implausible {
+                            rule: rule.name.clone(),
+                            why,
+                        },
                     ))
                 }
                 Outcome::Failed(why, point) => {
@@ -189,7 +195,7 @@ impl Rule {
         let mut failed = None;
         let peer = p.peer.addr.ip();
         if !self.sources.is_empty() && !self.sources.iter().any(|c| c.contains(peer)) {
-            failed = Some(format!("source {peer} is outside the allowed ranges"));
+            failed = Some(Implausibility::Source { peer });
         }
         if !self.windows.is_empty() {
             let secs = match now.duration_since(UNIX_EPOCH) {
@@ -201,7 +207,7 @@ impl Rule {
                 .iter()
                 .any(|w| w.matches(secs, self.utc_offset_secs));
             if !open && failed.is_none() {
-                failed = Some("outside the allowed time windows".into());
+                failed = Some(Implausibility::OutsideWindows);
             }
         }
         let point = match &self.position {
@@ -232,10 +238,10 @@ impl Rule {
         point: Point,
         recent: Option<&Recent>,
         now: SystemTime,
-    ) -> Option<String> {
+    ) -> Option<Implausibility> {
         if let Some(region) = &self.region {
             if !region.contains(point) {
-                return Some("position outside the region".into());
+                return Some(Implausibility::OutsideRegion);
             }
         }
         let (max, last) = (self.max_speed_kmh?, recent?.last(node_id)?);
@@ -245,12 +251,11 @@ impl Rule {
             .unwrap_or_default()
             .max(MIN_INTERVAL);
         let kmh = distance_m / elapsed.as_secs_f64() * 3.6;
-        (kmh > max).then(|| {
-            format!(
-                "moved {:.1} km in {:.0} s ({kmh:.0} km/h, at most {max} km/h)",
-                distance_m / 1000.0,
-                elapsed.as_secs_f64()
-            )
+        (kmh > max).then(|| Implausibility::Speed {
+            km: distance_m / 1000.0,
+            seconds: elapsed.as_secs_f64(),
+            kmh,
+            max_kmh: max,
         })
     }
 }

@@ -26,7 +26,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 
-use super::{Denial, Stage, TokenGrant};
+use super::{Denial, Reason, Stage, TokenGrant};
 use crate::primitive::Primitive;
 use crate::store::{Store, StoreError};
 pub use config::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
@@ -99,23 +99,23 @@ impl Tokens {
         required: bool,
         now: SystemTime,
     ) -> Result<Option<Arc<TokenGrant>>, Denial> {
-        let deny = |reason: String| Denial::new(Stage::Token, reason);
+        let deny = |reason: Reason| Denial::new(Stage::Token, reason);
+        let broke = |index: usize| move |rule: TokenError| deny(Reason::Token { index, rule });
         let tokens = &p.security.tokens;
         if !p.security.token_ids.is_empty() {
-            return Err(deny(
-                "token ids (tids) cannot be resolved by the gateway; present the tokens (tkns)"
-                    .into(),
-            ));
+            return Err(deny(Reason::TokenIdsUnresolvable));
         }
         if tokens.is_empty() {
             return if required {
-                Err(deny(format!("{} requires a token; none presented", p.to)))
+                Err(deny(Reason::TokenRequired {
+                    target: p.to.clone(),
+                }))
             } else {
                 Ok(None)
             };
         }
         if tokens.len() > MAX_TOKENS {
-            return Err(deny(format!("more than {MAX_TOKENS} tokens")));
+            return Err(deny(Reason::TooManyTokens { max: MAX_TOKENS }));
         }
         let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let mut admitted = Vec::with_capacity(tokens.len());
@@ -123,11 +123,10 @@ impl Tokens {
             let checked = self
                 .verified(token)
                 .and_then(|v| self.admit(v, &p.fr, now_s));
-            admitted.push(checked.map_err(|e| deny(format!("token {i}: {e}")))?);
+            admitted.push(checked.map_err(broke(i))?);
         }
         for (i, v) in admitted.iter().enumerate() {
-            self.count_use(v)
-                .map_err(|e| deny(format!("token {i}: {e}")))?;
+            self.count_use(v).map_err(broke(i))?;
         }
         Ok(admitted.first().map(|v| v.grant.clone()))
     }
