@@ -535,6 +535,13 @@ async fn an_inserted_check_value_reaches_the_broker_as_the_member_aus() {
     let expected = sign(&p, "meter-k1", &Secret::new(&[0x42; 32]), 1);
     assert_eq!(forwarded["aus"], expected.as_str(), "{forwarded}");
     assert_eq!(forwarded["rqi"], "inserted");
+    // The responder sees it too, in its own time.
+    for _ in 0..200 {
+        if cse.count() == 1 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
     assert_eq!(cse.count(), 1);
     g.gateway.shutdown().await;
 
