@@ -13,9 +13,10 @@ Subcommands:
       The scenario of scripts/interop_scenario.py over CoAP against BASE (coap://host:port),
       steps normalised as JSON in FILE. Exit 0 when every step had the expected rsc.
 
-  request BASE METHOD PATH [--origin O] [--ty N] [--body JSON] [--no-echo]
-      One request; prints "<code> <rsc or -> <payload text>", or "ERR <reason>" when no answer
-      came. With --no-echo an Echo challenge is printed instead of answered.
+  request BASE METHOD PATH [--origin O] [--ty N] [--body JSON] [--no-echo] [--json]
+      One request; prints "<code> <rsc or -> <payload text>" (with --json a JSON payload whole,
+      else its m2m:dbg), or "ERR <reason>" when no answer came. With --no-echo an Echo
+      challenge is printed instead of answered.
 
   compare / step: as in scripts/interop_scenario.py.
 """
@@ -264,7 +265,8 @@ def cmd_request(args):
     except (OSError, TimeoutError) as e:
         print(f"ERR {type(e).__name__}: {e}")
         return 0
-    print(f"{answer.status} {answer.rsc or '-'} {answer.text()}".rstrip())
+    text = json.dumps(answer.body) if args.json and isinstance(answer.body, dict) else answer.text()
+    print(f"{answer.status} {answer.rsc or '-'} {text}".rstrip())
     return 0
 
 
@@ -296,6 +298,7 @@ def main():
     r.add_argument("--ty", type=int)
     r.add_argument("--body")
     r.add_argument("--no-echo", action="store_true", help="print an Echo challenge, do not answer")
+    r.add_argument("--json", action="store_true", help="print a JSON payload whole, not its m2m:dbg")
     r.set_defaults(func=cmd_request)
 
     args = parser.parse_args()

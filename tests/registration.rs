@@ -466,3 +466,45 @@ mod mqtt_registration {
         g.gateway.shutdown().await;
     }
 }
+
+mod mqtt_transit {
+    //! A session bound to a CSE carries the requests of the AEs whose registrar it is: the
+    //! request topic names the CSE, `fr` the AE.
+
+    use super::common::mqtt::*;
+    use rumqttc::{QoS, SubscribeReasonCode};
+    use serde_json::json;
+
+    const NODES: &str = "\n[[nodes]]\nid = \"/id-mn\"\nkind = \"cse\"\ngroups = [\"devices\"]\n\n\
+                         [[nodes]]\nid = \"Cbehind\"\ngroups = [\"devices\"]\nregistrar = \"/id-mn\"\n";
+
+    #[tokio::test]
+    async fn a_cse_session_carries_its_aes_requests_only() {
+        let broker = broker().await;
+        let cse = responder(broker).await;
+        let g = gateway_with(broker, NODES).await;
+        let addr = mqtt_addr(&g);
+        let mut mn = connect(addr, "C::id-mn").await;
+        // Ids in topics are SP-relative with `/` written `:` (docs/mqtt.md).
+        let resp = "/oneM2M/resp/:id-mn/id-in/json";
+        assert_eq!(
+            mn.subscribe(resp, QoS::AtMostOnce).await,
+            [SubscribeReasonCode::Success(QoS::AtMostOnce)]
+        );
+        let topic = "/oneM2M/req/:id-mn/id-in/json";
+        // An AE it is not the registrar of: refused, never forwarded.
+        let spoofed = mn.request(topic, retrieve("Cmeter", "spoof")).await;
+        assert_eq!(
+            (&spoofed["rsc"], &spoofed["rqi"]),
+            (&json!(4103), &json!("spoof"))
+        );
+        assert_eq!(cse.count(), 0);
+        // Its own AE, and itself: pass.
+        let behind = mn.request(topic, retrieve("Cbehind", "behind")).await;
+        assert_eq!(behind["rsc"], 2000, "{behind}");
+        let itself = mn.request(topic, retrieve("/id-mn", "self")).await;
+        assert_eq!(itself["rsc"], 2000, "{itself}");
+        assert_eq!(cse.count(), 2);
+        g.gateway.shutdown().await;
+    }
+}
