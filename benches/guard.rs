@@ -46,6 +46,7 @@ fn guard(dir: &Path) -> Guard {
             id: "Cmeter-01".into(),
             kind: NodeKind::Ae,
             groups: vec!["devices".into(), "meters".into()],
+            registrar: None,
         }])
         .unwrap();
     let policies =

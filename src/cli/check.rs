@@ -2,7 +2,9 @@
 
 use std::path::Path;
 
+use cedar_policy::{Effect, PrincipalConstraint};
 use m2mguard::config::Config;
+use m2mguard::guard::Unknown;
 use m2mguard::policy;
 
 use super::Failure;
@@ -33,6 +35,9 @@ pub fn check(path: &Path) -> Result<(), Failure> {
             for warning in config.coap.iter().flat_map(|c| c.warnings()) {
                 println!("{warning}");
             }
+            if let Some(line) = strangers(&config, &bundle) {
+                println!("{line}");
+            }
             Ok(())
         }
         _ => {
@@ -45,4 +50,27 @@ pub fn check(path: &Path) -> Result<(), Failure> {
             )))
         }
     }
+}
+
+/// With `unknown_originators = "policy"`: which permit policies apply to originators the
+/// repository does not know (their principal is unconstrained).
+fn strangers(config: &Config, bundle: &policy::PolicyBundle) -> Option<String> {
+    if config.gateway.unknown_originators != Unknown::Policy {
+        return None;
+    }
+    let open: Vec<String> = bundle
+        .set
+        .policies()
+        .filter(|p| p.effect() == Effect::Permit)
+        .filter(|p| matches!(p.principal_constraint(), PrincipalConstraint::Any))
+        .map(|p| {
+            p.annotation("id")
+                .map_or_else(|| p.id().to_string(), str::to_owned)
+        })
+        .collect();
+    Some(format!(
+        "warning: gateway.unknown_originators = \"policy\": originators the repository does not know reach Cedar; permit policies for any principal ({}): {}",
+        open.len(),
+        if open.is_empty() { "none".to_owned() } else { open.join(", ") }
+    ))
 }

@@ -47,6 +47,9 @@ pub struct FileGateway {
     pub resolve_cache_entries: Option<u64>,
     pub data_dir: String,
     pub node_cache_capacity: Option<u64>,
+    pub unknown_originators: Option<String>,
+    #[serde(default)]
+    pub registration_groups: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -101,6 +104,7 @@ pub struct FileNode {
     pub kind: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    pub registrar: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

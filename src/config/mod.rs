@@ -91,6 +91,10 @@ pub struct GatewayConfig {
     pub resolve_cache_entries: u64,
     pub data_dir: PathBuf,
     pub node_cache_capacity: u64,
+    /// Originators the repository does not know: refused, or decided by Cedar.
+    pub unknown_originators: crate::guard::Unknown,
+    /// Groups every node that registers through the gateway gets.
+    pub registration_groups: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -279,7 +283,21 @@ impl Validator {
             100_000,
             16..=100_000_000,
         );
+        let unknown_originators = match raw.unknown_originators.as_deref() {
+            None | Some("deny") => crate::guard::Unknown::Deny,
+            Some("policy") => crate::guard::Unknown::Policy,
+            Some(other) => {
+                self.err(
+                    "gateway.unknown_originators",
+                    format!("{other:?} is not a choice (expected \"deny\" or \"policy\")"),
+                );
+                crate::guard::Unknown::Deny
+            }
+        };
+        self.group_names("gateway.registration_groups", &raw.registration_groups);
         GatewayConfig {
+            unknown_originators,
+            registration_groups: raw.registration_groups,
             cse_id: raw.cse_id,
             cse_name: raw.cse_name,
             sp_id: raw.sp_id,
@@ -563,6 +581,22 @@ impl Validator {
         }
     }
 
+    /// Cedar group names: non-empty, no quotes or control characters, no white space (a
+    /// policy's `@groups` lists them separated by spaces).
+    fn group_names(&mut self, key: &str, groups: &[String]) {
+        for (j, g) in groups.iter().enumerate() {
+            if g.is_empty()
+                || g.chars()
+                    .any(|c| c.is_control() || c == '"' || c.is_whitespace())
+            {
+                self.err(
+                    format!("{key}[{j}]"),
+                    "expected a non-empty group name without quotes or white space",
+                );
+            }
+        }
+    }
+
     fn nodes(&mut self, raw: Vec<file::FileNode>) -> Vec<NodeSeed> {
         let mut seen = std::collections::HashSet::new();
         let mut nodes = Vec::with_capacity(raw.len());
@@ -589,11 +623,12 @@ impl Validator {
                     NodeKind::Ae
                 }
             };
-            for (j, g) in n.groups.iter().enumerate() {
-                if g.is_empty() || g.chars().any(|c| c.is_control() || c == '"') {
+            self.group_names(&format!("nodes[{i}].groups"), &n.groups);
+            if let Some(r) = &n.registrar {
+                if !is_cse_id(r) {
                     self.err(
-                        format!("nodes[{i}].groups[{j}]"),
-                        "expected a non-empty group name without quotes",
+                        format!("nodes[{i}].registrar"),
+                        format!("{r:?} is not a CSE-ID (expected \"/\" followed by a name, e.g. \"/id-mn\")"),
                     );
                 }
             }
@@ -601,6 +636,7 @@ impl Validator {
                 id: n.id,
                 kind,
                 groups: n.groups,
+                registrar: n.registrar,
             });
         }
         nodes

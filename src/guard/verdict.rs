@@ -7,6 +7,7 @@
 use std::fmt;
 
 use super::reason::{ClaimError, Reason};
+use crate::registration::FollowUp;
 
 /// The stage of the pipeline that decided a denial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -119,6 +120,7 @@ pub enum Addition {
 pub struct Permit {
     policy_ids: Vec<String>,
     additions: Vec<Addition>,
+    follow_up: Option<FollowUp>,
 }
 
 impl Permit {
@@ -126,7 +128,20 @@ impl Permit {
         Permit {
             policy_ids,
             additions,
+            follow_up: None,
         }
+    }
+
+    /// The same permit, with what to do once the upstream answered.
+    pub(super) fn with_follow_up(mut self, follow_up: Option<FollowUp>) -> Self {
+        self.follow_up = follow_up;
+        self
+    }
+
+    /// What to do once the upstream answered (enrol a registration, remove a node that
+    /// deregistered); taken once, by the binding that forwards.
+    pub fn take_follow_up(&mut self) -> Option<FollowUp> {
+        self.follow_up.take()
     }
 
     /// What the guard adds to the request, in order.

@@ -60,6 +60,7 @@ impl Answer {
             | Refusal::BodyUnreadable
             | Refusal::PacketTooLarge(_)
             | Refusal::TooManySubscriptions(_)
+            | Refusal::TooManyInFlight(_)
             | Refusal::DatagramTooLarge
             | Refusal::NotCoap
             | Refusal::RateLimited => (Rsc::BadRequest, Cow::Owned(refusal.to_string())),
@@ -67,6 +68,15 @@ impl Answer {
         Answer {
             rsc,
             message,
+            tqf: None,
+        }
+    }
+
+    /// A failure of the gateway's own after the upstream answered: 5000 with `message`.
+    pub fn internal(message: &'static str) -> Answer {
+        Answer {
+            rsc: Rsc::InternalServerError,
+            message: Cow::Borrowed(message),
             tqf: None,
         }
     }
