@@ -20,7 +20,7 @@ use crate::admin::{self, State};
 use crate::binding::coap;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::binding::mqtt::{self, MqttBinding};
-use crate::config::Config;
+use crate::config::{CoapConfig, Config};
 use crate::decision::Decider;
 use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
@@ -189,6 +189,9 @@ impl Gateway {
         }
         tasks.spawn(reload_on_sighup(state.clone(), shutdown.clone()));
         tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        for warning in config.coap.iter().flat_map(CoapConfig::warnings) {
+            tracing::warn!("{warning}");
+        }
         Ok(Gateway {
             http_addr,
             admin_addr,

@@ -109,6 +109,32 @@ fn check_accepts_the_shipped_configuration() {
 }
 
 #[test]
+fn check_warns_about_coap_echo_off_and_still_exits_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let base = config_text(
+        SocketAddr::from(([127, 0, 0, 1], 1)),
+        dir.path(),
+        POLICIES,
+        "",
+    ) + "\n[coap]\nlisten = \"127.0.0.1:0\"\nupstream = \"127.0.0.1:5683\"\n";
+    let config = write_config(dir.path(), &base);
+    let out = m2mguard(&["check", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(!stdout(&out).contains("warning"), "{}", stdout(&out));
+    let config = write_config(dir.path(), &(base + "echo = \"off\"\n"));
+    let out = m2mguard(&["check", "--config", &config]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let text = stdout(&out);
+    let lines: Vec<&str> = text.lines().collect();
+    assert!(lines[0].contains("OK"), "{text}");
+    assert!(
+        lines[1].starts_with("warning: coap.echo = \"off\": no address validation"),
+        "{text}"
+    );
+    assert!(lines[1].contains("spoofed"), "{text}");
+}
+
+#[test]
 fn check_lists_every_config_error_with_its_line_and_exits_64() {
     let dir = tempfile::tempdir().unwrap();
     let text = config_text(

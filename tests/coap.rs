@@ -1,5 +1,6 @@
 //! The CoAP binding over real UDP sockets: relay fidelity, separate responses, retransmission
-//! deduplication, Block2 and Observe, Echo address validation and amplification, denials,
+//! deduplication, Block2 and Observe, Echo address validation and amplification (and its
+//! explicit exceptions: trusted source ranges, Echo off), denials,
 //! malformed datagrams, flooding, and the legacy option numbering. Every attack test ends with
 //! a legitimate request that passes.
 
@@ -435,6 +436,179 @@ async fn unvalidated_source_gets_only_a_small_echo_challenge() {
     );
     assert_eq!(up.hits(), 0);
     legitimate_passes(&mut client, &gw, "CAdmin").await;
+}
+
+/// The Echo challenge (4.01 with an Echo option and nothing else), as the default answers an
+/// unvalidated source.
+fn assert_challenge(answer: &Packet) {
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Unauthorized),
+        "{answer:?}"
+    );
+    assert_eq!(
+        answer
+            .get_first_option(CoapOption::Unknown(ECHO))
+            .map(Vec::len),
+        Some(12)
+    );
+    assert!(answer.payload.is_empty());
+}
+
+fn assert_content(answer: &Packet) {
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::Content),
+        "{answer:?}"
+    );
+    assert_eq!(rsc(answer), 2000);
+}
+
+#[tokio::test]
+async fn legacy_client_without_echo_gets_only_the_challenge_by_default() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let mut legacy = Client::new().await;
+    // A client that ignores Echo: its retransmission and its next request are challenged too,
+    // and nothing of it reaches the upstream.
+    let mut p = request(RequestType::Get, "/cse-in", "CAdmin", "legacy-1");
+    legacy.send(gw.coap(), &mut p).await;
+    assert_challenge(&legacy.recv().await);
+    let again = p.to_bytes_unlimited().unwrap();
+    legacy.socket.send_to(&again, gw.coap()).await.unwrap();
+    assert_challenge(&legacy.recv().await);
+    let next = request(RequestType::Get, "/cse-in", "CAdmin", "legacy-2");
+    assert_challenge(&legacy.once(gw.coap(), next).await);
+    assert_eq!(up.hits(), 0, "nothing forwarded for an unvalidated source");
+    // A client that returns the Echo value passes.
+    let mut client = Client::new().await;
+    legitimate_passes(&mut client, &gw, "CAdmin").await;
+    assert_eq!(up.hits(), 1);
+}
+
+#[tokio::test]
+async fn trusted_source_is_served_without_echo_and_others_are_still_challenged() {
+    let up = upstream().await;
+    let gw = gateway(
+        up.addr,
+        "trusted_sources = [\"127.0.0.1/32\", \"10.0.0.0/24\"]",
+    )
+    .await;
+    let mut trusted = Client::new().await;
+    let answer = trusted
+        .once(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "CAdmin", "t1"),
+        )
+        .await;
+    assert_content(&answer);
+    assert_eq!(up.hits(), 1);
+    // A source outside the trusted ranges gets the challenge, and nothing is forwarded.
+    let mut outside = Client::on([127, 0, 0, 2]).await;
+    let answer = outside
+        .once(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "CAdmin", "o1"),
+        )
+        .await;
+    assert_challenge(&answer);
+    assert_eq!(up.hits(), 1);
+    // Trust is not a pass through the guard: an unknown originator is still refused.
+    let answer = trusted
+        .once(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "Cmallory", "t2"),
+        )
+        .await;
+    assert_denied(&answer, "access denied: originator is not active");
+    assert_eq!(up.hits(), 1);
+    // The outside source validates with Echo and passes; the trusted one still does.
+    legitimate_passes(&mut outside, &gw, "CAdmin").await;
+    legitimate_passes(&mut trusted, &gw, "CAdmin").await;
+    assert_eq!(up.hits(), 3);
+}
+
+#[tokio::test]
+async fn trusted_source_is_still_rate_limited() {
+    let up = upstream().await;
+    let gw = gateway(
+        up.addr,
+        "trusted_sources = [\"127.0.0.1/32\"]\nrate_per_sec = 5\nrate_burst = 10",
+    )
+    .await;
+    let mut flooder = Client::new().await;
+    for i in 0..100 {
+        let mut p = request(RequestType::Get, "/cse-in", "CAdmin", &format!("f{i}"));
+        flooder.send(gw.coap(), &mut p).await;
+    }
+    let mut answers = 0;
+    while flooder
+        .recv_within(Duration::from_millis(300))
+        .await
+        .is_some()
+    {
+        answers += 1;
+    }
+    assert!((1..=12).contains(&answers), "{answers} answers to 100");
+    assert!(up.hits() <= 12, "{} forwarded", up.hits());
+    let mut other = Client::new().await;
+    let answer = other
+        .once(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "CAdmin", "l"),
+        )
+        .await;
+    assert_content(&answer);
+}
+
+#[tokio::test]
+async fn with_echo_off_every_source_is_served_without_a_challenge() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "echo = \"off\"").await;
+    for (i, ip) in [[127, 0, 0, 1], [127, 0, 0, 3]].into_iter().enumerate() {
+        let mut legacy = Client::on(ip).await;
+        let answer = legacy
+            .once(
+                gw.coap(),
+                request(RequestType::Get, "/cse-in", "CAdmin", "off"),
+            )
+            .await;
+        assert_content(&answer);
+        assert_eq!(up.hits(), i + 1);
+    }
+    // No amplification bound either: a 5-byte request gets its full 4.00 answer.
+    let mut tiny = Packet::new();
+    tiny.header.set_type(MessageType::Confirmable);
+    tiny.header.code = MessageClass::Request(RequestType::Get);
+    tiny.set_token(vec![1]);
+    let mut small = Client::new().await;
+    let sent = small.send(gw.coap(), &mut tiny).await;
+    let (answer, bytes) = small.recv_within(Duration::from_secs(5)).await.unwrap();
+    assert_eq!(
+        answer.header.code,
+        MessageClass::Response(ResponseType::BadRequest)
+    );
+    assert!(
+        bytes.len() > 3 * sent.len(),
+        "{} vs {}",
+        bytes.len(),
+        sent.len()
+    );
+    // The guard still decides: an unknown originator is refused, CAdmin passes after it.
+    let answer = small
+        .once(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "Cmallory", "m"),
+        )
+        .await;
+    assert_denied(&answer, "access denied: originator is not active");
+    let answer = small
+        .once(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "CAdmin", "l"),
+        )
+        .await;
+    assert_content(&answer);
 }
 
 #[tokio::test]

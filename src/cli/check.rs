@@ -31,6 +31,10 @@ pub fn check(path: &Path) -> Result<(), Failure> {
                 config.policy_dir.display(),
                 config.nodes.len()
             );
+            // Valid, but exposed: said on its own line after the verdict, exit status 0.
+            for warning in config.coap.iter().flat_map(|c| c.warnings()) {
+                println!("{warning}");
+            }
             if let Some(line) = strangers(&config, &bundle) {
                 println!("{line}");
             }

@@ -1,13 +1,24 @@
 //! The optional `[coap]` table: a UDP listener relaying CoAP (TS-0008) to one upstream.
 //!
 //! In: [`FileCoap`] as written. Out: [`CoapConfig`], every limit in range, or errors located
-//! at their keys. No `[coap]` table means no CoAP listener.
+//! at their keys. No `[coap]` table means no CoAP listener. [`CoapConfig::warnings`] names
+//! what a valid but exposed choice (`echo = "off"`) gives away, for `check` and the start log.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use super::file::FileCoap;
 use super::Validator;
+use crate::guard::plausibility::Cidr;
+
+/// Address validation of the CoAP listener (`[coap] echo`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum EchoMode {
+    /// Sources not in `trusted_sources` must return an Echo challenge before anything else.
+    Require,
+    /// No address validation: every source is treated as validated.
+    Off,
+}
 
 #[derive(Debug, Clone)]
 pub struct CoapConfig {
@@ -36,6 +47,10 @@ pub struct CoapConfig {
     pub amplification_factor: usize,
     /// How long a source address stays validated after an Echo round trip (RFC 9175 §2.4).
     pub echo_validity: Duration,
+    pub echo: EchoMode,
+    /// Sources treated as validated without an Echo round trip: ranges the operator knows
+    /// cannot be spoofed from where attackers are (the device segment behind the gateway).
+    pub trusted_sources: Vec<Cidr>,
     /// An upstream that neither answers nor acknowledges within this gets 4.04 / 5103 sent to
     /// the client in its place.
     pub upstream_timeout: Duration,
@@ -103,7 +118,58 @@ impl Validator {
                 300,
                 1..=86_400,
             )),
+            echo: self.echo_mode(c.echo.as_deref()),
+            trusted_sources: c
+                .trusted_sources
+                .iter()
+                .enumerate()
+                .filter_map(|(i, s)| {
+                    Cidr::parse(s)
+                        .map_err(|e| self.err(format!("coap.trusted_sources[{i}]"), e))
+                        .ok()
+                })
+                .collect(),
             upstream_timeout: self.millis("coap.upstream_timeout_ms", c.upstream_timeout_ms, 5000),
         }
+    }
+
+    fn echo_mode(&mut self, text: Option<&str>) -> EchoMode {
+        match text {
+            None | Some("require") => EchoMode::Require,
+            Some("off") => EchoMode::Off,
+            Some(other) => {
+                self.err(
+                    "coap.echo",
+                    format!("{other:?} is not an address validation mode (expected \"require\" or \"off\")"),
+                );
+                EchoMode::Require
+            }
+        }
+    }
+}
+
+impl CoapConfig {
+    /// What this valid configuration exposes, one line each (empty when nothing).
+    pub fn warnings(&self) -> Vec<String> {
+        let mut warnings = Vec::new();
+        if self.echo == EchoMode::Off {
+            warnings.push(format!(
+                "warning: coap.echo = \"off\": no address validation on {}: any source, \
+                 spoofed ones included, gets full answers (amplification: a whole upstream \
+                 answer, up to 64 KiB, for a request of a few dozen bytes, sent to whoever the \
+                 source claims to be), its requests reach the upstream under an address no \
+                 one proved (plausibility sources rules prove nothing for CoAP); only the \
+                 rate limit per source remains",
+                self.listen
+            ));
+        }
+        if self.echo == EchoMode::Require && self.trusted_sources.iter().any(Cidr::is_everything) {
+            warnings.push(
+                "warning: coap.trusted_sources contains a range of every address: Echo is off in effect \
+                 (see coap.echo = \"off\")"
+                    .to_string(),
+            );
+        }
+        warnings
     }
 }

@@ -126,5 +126,8 @@ pub struct FileCoap {
     pub max_sources: Option<u64>,
     pub amplification_factor: Option<u64>,
     pub echo_validity_secs: Option<u64>,
+    pub echo: Option<String>,
+    #[serde(default)]
+    pub trusted_sources: Vec<String>,
     pub upstream_timeout_ms: Option<u64>,
 }

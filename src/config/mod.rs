@@ -27,7 +27,7 @@ use crate::guard::token::TokensConfig;
 use crate::guard::ChecksConfig;
 use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
-pub use coap::CoapConfig;
+pub use coap::{CoapConfig, EchoMode};
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
 pub use locate::line_col;
 

@@ -233,6 +233,94 @@ fn coap_is_off_unless_configured_and_its_documented_table_is_valid() {
 }
 
 #[test]
+fn coap_echo_is_required_by_default_and_trusted_ranges_are_read() {
+    let coap = Config::parse(&with_coap(), "t.toml").unwrap().coap.unwrap();
+    assert_eq!(coap.echo, EchoMode::Require);
+    assert!(coap.trusted_sources.is_empty());
+    assert!(coap.warnings().is_empty(), "{:?}", coap.warnings());
+    let text = with_coap().replacen(
+        "legacy_options = true\n",
+        "legacy_options = true\ntrusted_sources = [\"10.0.0.0/24\", \"127.0.0.1\", \"fd00::/8\"]\n",
+        1,
+    );
+    let coap = Config::parse(&text, "t.toml").unwrap().coap.unwrap();
+    let ranges: Vec<String> = coap
+        .trusted_sources
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert_eq!(ranges, ["10.0.0.0/24", "127.0.0.1/32", "fd00::/8"]);
+    assert!(coap.warnings().is_empty());
+}
+
+#[test]
+fn coap_echo_off_is_valid_and_warned_about() {
+    let text = with_coap().replacen("legacy_options = true\n", "echo = \"off\"\n", 1);
+    let coap = Config::parse(&text, "t.toml").unwrap().coap.unwrap();
+    assert_eq!(coap.echo, EchoMode::Off);
+    let warnings = coap.warnings();
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(
+        warnings[0].contains("coap.echo = \"off\""),
+        "{}",
+        warnings[0]
+    );
+    assert!(warnings[0].contains("spoofed"), "{}", warnings[0]);
+    assert!(warnings[0].contains("amplification"), "{}", warnings[0]);
+    let everything = with_coap().replacen(
+        "legacy_options = true\n",
+        "trusted_sources = [\"0.0.0.0/0\"]\n",
+        1,
+    );
+    let coap = Config::parse(&everything, "t.toml").unwrap().coap.unwrap();
+    assert!(
+        coap.warnings()[0].contains("every address"),
+        "{:?}",
+        coap.warnings()
+    );
+}
+
+#[test]
+fn bad_trusted_sources_and_echo_modes_are_located() {
+    let text = with_coap().replacen(
+        "legacy_options = true\n",
+        "echo = \"optional\"\ntrusted_sources = [\n  \"10.0.0.0/24\",\n  \"10.0.0.1/24\",\n  \"10.0.0.0/33\",\n  \"devices\",\n]\n",
+        1,
+    );
+    let e = errors(&text);
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "coap.echo",
+            "coap.trusted_sources[1]",
+            "coap.trusted_sources[2]",
+            "coap.trusted_sources[3]"
+        ],
+        "{e:?}"
+    );
+    assert_eq!(e[0].line, Some(line_of(&text, "\"optional\"")));
+    assert!(
+        e[0].message.contains("expected \"require\" or \"off\""),
+        "{}",
+        e[0].message
+    );
+    assert_eq!(e[1].line, Some(line_of(&text, "\"10.0.0.1/24\"")));
+    assert!(
+        e[1].message.contains("bits set after the prefix"),
+        "{}",
+        e[1].message
+    );
+    assert_eq!(e[2].line, Some(line_of(&text, "/33")));
+    assert_eq!(e[3].line, Some(line_of(&text, "\"devices\"")));
+    assert!(
+        e[3].message.contains("not an IP address or CIDR range"),
+        "{}",
+        e[3].message
+    );
+}
+
+#[test]
 fn bad_coap_values_are_located() {
     let text = with_coap()
         .replacen(

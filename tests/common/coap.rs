@@ -1,6 +1,6 @@
 //! CoAP fixtures over real UDP sockets on 127.0.0.1, written with coap-lite: an upstream that
 //! records what it receives and answers (piggy-backed, separate, Block2, Observe), a client
-//! that answers Echo challenges like libcoap does, and a gateway with a `[coap]` table.
+//! that answers Echo challenges like libcoap does (or, for legacy clients, does not), and a gateway with a `[coap]` table.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -251,8 +251,13 @@ pub struct Client {
 
 impl Client {
     pub async fn new() -> Client {
+        Client::on([127, 0, 0, 1]).await
+    }
+
+    /// A client on its own port of loopback address `ip` (any of 127.0.0.0/8 on Linux).
+    pub async fn on(ip: [u8; 4]) -> Client {
         Client {
-            socket: UdpSocket::bind("127.0.0.1:0").await.unwrap(),
+            socket: UdpSocket::bind(SocketAddr::from((ip, 0))).await.unwrap(),
             mid: 0x100,
             token: 0x7700,
         }
@@ -302,6 +307,12 @@ impl Client {
             }
             _ => answer,
         }
+    }
+
+    /// Sends `p` once and returns the first answer, as a client without Echo support sees it.
+    pub async fn once(&mut self, to: SocketAddr, mut p: Packet) -> Packet {
+        self.send(to, &mut p).await;
+        self.recv().await
     }
 
     /// Acknowledges a confirmable message we received.

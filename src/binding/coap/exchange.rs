@@ -253,6 +253,8 @@ pub(crate) mod tests {
             max_sources: 100,
             amplification_factor: 3,
             echo_validity: std::time::Duration::from_secs(300),
+            echo: crate::config::EchoMode::Require,
+            trusted_sources: Vec::new(),
             upstream_timeout: std::time::Duration::from_secs(5),
         }
     }

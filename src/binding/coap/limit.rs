@@ -4,7 +4,9 @@
 //! datagram over the limit is dropped before it is parsed. [`Echo`]: stateless address
 //! validation (RFC 9175 §2.4): a challenge is `time ‖ HMAC(key, time ‖ address)[..8]`, valid
 //! for [`ECHO_FRESH_SECS`]; a source that returns a fresh one is validated for
-//! `echo_validity`. Only validated sources get anything but small answers.
+//! `echo_validity`. Only validated sources get anything but small answers. A source in
+//! `trusted_sources`, and every source with `echo = "off"`, counts as validated without a
+//! round trip (the operator's explicit choice; docs/coap.md says what it exposes).
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
@@ -12,7 +14,8 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use moka::sync::Cache;
 
-use crate::config::CoapConfig;
+use crate::config::{CoapConfig, EchoMode};
+use crate::guard::plausibility::Cidr;
 use crate::security::mac::{MacKey, TAG_BYTES};
 use crate::security::Secret;
 
@@ -71,6 +74,8 @@ impl RateLimit {
 pub struct Echo {
     key: MacKey,
     validated: Cache<SocketAddr, ()>,
+    off: bool,
+    trusted: Vec<Cidr>,
 }
 
 impl Echo {
@@ -85,11 +90,17 @@ impl Echo {
                 .max_capacity(config.max_sources)
                 .time_to_live(config.echo_validity)
                 .build(),
+            off: config.echo == EchoMode::Off,
+            trusted: config.trusted_sources.clone(),
         })
     }
 
+    /// Whether `source` may get full answers and have its requests decided: Echo is off, the
+    /// source lies in a trusted range, or it returned a challenge within `echo_validity`.
     pub fn is_validated(&self, source: SocketAddr) -> bool {
-        self.validated.contains_key(&source)
+        self.off
+            || self.validated.contains_key(&source)
+            || self.trusted.iter().any(|range| range.contains(source.ip()))
     }
 
     /// A fresh challenge for `source`.
@@ -194,5 +205,30 @@ mod tests {
         assert!(echo.answer(addr(1), &value));
         assert!(echo.is_validated(addr(1)));
         assert!(!echo.is_validated(addr(2)));
+    }
+
+    #[test]
+    fn trusted_ranges_are_validated_without_echo_and_others_are_not() {
+        let mut config = test_config();
+        config.trusted_sources = vec![Cidr::parse("127.0.0.0/24").unwrap()];
+        let echo = Echo::new(&config).unwrap();
+        assert!(echo.is_validated(addr(1)));
+        assert!(echo.is_validated(SocketAddr::from(([127, 0, 0, 255], 9))));
+        assert!(!echo.is_validated(SocketAddr::from(([127, 0, 1, 1], 9))));
+        assert!(!echo.is_validated(SocketAddr::from(([10, 0, 0, 1], 9))));
+        let mapped: SocketAddr = "[::ffff:127.0.0.7]:9".parse().unwrap();
+        assert!(
+            echo.is_validated(mapped),
+            "an IPv4-mapped peer is its IPv4 address"
+        );
+    }
+
+    #[test]
+    fn with_echo_off_every_source_is_validated() {
+        let mut config = test_config();
+        config.echo = EchoMode::Off;
+        let echo = Echo::new(&config).unwrap();
+        assert!(echo.is_validated(addr(1)));
+        assert!(echo.is_validated(SocketAddr::from(([10, 0, 0, 1], 9))));
     }
 }

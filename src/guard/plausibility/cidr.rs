@@ -55,6 +55,11 @@ impl Cidr {
     pub fn contains(&self, ip: IpAddr) -> bool {
         self.0.contains(&ip.to_canonical())
     }
+
+    /// A `/0` range: every address of its family.
+    pub fn is_everything(&self) -> bool {
+        self.0.prefix_len() == 0
+    }
 }
 
 impl fmt::Display for Cidr {
