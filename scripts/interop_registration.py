@@ -26,7 +26,8 @@ import urllib.parse
 
 RVI = "3"
 CSE = "/~/id-in/cse-in"
-REGISTRANTS = ["reg-c", "reg-s", "reg-none", "reg-chosen", "reg-csr", "reg-spoof"]
+# Certificate names = CNs. A registrant with a certificate chooses no id but its CN.
+REGISTRANTS = ["reg-c", "reg-s", "reg-none", "Creg-chosen", "reg-csr", "reg-spoof"]
 
 FAILED = 0
 
@@ -92,7 +93,7 @@ def main():
     registered = {}
     # 1. Registration with C, S, no From, a chosen id: 2001 and an AE-ID; the AE's own requests.
     for name, origin in [("reg-c", "C"), ("reg-s", "S"), ("reg-none", None),
-                         ("reg-chosen", f"C{prefix}chosen")]:
+                         ("Creg-chosen", "Creg-chosen")]:
         rn = f"{prefix}{name}"
         status, rsc, body = gw[name].request("POST", CSE, origin, ty=2, content=ae(rn))
         aei = body.get("m2m:ae", {}).get("aei")
@@ -112,9 +113,9 @@ def main():
         report(f"{aei} retrieves its own AE", got[1] == "2000", got)
 
     # 2. A re-registration: ACME refuses it (the AE-ID exists) as it does directly.
-    if "reg-chosen" in registered:
-        aei, _ = registered["reg-chosen"]
-        again = gw["reg-chosen"].request("POST", CSE, aei, ty=2, content=ae(f"{prefix}again"))
+    if "Creg-chosen" in registered:
+        aei, _ = registered["Creg-chosen"]
+        again = gw["Creg-chosen"].request("POST", CSE, aei, ty=2, content=ae(f"{prefix}again"))
         direct = acme.request("POST", CSE, aei, ty=2, content=ae(f"{prefix}again-direct"))
         report("re-registration refused by ACME, same answer as directly",
                again[:2] == direct[:2] and again[1] != "2001", f"gateway {again[:2]}, direct {direct[:2]}")
@@ -135,8 +136,12 @@ def main():
     report("... and it never reached ACME", at_acme(f"{prefix}sneaky")[1] == "4004",
            at_acme(f"{prefix}sneaky"))
 
-    # 5. The certificate binding: another certificate spoofing an assigned id is refused, the
-    # bound certificate acting as another id is refused; the bound one as its id passes.
+    # 5. The certificate binding: a certificate registering under another device's name, another
+    # certificate spoofing an assigned id, and the bound certificate acting as another id are
+    # refused; the bound one as its id passes.
+    squat = gw["reg-spoof"].request("POST", CSE, f"C{prefix}squat", ty=2, content=ae(f"{prefix}squat"))
+    report("a certificate registering under another name refused (403 4103)",
+           squat[:2] == (403, "4103"), squat)
     if "reg-c" in registered:
         aei, rn = registered["reg-c"]
         spoofed = gw["reg-spoof"].request("GET", f"{CSE}/{rn}", aei)

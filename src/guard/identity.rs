@@ -39,14 +39,26 @@ pub fn check_claim(
     }
 }
 
-/// A registrant presenting a certificate: it may not already be bound to an enrolled node
-/// (that certificate acts as that id only).
-pub fn check_registrant(peer: &Peer, nodes: &Nodes) -> Result<(), Denial> {
+/// A registrant `fr` presenting a certificate: the certificate of an enrolled, active CSE
+/// registers for the AEs behind it (transit), any other must not already be bound to an
+/// enrolled node (that certificate acts as that id only), and registers as `C`, `S`, without
+/// an originator, or as its own identity — never under another device's name.
+pub fn check_registrant(fr: &str, peer: &Peer, nodes: &Nodes) -> Result<(), Denial> {
     let Some(identity) = peer.tls_identity.as_deref() else {
         return Ok(());
     };
+    if status::check(nodes, identity).is_ok_and(|n| n.kind == NodeKind::Cse) {
+        return Ok(());
+    }
     match nodes.bound_to(identity) {
-        Ok(None) => Ok(()),
+        Ok(None) if ["", "C", "S", identity].contains(&fr) => Ok(()),
+        Ok(None) => Err(Denial::new(
+            Stage::Identity,
+            Reason::CertificateMismatch {
+                fr: fr.to_owned(),
+                identity: identity.to_owned(),
+            },
+        )),
         Ok(Some(id)) => Err(Denial::new(
             Stage::Identity,
             Reason::CertificateBound {

@@ -90,7 +90,7 @@ impl Guard {
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
         let node = status::lookup(&self.nodes, &p.fr)?;
         if node.is_none() && crate::registration::kind(p).is_some() {
-            return identity::check_registrant(&p.peer, &self.nodes);
+            return identity::check_registrant(&p.fr, &p.peer, &self.nodes);
         }
         identity::check(p, node.as_deref(), &self.nodes)?;
         status::standing(&p.fr, node, self.unknown).map(|_| ())
@@ -128,7 +128,7 @@ impl Guard {
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<Admission, Denial> {
         let node = status::lookup(&self.nodes, originator)?;
         if node.is_none() && self.unknown == Unknown::Deny {
-            identity::check_registrant(peer, &self.nodes)?;
+            identity::check_registrant(originator, peer, &self.nodes)?;
             return Ok(Admission::Registrant);
         }
         identity::check_claim(originator, peer, node.as_deref(), &self.nodes)?;

@@ -63,7 +63,7 @@ impl Guard {
         kind: NodeKind,
         now: SystemTime,
     ) -> Result<Permit, Denial> {
-        identity::check_registrant(&p.peer, &self.nodes)?;
+        identity::check_registrant(&p.fr, &p.peer, &self.nodes)?;
         let principal = Principal::unenrolled(&p.fr, kind);
         let findings = self.checks.run(p, &principal.node, now)?;
         let asked = Asked::read(kind, &p.content);

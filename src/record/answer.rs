@@ -61,6 +61,7 @@ impl Answer {
             | Refusal::PacketTooLarge(_)
             | Refusal::TooManySubscriptions(_)
             | Refusal::TooManyInFlight(_)
+            | Refusal::AnswersAsCse
             | Refusal::DatagramTooLarge
             | Refusal::NotCoap
             | Refusal::RateLimited => (Rsc::BadRequest, Cow::Owned(refusal.to_string())),

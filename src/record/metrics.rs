@@ -39,6 +39,9 @@ impl Sink for Metrics {
                 Refusal::TooManyInFlight(_) => {
                     self.request(protocol, op, Counted::Deny("in_flight"))
                 }
+                Refusal::AnswersAsCse => {
+                    self.request(protocol, op, Counted::Deny("answers_as_cse"))
+                }
                 Refusal::WrongReceiver { .. } => {
                     self.request(protocol, op, Counted::Deny("receiver"))
                 }

@@ -187,6 +187,9 @@ pub enum Refusal {
     /// An MQTT registration or deregistration beyond the session's limit awaiting answers.
     #[error("more than {0} registrations awaiting their answer in one session")]
     TooManyInFlight(usize),
+    /// An MQTT client publishing on a response topic as the gateway's CSE.
+    #[error("only the CSE publishes answers as the CSE")]
+    AnswersAsCse,
     /// An MQTT request for a receiver other than this gateway's CSE.
     #[error("request for another receiver {receiver:?}")]
     WrongReceiver { receiver: String },

@@ -42,10 +42,12 @@ pub struct Assigned {
 impl Assigned {
     pub fn read(kind: NodeKind, content: &[u8]) -> Option<Assigned> {
         let resource = resource(kind, content)?;
-        let text = |name| resource.get(name)?.as_str().filter(|s| is_id(s));
+        let text = |name| resource.get(name)?.as_str();
         Some(Assigned {
-            id: text(id_member(kind))?.to_owned(),
-            rn: text("rn").filter(|rn| !rn.contains('/'))?.to_owned(),
+            id: text(id_member(kind))
+                .filter(|id| is_id(kind, id))?
+                .to_owned(),
+            rn: text("rn").filter(|rn| is_rn(rn))?.to_owned(),
         })
     }
 }
@@ -73,7 +75,22 @@ fn resource(kind: NodeKind, content: &[u8]) -> Option<serde_json::Map<String, Va
     }
 }
 
-/// An id the repository can hold: non-empty, at most 256 printable characters.
-fn is_id(s: &str) -> bool {
-    !s.is_empty() && s.len() <= 256 && !s.chars().any(char::is_control)
+/// An assigned id the gateway enrols: an AE-ID `C…` or `S…`, a CSE-ID `/…`, followed by at
+/// least one and at most 255 unreserved characters (RFC 3986: letters, digits, `-._~`) — no
+/// bare `C` or `S`, which registrants send, and nothing a topic or path would read otherwise.
+fn is_id(kind: NodeKind, id: &str) -> bool {
+    let rest = match kind {
+        NodeKind::Ae => id.strip_prefix('C').or_else(|| id.strip_prefix('S')),
+        NodeKind::Cse => id.strip_prefix('/'),
+    };
+    rest.is_some_and(|r| (1..=255).contains(&r.len()) && r.chars().all(is_unreserved))
+}
+
+/// A resource name: unreserved characters only, not `.` or `..`.
+fn is_rn(rn: &str) -> bool {
+    (1..=255).contains(&rn.len()) && rn != "." && rn != ".." && rn.chars().all(is_unreserved)
+}
+
+fn is_unreserved(c: char) -> bool {
+    c.is_ascii_alphanumeric() || "-._~".contains(c)
 }

@@ -80,8 +80,8 @@ pub enum Completed {
 pub enum RegistrationError {
     #[error("the CSE accepted the registration but its answer names no {0}")]
     NoAssignedId(&'static str),
-    #[error("the CSE assigned {0:?}, which the repository holds as a configured node")]
-    Taken(String),
+    #[error("the CSE assigned {0:?}, which may not be enrolled: {1}")]
+    Taken(String, String),
     #[error("the repository could not record the registration: {0}")]
     Store(#[from] StoreError),
 }
@@ -118,26 +118,59 @@ impl Registrar {
     fn enrol(&self, r: &Registration, content: &[u8]) -> Result<Completed, RegistrationError> {
         let assigned = Assigned::read(r.kind, content)
             .ok_or(RegistrationError::NoAssignedId(content::id_member(r.kind)))?;
-        let nodes = self.repository.nodes();
-        if nodes
-            .get(&assigned.id)?
-            .is_some_and(|n| n.registered.is_none())
-        {
-            return Err(RegistrationError::Taken(assigned.id));
-        }
         let mut node = Node::new(&assigned.id, r.kind, r.groups.clone(), unix_now());
         node.registrar.clone_from(&r.registrar);
         node.registered = Some(Registered {
             at: unix_now(),
             source: r.peer.addr.to_string(),
             protocol: r.peer.protocol.as_str().to_owned(),
-            identity: r.peer.tls_identity.clone(),
+            // A transit AE is its registrar's: the registrar relation governs, not a binding
+            // to the CSE's certificate.
+            identity: match r.registrar {
+                Some(_) => None,
+                None => r.peer.tls_identity.clone(),
+            },
             requested: r.requested.clone(),
             resource: format!("{}/{}", r.parent, assigned.rn),
             policies: r.policies.clone(),
         });
-        self.repository.apply(&Batch::new().put_node(node))?;
+        let identity = node.bound_identity().map(str::to_owned);
+        let (id, kind) = (assigned.id.clone(), r.kind);
+        self.repository
+            .put_node_if(node, |existing, bound| {
+                may_enrol(&id, kind, identity.as_deref(), existing, bound)
+            })
+            .map_err(|e| match e {
+                StoreError::Invalid { detail, .. } => {
+                    RegistrationError::Taken(assigned.id.clone(), detail)
+                }
+                e => RegistrationError::Store(e),
+            })?;
         Ok(Completed::Enrolled(assigned.id))
+    }
+}
+
+/// Whether the id `id` may be enrolled as a node of `kind` bound to `identity`: not over a
+/// configured node, nor over a registered one that is not the same registrant again (same
+/// kind, same certificate identity or none both times); and a certificate binds one id only.
+fn may_enrol(
+    id: &str,
+    kind: NodeKind,
+    identity: Option<&str>,
+    existing: Option<&Node>,
+    bound: Option<&str>,
+) -> Result<(), String> {
+    if let Some(existing) = existing {
+        let again = existing.registered.is_some()
+            && existing.kind == kind
+            && existing.bound_identity() == identity;
+        if !again {
+            return Err(format!("{id:?} is held by another node"));
+        }
+    }
+    match bound {
+        Some(other) if other != id => Err(format!("the certificate is bound to {other:?}")),
+        _ => Ok(()),
     }
 }
 

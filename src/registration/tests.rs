@@ -80,7 +80,7 @@ fn a_configured_node_is_never_overwritten_by_a_registration() {
     let (registrar, nodes) = registrar();
     let taken = br#"{"m2m:ae": {"aei": "CAdmin", "rn": "admin"}}"#;
     let done = registrar.complete(&registration(None), Some(2001), taken);
-    assert!(matches!(done, Err(RegistrationError::Taken(id)) if id == "CAdmin"));
+    assert!(matches!(done, Err(RegistrationError::Taken(id, _)) if id == "CAdmin"));
     assert!(nodes.get("CAdmin").unwrap().unwrap().registered.is_none());
 }
 
@@ -116,4 +116,40 @@ fn what_the_registrant_asks_for_is_read_from_json_only() {
         Asked::default()
     );
     assert_eq!(Asked::read(NodeKind::Ae, b"\xa1\x61x"), Asked::default());
+}
+
+#[test]
+fn a_registered_node_is_not_taken_over_by_another_registrant() {
+    let (registrar, nodes) = registrar();
+    registrar
+        .complete(&registration(Some("meter-07")), Some(2001), ACCEPTED)
+        .unwrap();
+    // The CSE names the same id for another registrant (another certificate, or none).
+    for identity in [Some("meter-08"), None] {
+        let done = registrar.complete(&registration(identity), Some(2001), ACCEPTED);
+        assert!(
+            matches!(done, Err(RegistrationError::Taken(..))),
+            "{identity:?}"
+        );
+    }
+    assert_eq!(
+        nodes.get("CAE1").unwrap().unwrap().bound_identity(),
+        Some("meter-07")
+    );
+    // The same registrant again (the CSE lost its AE): enrolled anew.
+    let again = registrar.complete(&registration(Some("meter-07")), Some(2001), ACCEPTED);
+    assert_eq!(again.unwrap(), Completed::Enrolled("CAE1".into()));
+}
+
+#[test]
+fn a_certificate_binds_one_id_only() {
+    let (registrar, nodes) = registrar();
+    registrar
+        .complete(&registration(Some("meter-07")), Some(2001), ACCEPTED)
+        .unwrap();
+    let second = br#"{"m2m:ae": {"aei": "CAE2", "rn": "second"}}"#;
+    let done = registrar.complete(&registration(Some("meter-07")), Some(2001), second);
+    assert!(matches!(done, Err(RegistrationError::Taken(..))));
+    assert!(nodes.get("CAE2").unwrap().is_none());
+    assert_eq!(nodes.bound_to("meter-07").unwrap().as_deref(), Some("CAE1"));
 }

@@ -10,6 +10,7 @@
 //! whole or not at all.
 
 mod batch;
+mod bindings;
 mod keys;
 mod memory;
 mod nodes;

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use moka::sync::Cache;
 use tokio::sync::broadcast;
 
+use super::bindings::Bindings;
 use super::{Batch, Change, Node, NodeSeed, NodeStatus, Store, StoreError};
 
 pub struct Nodes {
@@ -20,6 +21,7 @@ pub struct Nodes {
     cache: Cache<String, Option<Arc<Node>>>,
     write: RwLock<()>,
     changes: broadcast::Sender<String>,
+    bindings: Bindings,
 }
 
 /// Status changes buffered per subscriber; one that falls further behind is told it lagged.
@@ -32,6 +34,7 @@ impl Nodes {
             cache: Cache::new(capacity),
             write: RwLock::new(()),
             changes: broadcast::channel(STATUS_CHANGES_BUFFER).0,
+            bindings: Bindings::default(),
         }
     }
 
@@ -60,15 +63,16 @@ impl Nodes {
         self.store.nodes()
     }
 
-    /// The node that registered with the certificate identity `identity`, if one is enrolled.
-    /// Reads every record: for registrations, which are rare, not for requests.
+    /// The node that registered with the certificate identity `identity`, if one is enrolled
+    /// (from memory; see [`Bindings`]).
     pub fn bound_to(&self, identity: &str) -> Result<Option<String>, StoreError> {
-        Ok(self
-            .store
-            .nodes()?
-            .into_iter()
-            .find(|n| n.bound_identity() == Some(identity))
-            .map(|n| n.id))
+        self.bindings.get(self.store.as_ref(), identity)
+    }
+
+    /// The repository's record itself, for a check made under the write lock of
+    /// [`Nodes::apply_with`] (in its `write`).
+    pub(super) fn record(&self, id: &str) -> Result<Option<Node>, StoreError> {
+        self.store.node(id)
     }
 
     /// Sets a node's status; `None` when the node is unknown.
@@ -123,18 +127,23 @@ impl Nodes {
         let mut changed = Vec::new();
         {
             let _write = self.write.write().unwrap_or_else(|e| e.into_inner());
+            let mut before = Vec::new();
             for change in batch.changes() {
                 let (id, after) = match change {
-                    Change::PutNode(node) => (&node.id, Some(node.status)),
+                    Change::PutNode(node) => (&node.id, Some(node)),
                     Change::RemoveNode(id) => (id, None),
                     _ => continue,
                 };
-                let before = self.store.node(id)?.map(|n| n.status);
-                if before.is_some() && before != after {
+                let old = self.store.node(id)?;
+                if old.is_some() && old.as_ref().map(|n| n.status) != after.map(|n| n.status) {
                     changed.push(id.clone());
                 }
+                before.push((old, after));
             }
             write()?;
+            for (old, after) in &before {
+                self.bindings.changed(old.as_ref(), *after);
+            }
             for change in batch.changes() {
                 match change {
                     Change::PutNode(node) => self

@@ -5,7 +5,7 @@
 
 use std::sync::Arc;
 
-use super::{Batch, Keys, Nodes, StoreError};
+use super::{Batch, Keys, Node, Nodes, StoreError};
 
 pub struct Repository {
     nodes: Arc<Nodes>,
@@ -21,6 +21,31 @@ impl Repository {
     /// Applies `batch`: checked, written and flushed at once, then in force.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
         self.nodes.apply_with(batch, || self.keys.apply_all(batch))
+    }
+
+    /// Puts `node` into the repository only if `allowed` says so of what holds its id and
+    /// its certificate identity now (the node record, the id the identity is bound to): the
+    /// check and the write are one step, so two registrations cannot both pass it.
+    pub fn put_node_if(
+        &self,
+        node: Node,
+        allowed: impl FnOnce(Option<&Node>, Option<&str>) -> Result<(), String>,
+    ) -> Result<(), StoreError> {
+        let id = node.id.clone();
+        let identity = node.bound_identity().map(str::to_owned);
+        let batch = Batch::new().put_node(node);
+        self.nodes.apply_with(&batch, || {
+            let existing = self.nodes.record(&id)?;
+            let bound = match &identity {
+                Some(identity) => self.nodes.bound_to(identity)?,
+                None => None,
+            };
+            allowed(existing.as_ref(), bound.as_deref()).map_err(|detail| StoreError::Invalid {
+                record: format!("node {id:?}"),
+                detail,
+            })?;
+            self.keys.apply_all(&batch)
+        })
     }
 
     pub fn nodes(&self) -> &Arc<Nodes> {

@@ -109,7 +109,10 @@ impl HttpBinding {
         ids: &reply::Ids,
         protocol: Protocol,
     ) -> Response<Body> {
-        let (parts, body) = response.into_parts();
+        let (mut parts, body) = response.into_parts();
+        // The body is sent whole, as read: hyper sets its length.
+        parts.headers.remove(http::header::CONTENT_LENGTH);
+        parts.headers.remove(http::header::TRANSFER_ENCODING);
         let rsc = parts
             .headers
             .get("x-m2m-rsc")

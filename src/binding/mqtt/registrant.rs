@@ -23,17 +23,20 @@ pub const MAX_IN_FLIGHT: usize = 16;
 
 #[derive(Default)]
 pub struct InFlight {
-    by_rqi: HashMap<String, FollowUp>,
+    /// By `rqi`: the request topic's originator (the answer must come on its response topic)
+    /// and what the answer completes.
+    by_rqi: HashMap<String, (String, FollowUp)>,
 }
 
 impl InFlight {
     /// Remembers `follow_up` for the answer to request `rqi`; `false` when the session has
     /// [`MAX_IN_FLIGHT`] already.
-    pub fn insert(&mut self, rqi: &str, follow_up: FollowUp) -> bool {
+    pub fn insert(&mut self, rqi: &str, originator: &str, follow_up: FollowUp) -> bool {
         if self.by_rqi.len() >= MAX_IN_FLIGHT && !self.by_rqi.contains_key(rqi) {
             return false;
         }
-        self.by_rqi.insert(rqi.to_owned(), follow_up);
+        self.by_rqi
+            .insert(rqi.to_owned(), (originator.to_owned(), follow_up));
         true
     }
 
@@ -45,9 +48,7 @@ impl InFlight {
             return None;
         }
         let parts = topic::onem2m(&p.topic)?;
-        let cse = b.cse_id.trim_start_matches('/');
-        let from_cse = parts.receiver.as_deref().map(|r| r.trim_start_matches('/')) == Some(cse);
-        if !from_cse || !matches!(parts.kind, "resp" | "reg_resp") {
+        if !is_cse_answer(b, &parts) {
             return None;
         }
         let format = if p.topic.ends_with("/cbor") {
@@ -56,7 +57,12 @@ impl InFlight {
             Format::Json
         };
         let object = decode::parse(&p.payload, format).ok()?;
-        let follow_up = self.by_rqi.remove(object.get("rqi")?.as_str()?)?;
+        let rqi = object.get("rqi")?.as_str()?;
+        let (originator, _) = self.by_rqi.get(rqi)?;
+        if parts.originator.as_deref() != Some(originator.as_str()) {
+            return None;
+        }
+        let (_, follow_up) = self.by_rqi.remove(rqi)?;
         let rsc = object
             .get("rsc")
             .and_then(Value::as_u64)
@@ -78,4 +84,20 @@ impl InFlight {
             }
         }
     }
+}
+
+/// Whether a topic is a response topic (`resp`, `reg_resp`) whose receiver — the one that
+/// answers — is the gateway's CSE, written exactly as TS-0010 writes it (the CSE-ID without
+/// its leading `/`). Only the CSE, through the broker, publishes there.
+pub fn is_cse_answer(b: &MqttBinding, parts: &crate::primitive::OneM2mTopic) -> bool {
+    matches!(parts.kind, "resp" | "reg_resp")
+        && parts.receiver.as_deref() == Some(b.cse_id.trim_start_matches('/'))
+}
+
+/// Whether a client's publish on `parts` would answer as the gateway's CSE, in any spelling of
+/// its id (`id-in`, `:id-in`, `::id-in`): refused, never forwarded.
+pub fn impersonates_cse(b: &MqttBinding, parts: &crate::primitive::OneM2mTopic) -> bool {
+    let stem = |id: &str| id.trim_start_matches(['/', ':']).to_owned();
+    matches!(parts.kind, "resp" | "reg_resp")
+        && parts.receiver.as_deref().map(stem) == Some(stem(&b.cse_id))
 }

@@ -66,6 +66,8 @@ pub enum End {
     KeepAlive,
     #[error("node is no longer active")]
     Deactivated,
+    #[error("node deregistered")]
+    Deregistered,
     #[error("gateway shutting down")]
     Shutdown,
     #[error("timed out waiting for {0}")]
@@ -117,7 +119,7 @@ where
     let mut session = Session {
         b,
         peer,
-        connected_as: originator.clone(),
+        deregistered: false,
         originator,
         admission,
         in_flight: InFlight::default(),
@@ -148,6 +150,41 @@ where
         .await
 }
 
+/// Ends a session whose answers are flushed: it lingers half a second (what the client sends
+/// meanwhile is read and dropped), so that the client has read the last answer before the end
+/// of the stream — some clients drop what they read together with it — then sends FIN and
+/// reads on for at most a second, so that closing does not reset the connection.
+async fn end_gracefully<S: AsyncRead + AsyncWrite + Unpin>(
+    mut client: S,
+    mut from_client: Frames,
+) -> End {
+    use tokio::io::AsyncWriteExt;
+    drain(&mut client, &mut from_client, LINGER).await;
+    let _ = client.shutdown().await;
+    drain(&mut client, &mut from_client, Duration::from_secs(1)).await;
+    End::Deregistered
+}
+
+/// Reads and drops what the client sends, until it closes or `within` passed.
+async fn drain<S: AsyncRead + Unpin>(client: &mut S, frames: &mut Frames, within: Duration) {
+    let read = async {
+        while frames.fill(client).await.is_ok() {
+            loop {
+                match frames.next_packet() {
+                    Ok(Some(_)) => {}
+                    Ok(None) => break,
+                    // Malformed or over the size limit: stop reading (the buffer stays bounded).
+                    Err(_) => return,
+                }
+            }
+        }
+    };
+    let _ = timeout(within, read).await;
+}
+
+/// How long a session whose node deregistered stays open after the answer.
+const LINGER: Duration = Duration::from_millis(500);
+
 /// What to do after a client packet.
 enum Flow {
     Continue,
@@ -161,8 +198,8 @@ struct Session<'a> {
     /// A registrant's session becomes a node's when its registration completes (and a
     /// registrant's again when it deregisters).
     admission: Admission,
-    /// The originator CONNECT bound.
-    connected_as: String,
+    /// Set when the session's node deregistered: the session ends after the answer.
+    deregistered: bool,
     in_flight: InFlight,
     /// Filters the broker granted: the gateway's answers reach the client only through these.
     granted: HashSet<String>,
@@ -266,6 +303,9 @@ impl Session<'_> {
             if let Flow::Disconnect = flow {
                 return End::Disconnected;
             }
+            if self.deregistered {
+                return end_gracefully(client, from_client).await;
+            }
         }
     }
 
@@ -350,6 +390,13 @@ impl Session<'_> {
         if topic::is_request(&p.topic) {
             return self.request(p).await;
         }
+        // Only the CSE answers as the CSE (and the gateway reads those answers to enrol).
+        if topic::onem2m(&p.topic).is_some_and(|parts| registrant::impersonates_cse(self.b, &parts))
+        {
+            let about = self.about(&p.topic).op(TopicAction::Publish.as_str());
+            self.b.decider.refuse(about, Refusal::AnswersAsCse);
+            return self.drop_publish(&p);
+        }
         let request = self.topic_request(TopicAction::Publish, &p.topic);
         match self.b.decider.decide_topic(&request, self.admission) {
             Decision::Allow(permitted) => {
@@ -429,7 +476,10 @@ impl Session<'_> {
         match decision {
             Decision::Allow(mut permitted) => {
                 if let Some(follow_up) = permitted.take_follow_up() {
-                    if !self.in_flight.insert(&primitive.rqi, follow_up) {
+                    if !self
+                        .in_flight
+                        .insert(&primitive.rqi, &t.originator, follow_up)
+                    {
                         drop(permitted);
                         let about = self.about(&p.topic).op(op).rqi(&primitive.rqi);
                         let refusal = Refusal::TooManyInFlight(registrant::MAX_IN_FLIGHT);
@@ -459,12 +509,11 @@ impl Session<'_> {
                 self.originator = id;
                 self.admission = Admission::Node;
             }
-            // Its own deregistration: the session is what a new CONNECT would be, a
-            // registrant's again (the answer still reaches it).
+            // Its own deregistration: the session ends once the answer is out (what it was
+            // granted as the node must not outlive the node).
             Some(Completed::Removed(id)) if id == self.originator => {
-                tracing::info!(node.id = %id, registrant = %self.connected_as, proto = "mqtt", "deregistered: session back to registration only");
-                self.originator.clone_from(&self.connected_as);
-                self.admission = Admission::Registrant;
+                tracing::info!(node.id = %id, proto = "mqtt", "deregistered: session ends");
+                self.deregistered = true;
             }
             _ => {}
         }
