@@ -119,13 +119,16 @@ impl Gateway {
             ));
         let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
         let targets = resolver(&config)?;
-        let decider = Arc::new(Decider::new(
-            guard,
-            metrics.clone(),
-            recorder,
-            targets,
-            tokens.request_info(),
-        ));
+        let decider = Arc::new(
+            Decider::new(
+                guard,
+                metrics.clone(),
+                recorder,
+                targets,
+                tokens.request_info(),
+            )
+            .with_mode(config.gateway.mode),
+        );
         let h = &config.http;
         let binding = Arc::new(HttpBinding::new(h, decider.clone())?);
 

@@ -23,6 +23,7 @@ use std::time::Duration;
 use http::Uri;
 use rustls_pki_types::CertificateDer;
 
+use crate::decision::Mode;
 use crate::guard::token::TokensConfig;
 use crate::guard::ChecksConfig;
 use crate::store::{NodeKind, NodeSeed};
@@ -91,6 +92,8 @@ pub struct GatewayConfig {
     pub resolve_cache_entries: u64,
     pub data_dir: PathBuf,
     pub node_cache_capacity: u64,
+    /// Enforce decisions, or only record them (see [`crate::decision::Mode`]).
+    pub mode: crate::decision::Mode,
 }
 
 impl GatewayConfig {
@@ -279,7 +282,19 @@ impl Validator {
             100_000,
             16..=100_000_000,
         );
+        let mode = match raw.mode.as_deref() {
+            None | Some("enforce") => Mode::Enforce,
+            Some("observe") => Mode::Observe,
+            Some(other) => {
+                self.err(
+                    "gateway.mode",
+                    format!("{other:?} is not a mode (expected \"enforce\" or \"observe\")"),
+                );
+                Mode::Enforce
+            }
+        };
         GatewayConfig {
+            mode,
             cse_id: raw.cse_id,
             cse_name: raw.cse_name,
             sp_id: raw.sp_id,

@@ -106,8 +106,8 @@ impl Guard {
             identity::check_claim(&t.originator, &t.peer)?;
             let node = status::check(&self.nodes, &t.originator)?;
             let bundle = self.policies.current();
-            let ids = self.evaluator.check_topic(&bundle, t, &node, now)?;
-            Ok(Permit::new(ids, Vec::new()))
+            let allowed = self.evaluator.check_topic(&bundle, t, &node, now)?;
+            Ok(Permit::new(allowed.ids, Vec::new()).observing(allowed.would_deny))
         };
         match run() {
             Ok(permit) => Verdict::Allow(permit),
@@ -120,8 +120,8 @@ impl Guard {
         let node = status::check(&self.nodes, &p.fr)?;
         let findings = self.checks.run(p, &node, now)?;
         let bundle = self.policies.current();
-        let ids = self.evaluator.check(&bundle, p, &node, &findings, now)?;
-        Ok(Permit::new(ids, self.checks.insert(p)?))
+        let allowed = self.evaluator.check(&bundle, p, &node, &findings, now)?;
+        Ok(Permit::new(allowed.ids, self.checks.insert(p)?).observing(allowed.would_deny))
     }
 }
 

@@ -8,6 +8,11 @@
 //! reused only when every input is the same: the same policy bundle and node record (by
 //! pointer: a reload or a node change makes new ones), operation, target, `ty`, source address,
 //! protocol, authentication, and — when any policy reads `context.time` — the same second.
+//!
+//! `@observe` policies: the enforced set decides; when the bundle has `@observe` policies
+//! (all `forbid`, see [`crate::policy`]) and the enforced set allows, the full set is decided
+//! too, and a denial there is the request's would-be denial ([`Allowed::would_deny`]), cached
+//! with the rest of the outcome. Without `@observe` policies nothing more is evaluated.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -18,8 +23,8 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Request,
-    RestrictedExpression, Schema,
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    PolicySet, Request, RestrictedExpression, Schema,
 };
 use moka::sync::Cache;
 
@@ -77,7 +82,15 @@ struct DecisionKey {
 struct CachedDecision {
     bundle: Arc<PolicyBundle>,
     node: Arc<Node>,
-    outcome: Result<Vec<String>, Denial>,
+    outcome: Result<Allowed, Denial>,
+}
+
+/// What the policies allowed: the permitting policy ids, and the denial the `@observe`
+/// policies would add (they forbid what the enforced ones allow).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allowed {
+    pub ids: Vec<String>,
+    pub would_deny: Option<Denial>,
 }
 
 /// Decisions remembered at most.
@@ -138,7 +151,8 @@ impl Evaluator {
         }
     }
 
-    /// Decides `p` from `node` under `bundle`; returns the ids of the permitting policies.
+    /// Decides `p` from `node` under `bundle`; returns the ids of the permitting policies and
+    /// what `@observe` policies would deny.
     pub fn check(
         &self,
         bundle: &Arc<PolicyBundle>,
@@ -146,7 +160,7 @@ impl Evaluator {
         node: &Arc<Node>,
         findings: &Findings,
         now: SystemTime,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let key = DecisionKey {
             node: node.id.clone(),
@@ -183,7 +197,7 @@ impl Evaluator {
         t: &TopicRequest,
         node: &Arc<Node>,
         now: SystemTime,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let key = TopicKey {
             node: node.id.clone(),
@@ -207,7 +221,7 @@ impl Evaluator {
             principal: node.id.clone(),
         };
         let outcome =
-            built.and_then(|(request, entities)| self.authorize(bundle, &request, &entities, what));
+            built.and_then(|(request, entities)| self.decide(bundle, &request, &entities, what));
         let cached = CachedDecision {
             bundle: bundle.clone(),
             node: node.clone(),
@@ -266,7 +280,7 @@ impl Evaluator {
         node: &Arc<Node>,
         findings: &Findings,
         now: SystemTime,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let (request, entities) = self
             .build(p, node, findings, now, None)
             .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))?;
@@ -275,21 +289,36 @@ impl Evaluator {
             resource: p.to.clone(),
             principal: p.fr.clone(),
         };
-        self.authorize(bundle, &request, &entities, what)
+        self.decide(bundle, &request, &entities, what)
+    }
+
+    /// The enforced set's decision and, when it allows and the bundle has `@observe` policies,
+    /// the full set's denial as the would-be denial.
+    fn decide(
+        &self,
+        bundle: &PolicyBundle,
+        request: &Request,
+        entities: &Entities,
+        no_permit: impl Fn() -> Reason,
+    ) -> Result<Allowed, Denial> {
+        let ids = self.authorize(&bundle.set, request, entities, &no_permit)?;
+        let would_deny = bundle
+            .full
+            .as_ref()
+            .and_then(|full| self.authorize(full, request, entities, &no_permit).err());
+        Ok(Allowed { ids, would_deny })
     }
 
     /// One Cedar decision: the permitting policy ids, or the denial (`no_permit` is the reason
     /// when no policy permits).
     fn authorize(
         &self,
-        bundle: &PolicyBundle,
+        set: &PolicySet,
         request: &Request,
         entities: &Entities,
         no_permit: impl FnOnce() -> Reason,
     ) -> Result<Vec<String>, Denial> {
-        let response = self
-            .authorizer
-            .is_authorized(request, &bundle.set, entities);
+        let response = self.authorizer.is_authorized(request, set, entities);
         let mut ids: Vec<String> = response
             .diagnostics()
             .reason()

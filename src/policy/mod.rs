@@ -4,6 +4,12 @@
 //! [`PolicyBundle`] (schema + policy set) behind a [`Policies`] handle whose readers never
 //! block. Invariant: only a bundle that parsed and validated in full is ever installed; a
 //! failed reload keeps the previous bundle and returns every error, located by file and line.
+//!
+//! A policy annotated `@observe` is loaded but not enforced: [`PolicyBundle::set`] holds the
+//! enforced policies, [`PolicyBundle::full`] all of them (only when some are `@observe`), so
+//! that the guard can record what the observed ones would deny. Only `forbid` policies may be
+//! `@observe` (refused at load otherwise): an observed forbid can only turn an allow into a
+//! would-be denial, so the enforced decision never depends on it.
 
 mod load;
 
@@ -22,7 +28,13 @@ pub const SCHEMA_FILE: &str = "m2mguard.cedarschema";
 /// A schema and the policies that validated against it.
 pub struct PolicyBundle {
     pub schema: Schema,
+    /// The enforced policies: all but the `@observe` ones.
     pub set: PolicySet,
+    /// Every policy, `@observe` ones included; `None` when no policy is `@observe` (then
+    /// nothing more is evaluated).
+    pub full: Option<PolicySet>,
+    /// The ids of the `@observe` policies, sorted.
+    pub observing: Vec<String>,
     /// Number of policies and templates, for status lines.
     pub count: usize,
     /// Whether any policy reads `context.time`. When none does, a decision does not depend on

@@ -116,6 +116,9 @@ pub struct Record {
     pub outcome: Outcome,
     /// How long the guard took, where it ran.
     pub decided_in: Option<Duration>,
+    /// For an allowed request (`Allowed`, `Failed`): the denial it escaped, because the
+    /// gateway is in observe mode or because the policies that would deny it are `@observe`.
+    pub would_deny: Option<Denial>,
     /// Records left out just before this one by the queue it came through (0 outside queues;
     /// see [`Overflow`]).
     pub lost: u64,

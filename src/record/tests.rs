@@ -31,6 +31,7 @@ fn record(rqi: &str, outcome: Outcome) -> Record {
         about: about(rqi),
         outcome,
         decided_in: None,
+        would_deny: None,
         lost: 0,
     }
 }
