@@ -192,6 +192,20 @@ async fn in_observe_mode_unknown_denied_and_unsigned_requests_reach_the_upstream
         1
     );
 
+    // A resource id with no resolver configured: forwarded as sent, for the CSE to resolve;
+    // for an unknown sender the status stage is what would deny.
+    for (fr, rqi, stage) in [
+        ("Cmeter", "by-id", Stage::Target),
+        ("Cnobody", "by-id-unknown", Stage::Status),
+    ] {
+        let (through, direct) = both(addr, up.addr, get(fr, rqi, "/~/id-in/cnt123")).await;
+        same(&through, &direct, rqi);
+        assert_eq!(through.json()["uri"], "/~/id-in/cnt123", "{through:?}");
+        answered_but_would_deny(&sink.one(rqi).await, stage);
+    }
+    assert_eq!(up.hits.load(Ordering::SeqCst), 10);
+    assert_eq!(counted(&gw, &would_deny("http", "retrieve", "target")), 1);
+
     // What protects the gateway is still enforced: a malformed request is refused.
     let malformed = http::Request::get(format!("http://{addr}/cse-in"))
         .header("X-M2M-RI", "malformed")
@@ -203,7 +217,7 @@ async fn in_observe_mode_unknown_denied_and_unsigned_requests_reach_the_upstream
         sink.one("malformed").await.outcome,
         Outcome::Refused(Refusal::Malformed(_))
     ));
-    assert_eq!(up.hits.load(Ordering::SeqCst), 6, "not forwarded");
+    assert_eq!(up.hits.load(Ordering::SeqCst), 10, "not forwarded");
 
     // Legitimate: an allowed request is allowed, with nothing it would be denied for.
     let answer = send(&client(), get("Cmeter", "legit", "/cse-in")(addr)).await;

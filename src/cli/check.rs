@@ -3,6 +3,7 @@
 use std::path::Path;
 
 use m2mguard::config::Config;
+use m2mguard::decision::Mode;
 use m2mguard::policy;
 
 use super::Failure;
@@ -23,12 +24,22 @@ pub fn check(path: &Path) -> Result<(), Failure> {
     match (config, policies) {
         (Some(config), Some(Ok(bundle))) if problems.is_empty() => {
             println!(
-                "{}: OK ({} policies in {}, {} nodes)",
+                "{}: OK ({} policies in {}, {} @observe; {} nodes)",
                 path.display(),
                 bundle.count,
                 config.policy_dir.display(),
+                bundle.observing.len(),
                 config.nodes.len()
             );
+            if !bundle.observing.is_empty() {
+                println!(
+                    "@observe (decided and counted, not enforced): {}",
+                    bundle.observing.join(", ")
+                );
+            }
+            if config.gateway.mode == Mode::Observe {
+                println!("mode = observe: nothing is enforced; what would be denied is forwarded and recorded as a would-be denial");
+            }
             Ok(())
         }
         _ => {
