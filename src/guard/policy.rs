@@ -10,9 +10,10 @@
 //! protocol, authentication, and — when any policy reads `context.time` — the same second.
 //!
 //! `@observe` policies: the enforced set decides; when the bundle has `@observe` policies
-//! (all `forbid`, see [`crate::policy`]) and the enforced set allows, the full set is decided
-//! too, and a denial there is the request's would-be denial ([`Allowed::would_deny`]), cached
-//! with the rest of the outcome. Without `@observe` policies nothing more is evaluated.
+//! (all `forbid`, see [`crate::policy`]) and the enforced set allows, they are decided on
+//! their own: one that matches (or fails to evaluate) is the request's would-be denial
+//! ([`Allowed::would_deny`]), cached with the rest of the outcome. Without `@observe` policies
+//! nothing more is evaluated.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -293,20 +294,33 @@ impl Evaluator {
     }
 
     /// The enforced set's decision and, when it allows and the bundle has `@observe` policies,
-    /// the full set's denial as the would-be denial.
+    /// what they would deny.
     fn decide(
         &self,
         bundle: &PolicyBundle,
         request: &Request,
         entities: &Entities,
-        no_permit: impl Fn() -> Reason,
+        no_permit: impl FnOnce() -> Reason,
     ) -> Result<Allowed, Denial> {
-        let ids = self.authorize(&bundle.set, request, entities, &no_permit)?;
-        let would_deny = bundle
-            .full
-            .as_ref()
-            .and_then(|full| self.authorize(full, request, entities, &no_permit).err());
+        let ids = self.authorize(&bundle.set, request, entities, no_permit)?;
+        let would_deny =
+            (bundle.observed.as_ref()).and_then(|set| self.observe(set, request, entities));
         Ok(Allowed { ids, would_deny })
+    }
+
+    /// The denial the observed forbids add to an allowed request: those that match, or the
+    /// first evaluation error (which would deny, as in [`Evaluator::authorize`]).
+    fn observe(&self, set: &PolicySet, request: &Request, entities: &Entities) -> Option<Denial> {
+        let response = self.authorizer.is_authorized(request, set, entities);
+        if let Some(error) = response.diagnostics().errors().next() {
+            let reason = Reason::PolicyEvaluation(error.to_string());
+            return Some(Denial::new(Stage::Policy, reason));
+        }
+        let mut policies: Vec<String> = (response.diagnostics().reason())
+            .map(ToString::to_string)
+            .collect();
+        policies.sort();
+        (!policies.is_empty()).then(|| Denial::new(Stage::Policy, Reason::Forbidden { policies }))
     }
 
     /// One Cedar decision: the permitting policy ids, or the denial (`no_permit` is the reason

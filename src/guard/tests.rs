@@ -532,3 +532,26 @@ fn an_observe_forbid_allows_and_reports_itself_the_same_from_the_cache() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn an_observe_forbid_that_fails_to_evaluate_is_a_would_be_denial_not_a_denial() {
+    let f = fixture();
+    let guard = guard_with_policy(
+        &f,
+        "permit (principal, action, resource);\n\
+         @id(\"overflow\")\n@observe\nforbid (principal, action, resource) when { context.time * 9223372036854775807 > 0 };\n",
+    );
+    match guard.decide(
+        &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
+        SystemTime::now(),
+    ) {
+        Verdict::Allow(permit) => assert!(
+            matches!(
+                permit.would_deny().map(|d| &d.reason),
+                Some(Reason::PolicyEvaluation(_))
+            ),
+            "{permit:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

@@ -47,18 +47,18 @@ pub fn load_dir(dir: &Path) -> Result<PolicyBundle, Vec<PolicyError>> {
         p.to_json()
             .map_or(true, |json| json.to_string().contains("\"time\""))
     });
-    let (set, full, observing) = split(set);
+    let (set, observed, observing) = split(set);
     Ok(PolicyBundle {
         schema,
         set,
-        full,
+        observed,
         observing,
         count,
         uses_time,
     })
 }
 
-/// The enforced policies, all of them when any is `@observe` (else `None`), and the ids of
+/// The enforced policies, the `@observe` ones (`None` when there are none), and the ids of
 /// the `@observe` ones.
 fn split(all: PolicySet) -> (PolicySet, Option<PolicySet>, Vec<String>) {
     let mut observing: Vec<String> = all
@@ -70,12 +70,16 @@ fn split(all: PolicySet) -> (PolicySet, Option<PolicySet>, Vec<String>) {
         return (all, None, observing);
     }
     observing.sort();
-    let mut enforced = PolicySet::new();
-    for policy in all.policies().filter(|p| p.annotation(OBSERVE).is_none()) {
-        // Ids are unique in `all`, so adding to a subset cannot fail.
-        let _ = enforced.add(policy.clone());
+    let (mut enforced, mut observed) = (PolicySet::new(), PolicySet::new());
+    for policy in all.policies() {
+        let into = match policy.annotation(OBSERVE) {
+            Some(_) => &mut observed,
+            None => &mut enforced,
+        };
+        // Ids are unique in `all`, so adding to a part of it cannot fail.
+        let _ = into.add(policy.clone());
     }
-    (enforced, Some(all), observing)
+    (enforced, Some(observed), observing)
 }
 
 /// The annotation of a policy that is decided and recorded, not enforced.

@@ -5,11 +5,12 @@
 //! block. Invariant: only a bundle that parsed and validated in full is ever installed; a
 //! failed reload keeps the previous bundle and returns every error, located by file and line.
 //!
-//! A policy annotated `@observe` is loaded but not enforced: [`PolicyBundle::set`] holds the
-//! enforced policies, [`PolicyBundle::full`] all of them (only when some are `@observe`), so
-//! that the guard can record what the observed ones would deny. Only `forbid` policies may be
-//! `@observe` (refused at load otherwise): an observed forbid can only turn an allow into a
-//! would-be denial, so the enforced decision never depends on it.
+//! A policy annotated `@observe` is loaded (and validated) but not enforced:
+//! [`PolicyBundle::set`] holds the enforced policies, [`PolicyBundle::observed`] the `@observe`
+//! ones, so that the guard can record what they would deny. Only `forbid` policies may be
+//! `@observe` (refused at load otherwise). So the full set allows exactly when the enforced set
+//! allows and no observed forbid matches (or fails to evaluate, which denies): deciding the
+//! observed forbids on their own gives the full set's answer at the cost of those policies.
 
 mod load;
 
@@ -30,9 +31,9 @@ pub struct PolicyBundle {
     pub schema: Schema,
     /// The enforced policies: all but the `@observe` ones.
     pub set: PolicySet,
-    /// Every policy, `@observe` ones included; `None` when no policy is `@observe` (then
-    /// nothing more is evaluated).
-    pub full: Option<PolicySet>,
+    /// The `@observe` policies (all `forbid`); `None` when there are none (then nothing more
+    /// is evaluated).
+    pub observed: Option<PolicySet>,
     /// The ids of the `@observe` policies, sorted.
     pub observing: Vec<String>,
     /// Number of policies and templates, for status lines.

@@ -144,8 +144,8 @@ fn observe_forbids_are_split_off_the_enforced_set() {
     };
     assert_eq!(ids(&bundle.set), ["all", "old-rule"], "enforced");
     assert_eq!(
-        ids(bundle.full.as_ref().expect("a full set")),
-        ["all", "new-rule", "old-rule"]
+        ids(bundle.observed.as_ref().expect("an observed set")),
+        ["new-rule"]
     );
 }
 
@@ -153,7 +153,7 @@ fn observe_forbids_are_split_off_the_enforced_set() {
 fn without_observe_policies_there_is_no_second_set() {
     let dir = dir_with(&[("a.cedar", "permit(principal, action, resource);\n")]);
     let bundle = load_dir(dir.path()).unwrap();
-    assert!(bundle.full.is_none() && bundle.observing.is_empty());
+    assert!(bundle.observed.is_none() && bundle.observing.is_empty());
     assert_eq!(bundle.set.policies().count(), 1);
 }
 
