@@ -7,7 +7,8 @@
 //! the guard allowed is recorded once its forward has ended (the [`Pending`] record travels
 //! with the permitted request), so that an allowed request whose upstream is down is one
 //! record, not two. What the sender is told is built from the same outcome, in one place
-//! ([`Answer`]).
+//! ([`Answer`]). An allowed request that would have been denied (observe mode, `@observe`
+//! policies) carries that denial in [`Record::would_deny`]; the sinks count and log it as such.
 //!
 //! Sinks: the metrics and the log are sinks of every record, called on the request path; a
 //! consumer that must see every record (the demo, the audit log) attaches a bounded [`Queue`]
