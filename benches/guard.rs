@@ -54,6 +54,7 @@ fn guard_with(dir: &Path, policies: &Path) -> Guard {
             id: "Cmeter-01".into(),
             kind: NodeKind::Ae,
             groups: vec!["devices".into(), "meters".into()],
+            registrar: None,
         }])
         .unwrap();
     let policies = Policies::load(policies).unwrap();

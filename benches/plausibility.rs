@@ -90,6 +90,8 @@ fn stage(c: &mut Criterion) {
         status: NodeStatus::Active,
         groups: vec!["devices".into(), "trackers".into()],
         status_changed_at: 0,
+        registrar: None,
+        registered: None,
     };
     let inside = r#"{"m2m:cin":{"cnf":"application/json","con":{"lat":52.52,"lon":13.405}}}"#;
     let as_text =

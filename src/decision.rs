@@ -19,10 +19,11 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::guard::{Addition, Denial, Guard, Permit, Verdict};
+use crate::guard::{Addition, Admission, Denial, Guard, Permit, Verdict};
 use crate::metrics::Metrics;
-use crate::primitive::{Peer, Primitive, TopicRequest};
+use crate::primitive::{Peer, Primitive, Protocol, TopicRequest};
 use crate::record::{About, Answer, Forward, Outcome, Pending, Record, Recorder, Refusal};
+use crate::registration::{Completed, FollowUp, Registrar};
 use crate::target::resolve::Resolver;
 use crate::target::Addressing;
 
@@ -39,6 +40,7 @@ pub enum Mode {
 pub struct Decider {
     mode: Mode,
     guard: Arc<Guard>,
+    registrar: Registrar,
     metrics: Arc<Metrics>,
     recorder: Arc<Recorder>,
     targets: Resolver,
@@ -84,6 +86,12 @@ impl<T> Permitted<T> {
         &self.permit
     }
 
+    /// What the binding must complete once the upstream answered
+    /// ([`Decider::complete`]); taken once.
+    pub fn take_follow_up(&mut self) -> Option<FollowUp> {
+        self.permit.take_follow_up()
+    }
+
     pub fn request(&self) -> &T {
         &self.request
     }
@@ -110,6 +118,7 @@ impl<T> Permitted<T> {
 impl Decider {
     pub fn new(
         guard: Arc<Guard>,
+        registrar: Registrar,
         metrics: Arc<Metrics>,
         recorder: Arc<Recorder>,
         targets: Resolver,
@@ -118,6 +127,7 @@ impl Decider {
         Decider {
             mode: Mode::Enforce,
             guard,
+            registrar,
             metrics,
             recorder,
             targets,
@@ -200,6 +210,12 @@ impl Decider {
         self.decide_with(p, |now| self.guard.decide(p, now))
     }
 
+    /// Decides a request of a registrant's MQTT session: only a registration passes on to
+    /// the guard.
+    pub fn decide_registrant(&self, p: &Primitive) -> Decision {
+        self.decide_with(p, |now| self.guard.decide_registrant(p, now))
+    }
+
     /// Decides `p`, which must come from each originator in `bound` (see
     /// [`Guard::decide_bound`]), as [`Decider::decide`].
     pub fn decide_bound(&self, p: &Primitive, bound: &[(&'static str, &str)]) -> Decision {
@@ -229,19 +245,20 @@ impl Decider {
         self.observing() || self.guard.active(originator)
     }
 
-    /// Admits a session for `originator` (MQTT CONNECT): identity and node status. Recorded
-    /// under the operation `connect`; in observe mode a denial admits too, recorded as a
-    /// would-be denial.
-    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
+    /// Admits a session for `originator` (MQTT CONNECT): identity and node status; an
+    /// originator the repository does not know is admitted as a registrant (see
+    /// [`Admission`]). Recorded under the operation `connect`; in observe mode a denial admits
+    /// too (as a node's session), recorded as a would-be denial.
+    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<Admission, Denial> {
         let now = SystemTime::now();
         let started = Instant::now();
         let about = About::peer(peer).fr(originator).op("connect");
         let (admitted, would_deny) = match self.guard.admit(originator, peer) {
-            Err(denial) if self.observing() => (Ok(()), Some(denial)),
+            Err(denial) if self.observing() => (Ok(Admission::Node), Some(denial)),
             admitted => (admitted, None),
         };
         match &admitted {
-            Ok(()) => {
+            Ok(_) => {
                 let allowed = Outcome::Allowed {
                     policies: Vec::new(),
                     forward: Forward::Nothing,
@@ -256,17 +273,22 @@ impl Decider {
         admitted
     }
 
-    /// Whether a session admitted earlier may go on (identity and status now; always, in
-    /// observe mode); not recorded.
-    pub fn still_admitted(&self, originator: &str, peer: &Peer) -> bool {
-        self.observing() || self.guard.admit(originator, peer).is_ok()
+    /// Whether a session admitted earlier may go on (identity and status now); not recorded.
+    /// The same admission as before, that is: a node still active, a registrant still not a
+    /// node. Always, in observe mode.
+    pub fn still_admitted(&self, originator: &str, peer: &Peer, admission: Admission) -> bool {
+        self.observing() || self.guard.admit(originator, peer).ok() == Some(admission)
     }
 
-    /// Decides a publish or subscription on a topic now, as [`Decider::decide`].
-    pub fn decide_topic(&self, t: &TopicRequest) -> Decision {
+    /// Decides a publish or subscription on a topic now, as [`Decider::decide`]; for a
+    /// registrant's session, only its own registration responses pass.
+    pub fn decide_topic(&self, t: &TopicRequest, admission: Admission) -> Decision {
         let now = SystemTime::now();
         let started = Instant::now();
-        let verdict = self.guard.decide_topic(t, now);
+        let verdict = match admission {
+            Admission::Node => self.guard.decide_topic(t, now),
+            Admission::Registrant => self.guard.decide_registrant_topic(t),
+        };
         let about = About::peer(&t.peer)
             .fr(&t.originator)
             .op(t.action.as_str())
@@ -289,6 +311,38 @@ impl Decider {
         let answer = self.answer(&denial);
         self.record(about, Outcome::Denied(denial), SystemTime::now(), None);
         answer
+    }
+
+    /// Completes what a permitted request left to do, now that the upstream answered `rsc`
+    /// with `content`: enrols a registration the upstream accepted, removes a node whose
+    /// deregistration it accepted — durably, before the binding answers. `Err` is what the
+    /// registrant is told instead of the upstream's answer: the upstream accepted a
+    /// registration the gateway could not record (logged with the assigned id).
+    pub fn complete(
+        &self,
+        follow_up: &FollowUp,
+        protocol: Protocol,
+        rsc: Option<u16>,
+        content: &[u8],
+    ) -> Result<Completed, Answer> {
+        match self.registrar.complete(follow_up, rsc, content) {
+            Ok(Completed::Nothing) => Ok(Completed::Nothing),
+            Ok(Completed::Enrolled(id)) => {
+                tracing::info!(node = %id, %protocol, "registered through the gateway: enrolled");
+                self.metrics.registration(protocol, "enrolled");
+                Ok(Completed::Enrolled(id))
+            }
+            Ok(Completed::Removed(id)) => {
+                tracing::info!(node = %id, %protocol, "deregistered: removed from the repository");
+                self.metrics.registration(protocol, "removed");
+                Ok(Completed::Removed(id))
+            }
+            Err(e) => {
+                tracing::error!(error = %e, %protocol, "registration accepted upstream but not recorded");
+                self.metrics.registration(protocol, "failed");
+                Err(Answer::internal("the registration could not be recorded"))
+            }
+        }
     }
 
     /// What the sender of a request denied by `denial` is told.

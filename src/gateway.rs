@@ -27,7 +27,8 @@ use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::record::{LogSink, Recorder, Sink};
-use crate::store::{Keys, Nodes, SledStore, Store, StoreError};
+use crate::registration::Registrar;
+use crate::store::{Keys, Nodes, Repository, SledStore, Store, StoreError};
 use crate::target::resolve::{Lookup, Resolver};
 use crate::tls::TlsError;
 
@@ -108,6 +109,7 @@ impl Gateway {
             keys: keys.clone(),
             recorder: recorder.clone(),
         });
+        let repository = Arc::new(Repository::new(nodes.clone(), keys.clone()));
         let checks = MessageChecks::new(&config.checks, keys, tokens.clone(), store)
             .map_err(|source| StartError::Store {
                 dir: config.gateway.data_dir.display().to_string(),
@@ -117,11 +119,17 @@ impl Gateway {
                 &config.plausibility,
                 metrics.plausibility_flags(),
             ));
-        let guard = Arc::new(Guard::new(nodes.clone(), policies, checks));
+        let g = &config.gateway;
+        let guard = Arc::new(
+            Guard::new(nodes.clone(), policies, checks)
+                .with_enrolment(g.unknown_originators, g.registration_groups.clone()),
+        );
         let targets = resolver(&config)?;
+        let registrar = Registrar::new(repository);
         let decider = Arc::new(
             Decider::new(
                 guard,
+                registrar,
                 metrics.clone(),
                 recorder,
                 targets,

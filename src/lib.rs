@@ -22,6 +22,7 @@ pub mod minicse;
 pub mod policy;
 pub mod primitive;
 pub mod record;
+pub mod registration;
 pub mod security;
 pub mod store;
 pub mod target;

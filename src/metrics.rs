@@ -126,6 +126,7 @@ pub struct Metrics {
     upstream_failures: Family<DropLabels, Counter>,
     records_lost: Family<SinkLabel, Counter>,
     observed_forbids: Family<PolicyLabel, Counter>,
+    registrations: Family<RegistrationLabels, Counter>,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -142,6 +143,12 @@ struct SinkLabel {
 struct DropLabels {
     protocol: &'static str,
     reason: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RegistrationLabels {
+    protocol: &'static str,
+    result: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -198,6 +205,12 @@ impl Metrics {
             "Requests flagged by a plausibility rule, by rule",
             plausibility_flags.0.clone(),
         );
+        let registrations = Family::<RegistrationLabels, Counter>::default();
+        registry.register(
+            "registrations",
+            "Registrations through the gateway the upstream accepted, and deregistrations, by protocol and result",
+            registrations.clone(),
+        );
         let dropped = Family::<DropLabels, Counter>::default();
         registry.register(
             "dropped",
@@ -245,6 +258,7 @@ impl Metrics {
             observed_forbids,
             upstream_failures,
             records_lost,
+            registrations,
             requests,
             decision,
             upstream,
@@ -290,6 +304,17 @@ impl Metrics {
     }
 
     /// One datagram dropped unanswered before any decision.
+    /// A registration or deregistration completed: `result` is `enrolled`, `removed` or
+    /// `failed` (accepted upstream, not recorded).
+    pub fn registration(&self, protocol: Protocol, result: &'static str) {
+        self.registrations
+            .get_or_create(&RegistrationLabels {
+                protocol: protocol.as_str(),
+                result,
+            })
+            .inc();
+    }
+
     pub fn dropped(&self, protocol: Protocol, reason: &'static str) {
         self.dropped
             .get_or_create(&DropLabels {

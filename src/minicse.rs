@@ -134,7 +134,13 @@ async fn handle(
         .and_then(|ct| ct.split(";ty=").nth(1))
         .and_then(|ty| ty.parse::<u64>().ok());
     let (status, rsc, content) = match (&parts.method, ty) {
-        (&Method::POST, Some(ty)) => create(&mut tree, &path, ty, &body),
+        (&Method::POST, Some(ty)) => {
+            let fr = parts
+                .headers
+                .get("x-m2m-origin")
+                .and_then(|v| v.to_str().ok());
+            create(&mut tree, &path, ty, fr.unwrap_or(""), &body)
+        }
         (&Method::POST, None) => (StatusCode::OK, 2000, Value::Null),
         (&Method::GET, _) => match tree.resources.get(&path) {
             Some(resource) => (StatusCode::OK, 2000, resource.clone()),
@@ -164,7 +170,16 @@ fn not_found() -> (StatusCode, u16, Value) {
     )
 }
 
-fn create(tree: &mut Tree, parent: &str, ty: u64, body: &[u8]) -> (StatusCode, u16, Value) {
+/// Creates a resource below `parent`. An AE (ty 2) gets an AE-ID as TS-0001 assigns one: the
+/// originator's own when it chose one (`Cmeter`), else `C`/`S` and the resource id; a second
+/// AE with the same AE-ID is refused (4105), as a CSE refuses a re-registration.
+fn create(
+    tree: &mut Tree,
+    parent: &str,
+    ty: u64,
+    fr: &str,
+    body: &[u8],
+) -> (StatusCode, u16, Value) {
     let Some(pi) = tree
         .resources
         .get(parent)
@@ -190,7 +205,23 @@ fn create(tree: &mut Tree, parent: &str, ty: u64, body: &[u8]) -> (StatusCode, u
         );
     };
     tree.created += 1;
-    let ri = format!("r{}", tree.created);
+    let mut ri = format!("r{}", tree.created);
+    if ty == 2 {
+        let aei = match fr {
+            "" | "C" => format!("C{ri}"),
+            "S" => format!("S{ri}"),
+            chosen => chosen.to_owned(),
+        };
+        if tree.paths.contains_key(&aei) {
+            return (
+                StatusCode::CONFLICT,
+                4105,
+                json!({ "m2m:dbg": "originator has already registered" }),
+            );
+        }
+        attrs.insert("aei".into(), json!(aei));
+        ri = aei;
+    }
     let rn = attrs
         .get("rn")
         .and_then(Value::as_str)

@@ -63,6 +63,7 @@ impl fmt::Display for Operation {
 pub enum Rsc {
     BadRequest = 4000,
     OriginatorHasNoPrivilege = 4103,
+    InternalServerError = 5000,
     TargetNotReachable = 5103,
 }
 

@@ -200,9 +200,14 @@ async fn deactivated_node_is_refused_and_its_live_session_closed() {
         connect_with(options(addr, "A::Clamp")).await.err(),
         Some(ConnectReturnCode::NotAuthorized)
     );
+    // An originator the repository does not know is admitted for registration only
+    // (tests/registration.rs): nothing but its own registration responses.
+    let mut unknown = connect(addr, "A::Cunknown").await;
     assert_eq!(
-        connect_with(options(addr, "A::Cunknown")).await.err(),
-        Some(ConnectReturnCode::NotAuthorized)
+        unknown
+            .subscribe("/oneM2M/resp/Cunknown/id-in/json", QoS::AtMostOnce)
+            .await,
+        [SubscribeReasonCode::Failure]
     );
     assert_eq!(
         connect_with(options(addr, "anonymous")).await.err(),

@@ -21,6 +21,7 @@ use m2mguard::config::Config;
 use m2mguard::gateway::Gateway;
 use m2mguard::guard::{Reason, Stage};
 use m2mguard::record::{Forward, Outcome, Record, Refusal, Sink};
+use m2mguard::store::NodeStatus;
 use rumqttc::{QoS, SubscribeReasonCode};
 
 /// A test sink: every record, in order.
@@ -100,6 +101,24 @@ fn answered_but_would_deny(record: &Record, stage: Stage) {
         record.would_deny.as_ref().map(|d| d.stage),
         Some(stage),
         "{record:#?}"
+    );
+}
+
+/// The record is of a request handed to the broker, which the status stage would have denied.
+fn sent_but_would_deny(record: &Record) {
+    assert!(
+        matches!(
+            record.outcome,
+            Outcome::Allowed {
+                forward: Forward::Sent,
+                ..
+            }
+        ),
+        "{record:#?}"
+    );
+    assert_eq!(
+        record.would_deny.as_ref().map(|d| d.stage),
+        Some(Stage::Status)
     );
 }
 
@@ -369,15 +388,37 @@ async fn in_observe_mode_an_unknown_originator_is_admitted_and_answered_on_mqtt(
         Some(Stage::Status),
         "{record:#?}"
     );
+    // An unknown originator's CONNECT is admitted as a registrant's (no denial to observe).
     let connects = sink.of_op("connect");
     assert_eq!(connects.len(), 1, "{connects:#?}");
-    assert_eq!(
-        connects[0].would_deny.as_ref().map(|d| d.stage),
-        Some(Stage::Status)
-    );
+    assert!(connects[0].would_deny.is_none(), "{connects:#?}");
     assert_eq!(counted(&gw, &would_deny("mqtt", "retrieve", "status")), 1);
-    assert_eq!(counted(&gw, &would_deny("mqtt", "connect", "status")), 1);
     drop(c);
+
+    // A deactivated node: its CONNECT would be refused, and is admitted as a node's session.
+    (gw.gateway.state.nodes)
+        .set_status("Clamp", NodeStatus::Deactivated)
+        .unwrap();
+    let mut lamp = mqtt::device(addr, "Clamp").await;
+    let answer = lamp
+        .request(
+            "/oneM2M/req/Clamp/id-in/json",
+            retrieve("Clamp", "inactive"),
+        )
+        .await;
+    assert_eq!(answer["rsc"], 2000, "answered by the CSE: {answer}");
+    let connects = sink.of_op("connect");
+    assert_eq!(
+        connects
+            .last()
+            .and_then(|r| r.would_deny.as_ref())
+            .map(|d| d.stage),
+        Some(Stage::Status),
+        "{connects:#?}"
+    );
+    assert_eq!(counted(&gw, &would_deny("mqtt", "connect", "status")), 1);
+    sent_but_would_deny(&sink.one("inactive").await);
+    drop(lamp);
 
     // Legitimate: a known device's request is a plain allow.
     mqtt::legitimate_request_passes(addr, &cse, "Cmeter").await;

@@ -65,7 +65,8 @@ async fn site(extra: &str) -> Site {
         .unwrap();
     let direct = |path: &str, ty: u8, body: Value| {
         let uri = format!("http://{}{path}", cse.addr);
-        onem2m("POST", uri, "CAdmin", "setup")
+        // `C`: the CSE assigns each AE its own AE-ID (one AE per originator).
+        onem2m("POST", uri, if ty == 2 { "C" } else { "CAdmin" }, "setup")
             .header("Content-Type", format!("application/json;ty={ty}"))
             .body(Full::new(Bytes::from(body.to_string())))
             .unwrap()

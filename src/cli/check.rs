@@ -2,8 +2,10 @@
 
 use std::path::Path;
 
+use cedar_policy::{Effect, PrincipalConstraint};
 use m2mguard::config::Config;
 use m2mguard::decision::Mode;
+use m2mguard::guard::Unknown;
 use m2mguard::policy;
 
 use super::Failure;
@@ -40,6 +42,9 @@ pub fn check(path: &Path) -> Result<(), Failure> {
             if config.gateway.mode == Mode::Observe {
                 println!("mode = observe: nothing is enforced; what would be denied is forwarded and recorded as a would-be denial");
             }
+            if let Some(line) = strangers(&config, &bundle) {
+                println!("{line}");
+            }
             Ok(())
         }
         _ => {
@@ -52,4 +57,27 @@ pub fn check(path: &Path) -> Result<(), Failure> {
             )))
         }
     }
+}
+
+/// With `unknown_originators = "policy"`: which permit policies apply to originators the
+/// repository does not know (their principal is unconstrained).
+fn strangers(config: &Config, bundle: &policy::PolicyBundle) -> Option<String> {
+    if config.gateway.unknown_originators != Unknown::Policy {
+        return None;
+    }
+    let open: Vec<String> = bundle
+        .set
+        .policies()
+        .filter(|p| p.effect() == Effect::Permit)
+        .filter(|p| matches!(p.principal_constraint(), PrincipalConstraint::Any))
+        .map(|p| {
+            p.annotation("id")
+                .map_or_else(|| p.id().to_string(), str::to_owned)
+        })
+        .collect();
+    Some(format!(
+        "warning: gateway.unknown_originators = \"policy\": originators the repository does not know reach Cedar; permit policies for any principal ({}): {}",
+        open.len(),
+        if open.is_empty() { "none".to_owned() } else { open.join(", ") }
+    ))
 }

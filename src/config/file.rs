@@ -48,6 +48,9 @@ pub struct FileGateway {
     pub data_dir: String,
     pub node_cache_capacity: Option<u64>,
     pub mode: Option<String>,
+    pub unknown_originators: Option<String>,
+    #[serde(default)]
+    pub registration_groups: Vec<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -102,6 +105,7 @@ pub struct FileNode {
     pub kind: Option<String>,
     #[serde(default)]
     pub groups: Vec<String>,
+    pub registrar: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]

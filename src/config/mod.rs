@@ -94,6 +94,10 @@ pub struct GatewayConfig {
     pub node_cache_capacity: u64,
     /// Enforce decisions, or only record them (see [`crate::decision::Mode`]).
     pub mode: crate::decision::Mode,
+    /// Originators the repository does not know: refused, or decided by Cedar.
+    pub unknown_originators: crate::guard::Unknown,
+    /// Groups every node that registers through the gateway gets.
+    pub registration_groups: Vec<String>,
 }
 
 impl GatewayConfig {
@@ -293,8 +297,22 @@ impl Validator {
                 Mode::Enforce
             }
         };
+        let unknown_originators = match raw.unknown_originators.as_deref() {
+            None | Some("deny") => crate::guard::Unknown::Deny,
+            Some("policy") => crate::guard::Unknown::Policy,
+            Some(other) => {
+                self.err(
+                    "gateway.unknown_originators",
+                    format!("{other:?} is not a choice (expected \"deny\" or \"policy\")"),
+                );
+                crate::guard::Unknown::Deny
+            }
+        };
+        self.group_names("gateway.registration_groups", &raw.registration_groups);
         GatewayConfig {
             mode,
+            unknown_originators,
+            registration_groups: raw.registration_groups,
             cse_id: raw.cse_id,
             cse_name: raw.cse_name,
             sp_id: raw.sp_id,
@@ -578,6 +596,22 @@ impl Validator {
         }
     }
 
+    /// Cedar group names: non-empty, no quotes or control characters, no white space (a
+    /// policy's `@groups` lists them separated by spaces).
+    fn group_names(&mut self, key: &str, groups: &[String]) {
+        for (j, g) in groups.iter().enumerate() {
+            if g.is_empty()
+                || g.chars()
+                    .any(|c| c.is_control() || c == '"' || c.is_whitespace())
+            {
+                self.err(
+                    format!("{key}[{j}]"),
+                    "expected a non-empty group name without quotes or white space",
+                );
+            }
+        }
+    }
+
     fn nodes(&mut self, raw: Vec<file::FileNode>) -> Vec<NodeSeed> {
         let mut seen = std::collections::HashSet::new();
         let mut nodes = Vec::with_capacity(raw.len());
@@ -604,11 +638,12 @@ impl Validator {
                     NodeKind::Ae
                 }
             };
-            for (j, g) in n.groups.iter().enumerate() {
-                if g.is_empty() || g.chars().any(|c| c.is_control() || c == '"') {
+            self.group_names(&format!("nodes[{i}].groups"), &n.groups);
+            if let Some(r) = &n.registrar {
+                if !is_cse_id(r) {
                     self.err(
-                        format!("nodes[{i}].groups[{j}]"),
-                        "expected a non-empty group name without quotes",
+                        format!("nodes[{i}].registrar"),
+                        format!("{r:?} is not a CSE-ID (expected \"/\" followed by a name, e.g. \"/id-mn\")"),
                     );
                 }
             }
@@ -616,6 +651,7 @@ impl Validator {
                 id: n.id,
                 kind,
                 groups: n.groups,
+                registrar: n.registrar,
             });
         }
         nodes

@@ -6,6 +6,11 @@
 //! checks (check value, replay, token, plausibility; see [`checks`]) → Cedar policy, which sees
 //! what the message checks found. Each stage is a function of its inputs; none does network
 //! I/O.
+//!
+//! A registration (a create of an AE or remoteCSE by an originator the repository does not
+//! know, [`crate::registration`]) takes its own path: the registrant's certificate may not be
+//! bound already, then the message checks, then Cedar's action `register`; its permit carries
+//! what to enrol once the upstream accepted.
 //! Every failure, internal ones included, is a denial: the guard fails closed.
 
 pub mod check_value;
@@ -17,6 +22,7 @@ mod pattern;
 pub mod plausibility;
 mod policy;
 pub mod reason;
+mod registration;
 pub mod replay;
 mod status;
 pub mod timestamp;
@@ -35,6 +41,8 @@ pub use findings::{Findings, TokenGrant};
 pub use pattern::Pattern;
 pub use plausibility::Plausibility;
 pub use reason::{ClaimError, Implausibility, Reason, SequenceRefusal};
+pub use registration::Admission;
+pub use status::{Principal, Unknown};
 pub use token::Tokens;
 pub use verdict::{Addition, Denial, Permit, Stage, Verdict};
 
@@ -43,6 +51,9 @@ pub struct Guard {
     policies: Arc<Policies>,
     checks: MessageChecks,
     evaluator: policy::Evaluator,
+    unknown: Unknown,
+    /// Groups every node that registers through the gateway gets.
+    registration_groups: Vec<String>,
 }
 
 impl Guard {
@@ -53,7 +64,17 @@ impl Guard {
             policies,
             checks,
             evaluator: policy::Evaluator::new(nodes_capacity),
+            unknown: Unknown::Deny,
+            registration_groups: Vec::new(),
         }
+    }
+
+    /// What to do with originators the repository does not know, and the groups registered
+    /// nodes get (`[gateway] unknown_originators`, `registration_groups`).
+    pub fn with_enrolment(mut self, unknown: Unknown, registration_groups: Vec<String>) -> Self {
+        self.unknown = unknown;
+        self.registration_groups = registration_groups;
+        self
     }
 
     /// Decides one request.
@@ -67,8 +88,12 @@ impl Guard {
     /// The stages that need only the head (identity, status), for bindings to run before they
     /// read a body. [`Guard::decide`] runs them again: a status change in between counts.
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
-        identity::check(p)?;
-        status::check(&self.nodes, &p.fr).map(|_| ())
+        let node = status::lookup(&self.nodes, &p.fr)?;
+        if node.is_none() && crate::registration::kind(p).is_some() {
+            return identity::check_registrant(&p.peer, &self.nodes);
+        }
+        identity::check(p, node.as_deref(), &self.nodes)?;
+        status::standing(&p.fr, node, self.unknown).map(|_| ())
     }
 
     /// Decides a request that arrived where the binding knows who must have sent it (e.g. an
@@ -80,7 +105,11 @@ impl Guard {
         bound: &[(&'static str, &str)],
         now: SystemTime,
     ) -> Verdict {
-        match identity::check_bound(&p.fr, bound).and_then(|()| self.run(p, now)) {
+        let bound_check = || {
+            let node = status::lookup(&self.nodes, &p.fr)?;
+            identity::check_bound(&p.fr, bound, node.as_deref(), &self.nodes)
+        };
+        match bound_check().and_then(|()| self.run(p, now)) {
             Ok(permit) => Verdict::Allow(permit),
             Err(denial) => Verdict::Deny(denial),
         }
@@ -93,20 +122,28 @@ impl Guard {
     }
 
     /// Admits a session (MQTT CONNECT) for `originator` reached through `peer`: identity
-    /// binding and node status.
-    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<(), Denial> {
-        identity::check_claim(originator, peer)?;
-        status::check(&self.nodes, originator).map(|_| ())
+    /// binding and node status. An originator the repository does not know is admitted for
+    /// registration only (or, with `unknown_originators = "policy"`, as any session, for
+    /// Cedar to decide its requests).
+    pub fn admit(&self, originator: &str, peer: &Peer) -> Result<Admission, Denial> {
+        let node = status::lookup(&self.nodes, originator)?;
+        if node.is_none() && self.unknown == Unknown::Deny {
+            identity::check_registrant(peer, &self.nodes)?;
+            return Ok(Admission::Registrant);
+        }
+        identity::check_claim(originator, peer, node.as_deref(), &self.nodes)?;
+        status::standing(originator, node, self.unknown).map(|_| Admission::Node)
     }
 
     /// Decides a publish to or a subscription on a topic: identity, node status, Cedar policy
     /// with the action `publish` or `subscribe` on `Topic::"<topic>"`.
     pub fn decide_topic(&self, t: &TopicRequest, now: SystemTime) -> Verdict {
         let run = || {
-            identity::check_claim(&t.originator, &t.peer)?;
-            let node = status::check(&self.nodes, &t.originator)?;
+            let node = status::lookup(&self.nodes, &t.originator)?;
+            identity::check_claim(&t.originator, &t.peer, node.as_deref(), &self.nodes)?;
+            let principal = status::standing(&t.originator, node, self.unknown)?;
             let bundle = self.policies.current();
-            let allowed = self.evaluator.check_topic(&bundle, t, &node, now)?;
+            let allowed = self.evaluator.check_topic(&bundle, t, &principal, now)?;
             Ok(Permit::new(allowed.ids, Vec::new()).observing(allowed.would_deny))
         };
         match run() {
@@ -116,12 +153,22 @@ impl Guard {
     }
 
     fn run(&self, p: &Primitive, now: SystemTime) -> Result<Permit, Denial> {
-        identity::check(p)?;
-        let node = status::check(&self.nodes, &p.fr)?;
-        let findings = self.checks.run(p, &node, now)?;
+        let node = status::lookup(&self.nodes, &p.fr)?;
+        if node.is_none() {
+            if let Some(kind) = crate::registration::kind(p) {
+                return self.register(p, kind, now);
+            }
+        }
+        identity::check(p, node.as_deref(), &self.nodes)?;
+        let principal = status::standing(&p.fr, node, self.unknown)?;
+        let findings = self.checks.run(p, &principal.node, now)?;
         let bundle = self.policies.current();
-        let allowed = self.evaluator.check(&bundle, p, &node, &findings, now)?;
-        Ok(Permit::new(allowed.ids, self.checks.insert(p)?).observing(allowed.would_deny))
+        let allowed = self
+            .evaluator
+            .check(&bundle, p, &principal, &findings, now)?;
+        let follow_up = registration::deregistration(p, &principal);
+        let permit = Permit::new(allowed.ids, self.checks.insert(p)?).with_follow_up(follow_up);
+        Ok(permit.observing(allowed.would_deny))
     }
 }
 

@@ -24,14 +24,15 @@ use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid,
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
     PolicySet, Request, RestrictedExpression, Schema,
 };
 use moka::sync::Cache;
 
-use super::{Denial, Findings, Reason, Stage};
+use super::{Denial, Findings, Principal, Reason, Stage};
 use crate::policy::PolicyBundle;
 use crate::primitive::{Operation, Primitive, Protocol, TopicAction, TopicRequest};
+use crate::registration::Asked;
 use crate::store::Node;
 
 /// Builds and decides Cedar requests.
@@ -42,6 +43,7 @@ pub struct Evaluator {
     topic_type: EntityTypeName,
     actions: HashMap<Operation, EntityUid>,
     topic_actions: HashMap<TopicAction, EntityUid>,
+    register_action: EntityUid,
     authorizer: Authorizer,
     /// Per node id: the record the entities were built from, and the entities.
     principals: Cache<String, (Arc<Node>, Entities)>,
@@ -143,6 +145,7 @@ impl Evaluator {
             topic_type: name("Topic"),
             actions,
             topic_actions,
+            register_action: uid(&action_type, "register"),
             authorizer: Authorizer::new(),
             principals: Cache::new(node_cache_capacity),
             sources: Cache::new(10_000),
@@ -152,16 +155,22 @@ impl Evaluator {
         }
     }
 
-    /// Decides `p` from `node` under `bundle`; returns the ids of the permitting policies and
-    /// what `@observe` policies would deny.
+    /// Decides `p` from `principal` under `bundle`; returns the ids of the permitting
+    /// policies and what `@observe` policies would deny. Decisions on unenrolled principals
+    /// are not cached (their record is made for the request).
     pub fn check(
         &self,
         bundle: &Arc<PolicyBundle>,
         p: &Primitive,
-        node: &Arc<Node>,
+        principal: &Principal,
         findings: &Findings,
         now: SystemTime,
     ) -> Result<Allowed, Denial> {
+        let node = &principal.node;
+        if !principal.enrolled {
+            let action = self.actions[&p.op].clone();
+            return self.evaluate(bundle, p, principal, action, findings, &[], now);
+        }
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let key = DecisionKey {
             node: node.id.clone(),
@@ -179,7 +188,8 @@ impl Evaluator {
                 return hit.outcome;
             }
         }
-        let outcome = self.evaluate(bundle, p, node, findings, now);
+        let action = self.actions[&p.op].clone();
+        let outcome = self.evaluate(bundle, p, principal, action, findings, &[], now);
         if self.doorkeeper.seen_before(&key) {
             let cached = CachedDecision {
                 bundle: bundle.clone(),
@@ -196,9 +206,14 @@ impl Evaluator {
         &self,
         bundle: &Arc<PolicyBundle>,
         t: &TopicRequest,
-        node: &Arc<Node>,
+        principal: &Principal,
         now: SystemTime,
     ) -> Result<Allowed, Denial> {
+        let node = &principal.node;
+        if !principal.enrolled {
+            let built = self.build_topic(t, principal, now, None);
+            return self.decide_topic_request(bundle, t, built);
+        }
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let key = TopicKey {
             node: node.id.clone(),
@@ -213,16 +228,8 @@ impl Evaluator {
                 return hit.outcome;
             }
         }
-        let built = self
-            .build_topic(t, node, now, None)
-            .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)));
-        let what = || Reason::NoPolicyPermits {
-            action: t.action.as_str(),
-            resource: format!("{:?}", t.topic),
-            principal: node.id.clone(),
-        };
-        let outcome =
-            built.and_then(|(request, entities)| self.decide(bundle, &request, &entities, what));
+        let built = self.build_topic(t, principal, now, None);
+        let outcome = self.decide_topic_request(bundle, t, built);
         let cached = CachedDecision {
             bundle: bundle.clone(),
             node: node.clone(),
@@ -232,14 +239,31 @@ impl Evaluator {
         outcome
     }
 
+    fn decide_topic_request(
+        &self,
+        bundle: &PolicyBundle,
+        t: &TopicRequest,
+        built: Result<(Request, Entities), String>,
+    ) -> Result<Allowed, Denial> {
+        let what = || Reason::NoPolicyPermits {
+            action: t.action.as_str(),
+            resource: format!("{:?}", t.topic),
+            principal: t.originator.clone(),
+        };
+        built
+            .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))
+            .and_then(|(request, entities)| self.decide(bundle, &request, &entities, what))
+    }
+
     /// The Cedar request and entities for a topic request (`schema` as in [`Evaluator::build`]).
     pub(super) fn build_topic(
         &self,
         t: &TopicRequest,
-        node: &Arc<Node>,
+        principal: &Principal,
         now: SystemTime,
         schema: Option<&Schema>,
     ) -> Result<(Request, Entities), String> {
+        let node = &principal.node;
         let resource = uid(&self.topic_type, &t.topic);
         let mut attrs = HashMap::from([(
             "name".to_owned(),
@@ -262,7 +286,7 @@ impl Evaluator {
         let topic =
             Entity::new(resource.clone(), attrs, HashSet::new()).map_err(|e| e.to_string())?;
         let entities = self
-            .principal(node, schema)?
+            .principal(node, principal.enrolled, schema)?
             .add_entities([topic], schema)
             .map_err(|e| e.to_string())?;
         let context =
@@ -274,19 +298,57 @@ impl Evaluator {
         Ok((request, entities))
     }
 
+    /// Decides the registration `p` by the unenrolled `principal`, which asks for `asked`:
+    /// the permitting policy ids (and what `@observe` policies would deny), and the groups
+    /// their `@groups("a b")` annotations give the new node. Not cached: registrations are rare.
+    pub fn check_registration(
+        &self,
+        bundle: &PolicyBundle,
+        p: &Primitive,
+        principal: &Principal,
+        findings: &Findings,
+        asked: &Asked,
+        now: SystemTime,
+    ) -> Result<(Allowed, Vec<String>), Denial> {
+        let extra = registration_context(p, asked);
+        let action = self.register_action.clone();
+        let allowed = self.evaluate(bundle, p, principal, action, findings, &extra, now)?;
+        let ids = &allowed.ids;
+        let mut groups = Vec::new();
+        for id in ids {
+            let annotation = bundle
+                .set
+                .policy(&PolicyId::new(id))
+                .and_then(|policy| policy.annotation("groups"));
+            for g in annotation.unwrap_or_default().split_whitespace() {
+                if !groups.iter().any(|have| have == g) {
+                    groups.push(g.to_owned());
+                }
+            }
+        }
+        Ok((allowed, groups))
+    }
+
+    #[allow(clippy::too_many_arguments)]
     fn evaluate(
         &self,
         bundle: &PolicyBundle,
         p: &Primitive,
-        node: &Arc<Node>,
+        principal: &Principal,
+        action: EntityUid,
         findings: &Findings,
+        extra: &[(String, RestrictedExpression)],
         now: SystemTime,
     ) -> Result<Allowed, Denial> {
         let (request, entities) = self
-            .build(p, node, findings, now, None)
+            .build_as(p, principal, action, findings, extra, now, None)
             .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))?;
         let what = || Reason::NoPolicyPermits {
-            action: p.op.as_str(),
+            action: if crate::registration::kind(p).is_some() && !principal.enrolled {
+                "register"
+            } else {
+                p.op.as_str()
+            },
             resource: p.to.clone(),
             principal: p.fr.clone(),
         };
@@ -355,8 +417,10 @@ impl Evaluator {
         }
     }
 
-    /// The Cedar request and entities for `p`. With `schema`, both are checked against it
-    /// (tests do this; the request path skips it, the shapes being fixed here).
+    /// The Cedar request and entities for `p` from an enrolled `node`. With `schema`, both
+    /// are checked against it (tests do this; the request path skips it, the shapes being
+    /// fixed here).
+    #[cfg(test)]
     pub(super) fn build(
         &self,
         p: &Primitive,
@@ -365,6 +429,28 @@ impl Evaluator {
         now: SystemTime,
         schema: Option<&Schema>,
     ) -> Result<(Request, Entities), String> {
+        let principal = Principal {
+            node: node.clone(),
+            enrolled: true,
+        };
+        let action = self.actions[&p.op].clone();
+        self.build_as(p, &principal, action, findings, &[], now, schema)
+    }
+
+    /// The Cedar request and entities for `p` as `action` from `principal`, with `extra`
+    /// context entries.
+    #[allow(clippy::too_many_arguments)]
+    pub(super) fn build_as(
+        &self,
+        p: &Primitive,
+        principal: &Principal,
+        action: EntityUid,
+        findings: &Findings,
+        extra: &[(String, RestrictedExpression)],
+        now: SystemTime,
+        schema: Option<&Schema>,
+    ) -> Result<(Request, Entities), String> {
+        let node = &principal.node;
         let resource = uid(&self.resource_type, &p.to);
         let path = HashMap::from([(
             "path".to_owned(),
@@ -373,21 +459,27 @@ impl Evaluator {
         let resource_entity =
             Entity::new(resource.clone(), path, HashSet::new()).map_err(|e| e.to_string())?;
         let entities = self
-            .principal(node, schema)?
+            .principal(node, principal.enrolled, schema)?
             .add_entities([resource_entity], schema)
             .map_err(|e| e.to_string())?;
-        let context =
-            Context::from_pairs(self.context(p, findings, now)?).map_err(|e| e.to_string())?;
+        let mut pairs = self.context(p, findings, now)?;
+        pairs.extend_from_slice(extra);
+        let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
         let principal = uid(&self.node_type, &node.id);
-        let action = self.actions[&p.op].clone();
         let request = Request::new(principal, action, resource, context, schema)
             .map_err(|e| e.to_string())?;
         Ok((request, entities))
     }
 
-    /// The node and its groups as entities, from the cache while the record is the same.
-    fn principal(&self, node: &Arc<Node>, schema: Option<&Schema>) -> Result<Entities, String> {
-        if schema.is_none() {
+    /// The node and its groups as entities, from the cache while the record is the same
+    /// (only enrolled nodes are cached: an unenrolled one's record is made per request).
+    fn principal(
+        &self,
+        node: &Arc<Node>,
+        enrolled: bool,
+        schema: Option<&Schema>,
+    ) -> Result<Entities, String> {
+        if schema.is_none() && enrolled {
             if let Some((built_from, entities)) = self.principals.get(&node.id) {
                 if Arc::ptr_eq(&built_from, node) {
                     return Ok(entities);
@@ -403,16 +495,31 @@ impl Evaluator {
             .iter()
             .map(|g| Entity::new_no_attrs(g.clone(), HashSet::new()))
             .collect();
-        let kind = HashMap::from([(
-            "kind".to_owned(),
-            RestrictedExpression::new_string(node.kind.as_str().to_owned()),
-        )]);
+        let mut attrs = HashMap::from([
+            (
+                "kind".to_owned(),
+                RestrictedExpression::new_string(node.kind.as_str().to_owned()),
+            ),
+            (
+                "enrolled".to_owned(),
+                RestrictedExpression::new_bool(enrolled),
+            ),
+        ]);
+        if let Some(registered) = &node.registered {
+            attrs.insert(
+                "registered".to_owned(),
+                RestrictedExpression::new_string(registered.resource.clone()),
+            );
+        }
         list.push(
-            Entity::new(uid(&self.node_type, &node.id), kind, groups).map_err(|e| e.to_string())?,
+            Entity::new(uid(&self.node_type, &node.id), attrs, groups)
+                .map_err(|e| e.to_string())?,
         );
         let entities = Entities::from_entities(list, schema).map_err(|e| e.to_string())?;
-        self.principals
-            .insert(node.id.clone(), (node.clone(), entities.clone()));
+        if enrolled {
+            self.principals
+                .insert(node.id.clone(), (node.clone(), entities.clone()));
+        }
         Ok(entities)
     }
 
@@ -500,6 +607,25 @@ fn findings_context(f: &Findings) -> Result<Vec<(String, RestrictedExpression)>,
         pairs.push(("token".to_owned(), record));
     }
     Ok(pairs)
+}
+
+/// What a registration adds to the context: the registrant's certificate identity and what
+/// it asks for (see the schema's `RegistrationContext`).
+fn registration_context(p: &Primitive, asked: &Asked) -> Vec<(String, RestrictedExpression)> {
+    let present = [
+        ("identity", p.peer.tls_identity.as_ref()),
+        ("api", asked.api.as_ref()),
+        ("rn", asked.rn.as_ref()),
+    ];
+    present
+        .into_iter()
+        .filter_map(|(name, value)| {
+            Some((
+                name.to_owned(),
+                RestrictedExpression::new_string(value?.clone()),
+            ))
+        })
+        .collect()
 }
 
 fn strings(items: &[String]) -> RestrictedExpression {

@@ -15,6 +15,12 @@ pub enum Reason {
     // Identity.
     #[error("originator {fr:?} presented a certificate for {identity:?}")]
     CertificateMismatch { fr: String, identity: String },
+    #[error(
+        "originator {fr:?} is bound to the certificate for {identity:?}, which it did not present"
+    )]
+    CertificateRequired { fr: String, identity: String },
+    #[error("the certificate for {identity:?} registered as {id:?} and acts as that id only")]
+    CertificateBound { identity: String, id: String },
     #[error("originator {fr:?} sent where the {what} is {id:?}")]
     Unbound {
         fr: String,
@@ -30,6 +36,8 @@ pub enum Reason {
     Inactive { fr: String, status: NodeStatus },
     #[error("originator {fr:?} is unknown")]
     UnknownOriginator { fr: String },
+    #[error("{fr:?} is not a node yet and may only register, not {what}")]
+    RegistrantOnly { fr: String, what: String },
     #[error("repository failed: {0}")]
     Repository(String),
 

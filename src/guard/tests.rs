@@ -26,6 +26,7 @@ fn fixture() -> Fixture {
         id: id.into(),
         kind: NodeKind::Ae,
         groups: groups.iter().map(|g| g.to_string()).collect(),
+        registrar: None,
     };
     nodes
         .seed(&[
@@ -283,6 +284,7 @@ fn repeated_decisions_follow_node_and_source_changes() {
             id: "Cmeter".into(),
             kind: NodeKind::Ae,
             groups: vec!["devices".into()],
+            registrar: None,
         }])
         .unwrap();
     assert_eq!(
@@ -426,8 +428,15 @@ fn topic_decisions_follow_status_and_are_not_stale_after_deactivation() {
         f.guard.admit("Cmeter", &t.peer).unwrap_err().stage,
         Stage::Status
     );
+    // Unknown: admitted for registration only, which refuses every topic but its own
+    // registration responses.
     assert_eq!(
-        f.guard.admit("Cnobody", &t.peer).unwrap_err().stage,
+        f.guard.admit("Cnobody", &t.peer).unwrap(),
+        Admission::Registrant
+    );
+    let nobody = topic("Cnobody", TopicAction::Publish, "site/x", None);
+    assert_eq!(
+        denial(f.guard.decide_registrant_topic(&nobody)).stage,
         Stage::Status
     );
     f.nodes.set_status("Cmeter", NodeStatus::Active).unwrap();
@@ -451,7 +460,15 @@ fn topic_requests_conform_to_the_schema() {
     ] {
         f.guard
             .evaluator
-            .build_topic(&t, &node, SystemTime::now(), Some(&bundle.schema))
+            .build_topic(
+                &t,
+                &Principal {
+                    node: node.clone(),
+                    enrolled: true,
+                },
+                SystemTime::now(),
+                Some(&bundle.schema),
+            )
             .unwrap();
     }
 }

@@ -9,6 +9,7 @@
 use std::fmt;
 
 use super::reason::{ClaimError, Reason};
+use crate::registration::FollowUp;
 
 /// The stage of the pipeline that decided a denial.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -122,8 +123,9 @@ pub struct Permit {
     policy_ids: Vec<String>,
     additions: Vec<Addition>,
     /// The denial this request escaped: `@observe` policies that would forbid it, or (observe
-    /// mode) the guard's own denial.
-    would_deny: Option<Denial>,
+    /// mode) the guard's own denial. Boxed: most permits have none.
+    would_deny: Option<Box<Denial>>,
+    follow_up: Option<FollowUp>,
 }
 
 impl Permit {
@@ -131,6 +133,7 @@ impl Permit {
         Permit {
             policy_ids,
             additions,
+            follow_up: None,
             would_deny: None,
         }
     }
@@ -140,20 +143,32 @@ impl Permit {
     /// it and nothing is added to it; it carries `denial`, which its record reports.
     pub(crate) fn observed(denial: Denial) -> Self {
         Permit {
-            would_deny: Some(denial),
+            would_deny: Some(Box::new(denial)),
             ..Permit::new(Vec::new(), Vec::new())
         }
     }
 
     /// The same permit, recording what `@observe` policies would have denied.
     pub(super) fn observing(mut self, would_deny: Option<Denial>) -> Self {
-        self.would_deny = would_deny;
+        self.would_deny = would_deny.map(Box::new);
         self
     }
 
     /// The denial this request would have had: by `@observe` policies, or in observe mode.
     pub fn would_deny(&self) -> Option<&Denial> {
-        self.would_deny.as_ref()
+        self.would_deny.as_deref()
+    }
+
+    /// The same permit, with what to do once the upstream answered.
+    pub(super) fn with_follow_up(mut self, follow_up: Option<FollowUp>) -> Self {
+        self.follow_up = follow_up;
+        self
+    }
+
+    /// What to do once the upstream answered (enrol a registration, remove a node that
+    /// deregistered); taken once, by the binding that forwards.
+    pub fn take_follow_up(&mut self) -> Option<FollowUp> {
+        self.follow_up.take()
     }
 
     /// What the guard adds to the request, in order.

@@ -71,6 +71,15 @@ impl Answer {
         }
     }
 
+    /// A failure of the gateway's own after the upstream answered: 5000 with `message`.
+    pub fn internal(message: &'static str) -> Answer {
+        Answer {
+            rsc: Rsc::InternalServerError,
+            message: Cow::Borrowed(message),
+            tqf: None,
+        }
+    }
+
     /// An allowed request whose upstream failed: 5103.
     pub fn failed(_failure: &UpstreamFailure) -> Answer {
         Answer {

@@ -12,6 +12,8 @@ pub enum Change {
     PutNode(Node),
     /// Adds or replaces the key with this id.
     PutKey(CheckKey),
+    /// Removes the node with this id (nothing if there is none): it is unknown from now on.
+    RemoveNode(String),
     /// Removes the key with this id (nothing if there is none). Its sequence-number bounds
     /// stay, so the id can never accept an old number again.
     RemoveKey(String),
@@ -31,6 +33,11 @@ impl Batch {
 
     pub fn put_node(mut self, node: Node) -> Self {
         self.changes.push(Change::PutNode(node));
+        self
+    }
+
+    pub fn remove_node(mut self, id: &str) -> Self {
+        self.changes.push(Change::RemoveNode(id.to_owned()));
         self
     }
 

@@ -88,13 +88,13 @@ impl Keys {
     /// nothing. Node records go through [`super::Repository::apply`], which keeps the node
     /// cache in step; here they are refused.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        if let Some(Change::PutNode(node)) = batch
-            .changes()
-            .iter()
-            .find(|c| matches!(c, Change::PutNode(_)))
-        {
+        if let Some(id) = batch.changes().iter().find_map(|c| match c {
+            Change::PutNode(node) => Some(&node.id),
+            Change::RemoveNode(id) => Some(id),
+            _ => None,
+        }) {
             return Err(StoreError::Invalid {
-                record: format!("node {:?}", node.id),
+                record: format!("node {id:?}"),
                 detail: "node records are applied through the Repository".into(),
             });
         }
@@ -126,7 +126,7 @@ fn next_ring(current: &KeyRing, batch: &Batch) -> Result<Option<KeyRing>, StoreE
                 changed = true;
             }
             Change::RemoveKey(id) => changed |= records.remove(id.as_str()).is_some(),
-            Change::PutNode(_) => {}
+            Change::PutNode(_) | Change::RemoveNode(_) => {}
         }
     }
     if !changed {

@@ -65,6 +65,9 @@ impl Store for MemoryStore {
                     Change::RemoveKey(id) => {
                         s.keys.remove(id);
                     }
+                    Change::RemoveNode(id) => {
+                        s.nodes.remove(id);
+                    }
                 }
             }
             if let Some(cursor) = batch.cursor() {

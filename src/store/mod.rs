@@ -94,6 +94,55 @@ pub struct Node {
     pub groups: Vec<String>,
     /// Unix seconds of the last status change.
     pub status_changed_at: u64,
+    /// For an AE that a CSE forwards for (TS-0001 transit): that CSE's id. A session or
+    /// connection authenticated as that CSE may carry this node's requests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registrar: Option<String>,
+    /// Set when the node registered through the gateway (see [`crate::registration`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub registered: Option<Registered>,
+}
+
+impl Node {
+    /// An active node with no registrar and no registration.
+    pub fn new(id: &str, kind: NodeKind, groups: Vec<String>, at_unix_s: u64) -> Node {
+        Node {
+            id: id.to_owned(),
+            kind,
+            status: NodeStatus::Active,
+            groups,
+            status_changed_at: at_unix_s,
+            registrar: None,
+            registered: None,
+        }
+    }
+
+    /// The certificate identity this node's id is bound to, if it registered with one.
+    pub fn bound_identity(&self) -> Option<&str> {
+        self.registered.as_ref()?.identity.as_deref()
+    }
+}
+
+/// How a node registered through the gateway: its provenance, and what a deregistration
+/// must name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Registered {
+    /// Unix seconds of the registration.
+    pub at: u64,
+    /// The registrant's transport source address, `ip:port`.
+    pub source: String,
+    /// The binding it registered over (`http`, `https`, `coap`, `mqtt`).
+    pub protocol: String,
+    /// The certificate identity that registered; the id is bound to it from now on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
+    /// The originator the registrant sent (`C`, `S`, a chosen id, or empty).
+    pub requested: String,
+    /// The canonical target of its `<AE>` or `<remoteCSE>` resource: a delete of it by the
+    /// node itself is its deregistration.
+    pub resource: String,
+    /// The policies that permitted the registration.
+    pub policies: Vec<String>,
 }
 
 /// A node as the configuration declares it; its status is the repository's.
@@ -102,6 +151,8 @@ pub struct NodeSeed {
     pub id: String,
     pub kind: NodeKind,
     pub groups: Vec<String>,
+    /// The CSE an AE is reached through (transit), if any.
+    pub registrar: Option<String>,
 }
 
 /// Persistence of the repository. Every write is durable before it returns.

@@ -60,6 +60,17 @@ impl Nodes {
         self.store.nodes()
     }
 
+    /// The node that registered with the certificate identity `identity`, if one is enrolled.
+    /// Reads every record: for registrations, which are rare, not for requests.
+    pub fn bound_to(&self, identity: &str) -> Result<Option<String>, StoreError> {
+        Ok(self
+            .store
+            .nodes()?
+            .into_iter()
+            .find(|n| n.bound_identity() == Some(identity))
+            .map(|n| n.id))
+    }
+
     /// Sets a node's status; `None` when the node is unknown.
     pub fn set_status(&self, id: &str, status: NodeStatus) -> Result<Option<Node>, StoreError> {
         let mut changed = false;
@@ -90,46 +101,48 @@ impl Nodes {
             let updated = self.update(&seed.id, |node| {
                 node.kind = seed.kind;
                 node.groups.clone_from(&seed.groups);
+                node.registrar.clone_from(&seed.registrar);
             })?;
             if updated.is_none() {
-                self.put(Node {
-                    id: seed.id.clone(),
-                    kind: seed.kind,
-                    status: NodeStatus::Active,
-                    groups: seed.groups.clone(),
-                    status_changed_at: unix_now(),
-                })?;
+                let mut node = Node::new(&seed.id, seed.kind, seed.groups.clone(), unix_now());
+                node.registrar.clone_from(&seed.registrar);
+                self.put(node)?;
             }
         }
         Ok(())
     }
 
-    /// Runs `write` (which applies `batch` to the repository) with node writes held off, then
-    /// puts the batch's node records in the cache and announces the status changes among them.
+    /// Runs `write` (which applies `batch`) with node writes held off, then brings the cache
+    /// in step with the batch's node records and announces the status changes among them (a
+    /// removed node counts as changed: it is unknown now).
     pub(super) fn apply_with(
         &self,
         batch: &Batch,
         write: impl FnOnce() -> Result<(), StoreError>,
     ) -> Result<(), StoreError> {
-        let put = || {
-            batch.changes().iter().filter_map(|c| match c {
-                Change::PutNode(node) => Some(node),
-                _ => None,
-            })
-        };
         let mut changed = Vec::new();
         {
             let _write = self.write.write().unwrap_or_else(|e| e.into_inner());
-            for node in put() {
-                let before = self.store.node(&node.id)?.map(|n| n.status);
-                if before.is_some_and(|s| s != node.status) {
-                    changed.push(node.id.clone());
+            for change in batch.changes() {
+                let (id, after) = match change {
+                    Change::PutNode(node) => (&node.id, Some(node.status)),
+                    Change::RemoveNode(id) => (id, None),
+                    _ => continue,
+                };
+                let before = self.store.node(id)?.map(|n| n.status);
+                if before.is_some() && before != after {
+                    changed.push(id.clone());
                 }
             }
             write()?;
-            for node in put() {
-                self.cache
-                    .insert(node.id.clone(), Some(Arc::new(node.clone())));
+            for change in batch.changes() {
+                match change {
+                    Change::PutNode(node) => self
+                        .cache
+                        .insert(node.id.clone(), Some(Arc::new(node.clone()))),
+                    Change::RemoveNode(id) => self.cache.insert(id.clone(), None),
+                    _ => {}
+                }
             }
         }
         for id in changed {
@@ -192,6 +205,7 @@ mod tests {
                 id: "Cm".into(),
                 kind: NodeKind::Ae,
                 groups: vec!["devices".into()],
+                registrar: None,
             }])
             .unwrap();
         nodes

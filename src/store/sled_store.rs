@@ -128,6 +128,7 @@ enum Write {
     Node(Vec<u8>, Vec<u8>),
     Key(Vec<u8>, Vec<u8>),
     RemoveKey(Vec<u8>),
+    RemoveNode(Vec<u8>),
 }
 
 fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
@@ -139,6 +140,7 @@ fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
                 Change::PutNode(n) => Write::Node(n.id.clone().into_bytes(), encode_node(n)?),
                 Change::PutKey(k) => Write::Key(k.id.clone().into_bytes(), encode_key(k)?),
                 Change::RemoveKey(id) => Write::RemoveKey(id.clone().into_bytes()),
+                Change::RemoveNode(id) => Write::RemoveNode(id.clone().into_bytes()),
             })
         })
         .collect()
@@ -200,6 +202,7 @@ impl Store for SledStore {
                         Write::Node(k, v) => nodes.insert(k.as_slice(), v.as_slice())?,
                         Write::Key(k, v) => keys.insert(k.as_slice(), v.as_slice())?,
                         Write::RemoveKey(k) => keys.remove(k.as_slice())?,
+                        Write::RemoveNode(k) => nodes.remove(k.as_slice())?,
                     };
                 }
                 if let Some(cursor) = cursor {

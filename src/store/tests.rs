@@ -14,6 +14,8 @@ fn node(id: &str) -> Node {
         status: NodeStatus::Active,
         groups: vec!["devices".into()],
         status_changed_at: 1,
+        registrar: None,
+        registered: None,
     }
 }
 
@@ -77,6 +79,7 @@ fn a_batch_with_a_bad_record_applies_nothing() {
                 Change::PutKey(k) => batch.put_key(k),
                 Change::PutNode(n) => batch.put_node(n),
                 Change::RemoveKey(id) => batch.remove_key(&id),
+                Change::RemoveNode(id) => batch.remove_node(&id),
             };
             let e = store.apply(&batch).unwrap_err();
             assert!(matches!(e, StoreError::Invalid { .. }), "{e}");

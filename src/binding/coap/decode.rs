@@ -12,6 +12,7 @@ use bytes::Bytes;
 use coap_lite::{CoapOption, MessageClass, Packet, RequestType};
 
 use crate::primitive::{Operation, Peer, Primitive, Security};
+use crate::registration::may_omit_originator;
 use crate::target::{Addressing, BadTarget, Canonical};
 
 /// oneM2M option numbers (TS-0008 §6.2.2.4); `fr`, `rqi` and `rsc` differ in the legacy set.
@@ -81,9 +82,11 @@ pub fn decode(
 ) -> Result<Primitive, DecodeError> {
     let ty = resource_type(packet)?;
     let op = operation(packet.header.code, ty.is_some())?;
-    let fr = text(packet, numbers.fr)?
-        .filter(|s| !s.is_empty())
-        .ok_or(DecodeError::MissingOrigin)?;
+    let fr = match text(packet, numbers.fr)?.filter(|s| !s.is_empty()) {
+        Some(fr) => fr,
+        None if may_omit_originator(op, ty) => String::new(),
+        None => return Err(DecodeError::MissingOrigin),
+    };
     let rqi = text(packet, numbers.rqi)?
         .filter(|s| !s.is_empty())
         .ok_or(DecodeError::MissingRequestId)?;

@@ -53,6 +53,8 @@ pub struct Route {
     pub fr: Option<String>,
     /// The request's record, completed by the upstream's first answer (or its silence).
     pub record: SharedPending,
+    /// What the upstream's answer completes (a registration, a deregistration).
+    pub follow_up: Option<std::sync::Arc<crate::registration::FollowUp>>,
 }
 
 impl Route {

@@ -19,6 +19,7 @@ impl Rsc {
             Rsc::BadRequest => ResponseType::BadRequest,
             Rsc::OriginatorHasNoPrivilege => ResponseType::Forbidden,
             Rsc::TargetNotReachable => ResponseType::NotFound,
+            Rsc::InternalServerError => ResponseType::InternalServerError,
         }
     }
 }
@@ -93,6 +94,33 @@ pub fn error(
     p.set_content_format(coap_lite::ContentFormat::TextPlain);
     p.payload = diagnostic.as_bytes().to_vec();
     to_bytes(&p)
+}
+
+/// Turns an upstream answer into the gateway's own `answer` (a registration the gateway could
+/// not record), keeping its type, message id, token, `rqi` and `rvi`.
+pub fn overwrite(upstream: &mut Packet, numbers: Numbers, answer: &Answer) {
+    let mut p = Packet::new();
+    p.header = upstream.header.clone();
+    p.header.code = MessageClass::Response(answer.rsc.code());
+    p.set_token(upstream.get_token().to_vec());
+    p.add_option(CoapOption::Unknown(numbers.rsc), uint(answer.rsc as u16));
+    for number in [numbers.rqi, RVI] {
+        if let Some(value) = upstream.get_first_option(CoapOption::Unknown(number)) {
+            p.add_option(CoapOption::Unknown(number), value.clone());
+        }
+    }
+    p.set_content_format(coap_lite::ContentFormat::TextPlain);
+    p.payload = answer.message.as_bytes().to_vec();
+    *upstream = p;
+}
+
+/// The oneM2M `rsc` of an answer, if it carries one.
+pub fn rsc_of(p: &Packet, numbers: Numbers) -> Option<u16> {
+    let value = p.get_first_option(CoapOption::Unknown(numbers.rsc))?;
+    if value.len() > 2 {
+        return None;
+    }
+    Some(value.iter().fold(0u16, |n, b| (n << 8) | u16::from(*b)))
 }
 
 /// An error's head: code, rsc option, `rqi`/`rvi` echoed.

@@ -22,6 +22,7 @@ use super::reply;
 use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
 use crate::decision::Permitted;
 use crate::guard::Addition;
+use crate::primitive::Protocol;
 use crate::record::{Forward, SharedPending, UpstreamFailure};
 
 /// Removes the Uri-Query options that carry tokens or token ids (`tkns=…`, `tids=…`): a
@@ -68,7 +69,12 @@ impl Relay {
     /// Forwards a permitted request under our own message id and token, with the guard's
     /// additions (an inserted check value as option 339). Its record is completed by the
     /// upstream's first answer, or by its silence ([`super::timeout`]).
-    pub(super) async fn forward(&self, permitted: Permitted<Packet>, client: std::net::SocketAddr) {
+    pub(super) async fn forward(
+        &self,
+        mut permitted: Permitted<Packet>,
+        client: std::net::SocketAddr,
+    ) {
+        let follow_up = permitted.take_follow_up().map(std::sync::Arc::new);
         let (mut packet, additions, record) = permitted.into_parts();
         apply(&mut packet, &additions);
         let client_token = packet.get_token().to_vec();
@@ -99,6 +105,7 @@ impl Relay {
                 .get_first_option(CoapOption::Unknown(self.numbers.fr))
                 .and_then(|v| String::from_utf8(v.clone()).ok()),
             record: SharedPending::new(record),
+            follow_up,
         };
         if observe == Some(OBSERVE_DEREGISTER) {
             self.tables.end_observation(token);
@@ -246,6 +253,15 @@ impl Relay {
             record.forwarded(Forward::Answered(route.sent.elapsed()));
         }
         self.track_observation(&packet, token, &route);
+        if let Some(follow_up) = route.follow_up.as_deref().filter(|_| !notification) {
+            let rsc = reply::rsc_of(&packet, self.numbers);
+            let done = self
+                .decider
+                .complete(follow_up, Protocol::Coap, rsc, &packet.payload);
+            if let Err(answer) = done {
+                reply::overwrite(&mut packet, self.numbers, &answer);
+            }
+        }
         packet.set_token(route.token.clone());
         let piggybacked = kind == MessageType::Acknowledgement && !notification;
         if piggybacked && route.confirmable {

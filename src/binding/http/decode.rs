@@ -13,6 +13,7 @@ use http::{HeaderMap, Method};
 use percent_encoding::percent_decode_str;
 
 use crate::primitive::{Operation, Peer, Primitive, Security};
+use crate::registration::may_omit_originator;
 use crate::target::{Addressing, BadTarget, Canonical};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -56,9 +57,11 @@ pub fn decode(
     unambiguous(headers)?;
     let ty = resource_type(headers)?;
     let op = operation(&parts.method, ty.is_some())?;
-    let fr = header(headers, ORIGIN)?
-        .filter(|s| !s.is_empty())
-        .ok_or(DecodeError::MissingOrigin)?;
+    let fr = match header(headers, ORIGIN)?.filter(|s| !s.is_empty()) {
+        Some(fr) => fr,
+        None if may_omit_originator(op, ty) => "",
+        None => return Err(DecodeError::MissingOrigin),
+    };
     let rqi = header(headers, REQUEST_ID)?
         .filter(|s| !s.is_empty())
         .ok_or(DecodeError::MissingRequestId)?;

@@ -19,13 +19,14 @@ use bytes::Bytes;
 use http::request::Parts;
 use http::{Request, Response, StatusCode};
 use http_body_util::combinators::BoxBody;
-use http_body_util::{BodyExt, Limited};
+use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 
 use crate::config::HttpConfig;
 use crate::decision::{Decider, Decision};
-use crate::primitive::{Peer, Primitive};
+use crate::primitive::{Peer, Primitive, Protocol};
 use crate::record::{About, Answer, Refusal};
+use crate::registration::FollowUp;
 pub use decode::{target, DecodeError};
 pub use forward::{Upstream, UpstreamError};
 pub use lookup::CseLookup;
@@ -80,13 +81,53 @@ impl HttpBinding {
             Ok(content) => content,
             Err(bad) => return refused(About::of(&primitive), bad),
         };
-        let permitted = match self.decider.decide(&primitive) {
+        let mut permitted = match self.decider.decide(&primitive) {
             Decision::Allow(permitted) => permitted.with((parts, primitive.content)),
             Decision::Deny(denial) => return denied(denial),
         };
-        match self.upstream.forward(permitted).await {
-            Ok(response) => response.map(|b| b.boxed()),
-            Err(failure) => reply::answer(&ids, &Answer::failed(&failure)),
+        let follow_up = permitted.take_follow_up();
+        let response = match self.upstream.forward(permitted).await {
+            Ok(response) => response,
+            Err(failure) => return reply::answer(&ids, &Answer::failed(&failure)),
+        };
+        match follow_up {
+            None => response.map(|b| b.boxed()),
+            Some(f) => {
+                self.complete(&f, response, &ids, primitive.peer.protocol)
+                    .await
+            }
+        }
+    }
+
+    /// The upstream's answer to a registration or deregistration, once the repository holds
+    /// what it changed ([`Decider::complete`]); its body is read whole for that, within the
+    /// body limits.
+    async fn complete(
+        &self,
+        follow_up: &FollowUp,
+        response: Response<Incoming>,
+        ids: &reply::Ids,
+        protocol: Protocol,
+    ) -> Response<Body> {
+        let (parts, body) = response.into_parts();
+        let rsc = parts
+            .headers
+            .get("x-m2m-rsc")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse().ok());
+        let content = match self.read_body(body).await {
+            Ok(content) => content,
+            Err(_) if rsc != Some(2001) => Bytes::new(),
+            Err(_) => {
+                let answer = Answer::internal("the registration could not be recorded");
+                return reply::answer(ids, &answer);
+            }
+        };
+        match self.decider.complete(follow_up, protocol, rsc, &content) {
+            Ok(_) => {
+                Response::from_parts(parts, Full::new(content).map_err(|e| match e {}).boxed())
+            }
+            Err(answer) => reply::answer(ids, &answer),
         }
     }
 

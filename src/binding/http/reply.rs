@@ -20,6 +20,7 @@ impl Rsc {
             Rsc::BadRequest => StatusCode::BAD_REQUEST,
             Rsc::OriginatorHasNoPrivilege => StatusCode::FORBIDDEN,
             Rsc::TargetNotReachable => StatusCode::NOT_FOUND,
+            Rsc::InternalServerError => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }
 }

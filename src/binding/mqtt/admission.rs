@@ -1,5 +1,6 @@
 //! Admission of a session: the CONNECT is bound to an originator ([`super::connect`]), the
-//! guard admits it (identity, node status), the will's topic passes policy; then the broker
+//! guard admits it (identity, node status; an originator the repository does not know as a
+//! registrant, for registration only), the will's topic passes policy; then the broker
 //! connection is opened with the client's CONNECT and the broker's CONNACK read.
 //!
 //! In: the client's CONNECT and [`Peer`]. Out: the originator and an open broker connection, or
@@ -16,16 +17,17 @@ use super::session::End;
 use super::wire::{encode, flush, Frames, WireError};
 use super::{connect, topic, MqttBinding};
 use crate::decision::Decision;
-use crate::guard::Denial;
+use crate::guard::{Admission, Denial};
 use crate::primitive::{Peer, TopicAction, TopicRequest};
 use crate::record::{About, Refusal};
 
-/// Binds and admits the originator; checks the will's topic. The CONNACK code on refusal.
+/// Binds and admits the originator (as a node, or as a registrant that is not one yet); checks
+/// the will's topic. The CONNACK code on refusal.
 pub fn admit(
     b: &MqttBinding,
     c: &Connect,
     peer: &Peer,
-) -> Result<String, (ConnectReturnCode, String)> {
+) -> Result<(String, Admission), (ConnectReturnCode, String)> {
     let refuse = |why: String| (ConnectReturnCode::NotAuthorized, why);
     let malformed = |why: &str| {
         let about = About::peer(peer).op("connect");
@@ -50,7 +52,8 @@ pub fn admit(
         b.decider.deny(about, Denial::session_claims(e));
         refuse(why)
     })?;
-    b.decider
+    let admission = b
+        .decider
         .admit(&originator, peer)
         .map_err(|d| refuse(d.reason.to_string()))?;
     if let Some(will) = &c.last_will {
@@ -61,12 +64,12 @@ pub fn admit(
             onem2m: topic::onem2m(&will.topic),
             peer: peer.clone(),
         };
-        match b.decider.decide_topic(&request) {
+        match b.decider.decide_topic(&request, admission) {
             Decision::Allow(permitted) => permitted.decided(),
             Decision::Deny(d) => return Err(refuse(format!("will topic: {}", d.reason))),
         }
     }
-    Ok(originator)
+    Ok((originator, admission))
 }
 
 pub async fn connack<S: AsyncWrite + Unpin>(

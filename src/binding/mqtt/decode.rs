@@ -12,6 +12,7 @@ use serde_json::Value;
 
 use super::topic::Format;
 use crate::primitive::{Operation, Peer, Primitive, Security};
+use crate::registration::may_omit_originator;
 use crate::target::{Addressing, BadTarget, Canonical};
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
@@ -68,7 +69,11 @@ pub fn primitive(
         op,
         to,
         to_as_sent: as_sent,
-        fr: required(object, "fr")?.to_owned(),
+        fr: match optional(object, "fr")?.filter(|s| !s.is_empty()) {
+            Some(fr) => fr,
+            None if may_omit_originator(op, ty) => String::new(),
+            None => return Err(DecodeError::MissingText("fr")),
+        },
         rqi: required(object, "rqi")?.to_owned(),
         rvi: optional(object, "rvi")?,
         ot: optional(object, "ot")?,

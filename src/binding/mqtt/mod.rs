@@ -14,6 +14,7 @@ mod admission;
 mod connect;
 mod decode;
 mod forward;
+mod registrant;
 mod reply;
 mod session;
 mod topic;

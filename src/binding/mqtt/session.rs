@@ -26,12 +26,15 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{admit, connack, open_broker};
+use super::registrant::InFlight;
 use super::reply::{self, Echo};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
 use crate::decision::Decision;
+use crate::guard::Admission;
 use crate::primitive::{Peer, TopicAction, TopicRequest};
 use crate::record::{About, Answer, Refusal};
+use crate::registration::Completed;
 
 /// A client packet that ends its session as a refusal of the binding's (recorded): one that
 /// cannot be read, or one over the size limit.
@@ -94,8 +97,8 @@ where
             return End::Protocol(why);
         }
     };
-    let originator = match admit(b, &connect, &peer) {
-        Ok(originator) => originator,
+    let (originator, admission) = match admit(b, &connect, &peer) {
+        Ok(admitted) => admitted,
         Err((code, why)) => {
             let _ = connack(&mut client, code).await;
             return End::Refused(why);
@@ -115,6 +118,8 @@ where
         b,
         peer,
         originator,
+        admission,
+        in_flight: InFlight::default(),
         granted: HashSet::new(),
         pending_subs: HashMap::new(),
         local_qos2: HashSet::new(),
@@ -152,6 +157,9 @@ struct Session<'a> {
     b: &'a MqttBinding,
     peer: Peer,
     originator: String,
+    /// A registrant's session becomes a node's when its registration completes.
+    admission: Admission,
+    in_flight: InFlight,
     /// Filters the broker granted: the gateway's answers reach the client only through these.
     granted: HashSet<String>,
     /// Forwarded SUBSCRIBEs by packet id: each original filter, `None` where refused here.
@@ -218,7 +226,7 @@ impl Session<'_> {
                 },
                 change = changes.recv() => match change {
                     Ok(id) if id != self.originator => Ok(Flow::Continue),
-                    Ok(_) | Err(RecvError::Lagged(_)) if self.b.decider.still_admitted(&self.originator, &self.peer) => Ok(Flow::Continue),
+                    Ok(_) | Err(RecvError::Lagged(_)) if self.b.decider.still_admitted(&self.originator, &self.peer, self.admission) => Ok(Flow::Continue),
                     Ok(_) | Err(RecvError::Lagged(_)) => {
                         // No will: a node that is no longer active publishes nothing more.
                         let _ = encode(&Packet::Disconnect, &mut self.to_broker);
@@ -313,8 +321,11 @@ impl Session<'_> {
         while let Some(packet) = frames.next_packet().map_err(End::Broker)? {
             match packet {
                 Packet::SubAck(ack) => self.suback(ack)?,
+                Packet::Publish(mut p) => {
+                    self.answered(&mut p);
+                    self.send_client(&Packet::Publish(p))?;
+                }
                 p @ (Packet::ConnAck(_)
-                | Packet::Publish(_)
                 | Packet::PubAck(_)
                 | Packet::PubRec(_)
                 | Packet::PubRel(_)
@@ -336,7 +347,7 @@ impl Session<'_> {
             return self.request(p).await;
         }
         let request = self.topic_request(TopicAction::Publish, &p.topic);
-        match self.b.decider.decide_topic(&request) {
+        match self.b.decider.decide_topic(&request, self.admission) {
             Decision::Allow(permitted) => {
                 forward::publish(permitted.with(p), &mut self.to_broker).map_err(End::Client)
             }
@@ -401,13 +412,44 @@ impl Session<'_> {
             ("session's originator", self.originator.as_str()),
             ("request topic's originator", t.originator.as_str()),
         ];
-        match self.b.decider.decide_bound(&primitive, &bound) {
-            Decision::Allow(permitted) => {
+        // A registrant may register with `fr` absent (its topics name it) or as its own name;
+        // anything else it sends is refused (`decide_registrant`).
+        let registrant_only = self.admission == Admission::Registrant
+            && (crate::registration::kind(&primitive).is_none()
+                || (primitive.fr.is_empty() && t.originator == self.originator));
+        let decision = if registrant_only {
+            self.b.decider.decide_registrant(&primitive)
+        } else {
+            self.b.decider.decide_bound(&primitive, &bound)
+        };
+        match decision {
+            Decision::Allow(mut permitted) => {
+                if let Some(follow_up) = permitted.take_follow_up() {
+                    if !self.in_flight.insert(&primitive.rqi, follow_up) {
+                        drop(permitted);
+                        let about = self.about(&p.topic).op(op).rqi(&primitive.rqi);
+                        let answer = self.b.decider.refuse(about, Refusal::RateLimited);
+                        return self.answer(&p, &t, &echo, &answer);
+                    }
+                }
                 forward::publish(permitted.with(p), &mut self.to_broker).map_err(End::Client)
             }
             Decision::Deny(d) => {
                 let answer = self.b.decider.answer(&d);
                 self.answer(&p, &t, &echo, &answer)
+            }
+        }
+    }
+
+    /// A publish from the broker to the client: if it answers a registration or
+    /// deregistration of this session, that is completed first; a registrant whose
+    /// registration completed is the node it registered as from now on.
+    fn answered(&mut self, p: &mut Publish) {
+        if let Some(Completed::Enrolled(id)) = self.in_flight.answered(self.b, p) {
+            if self.admission == Admission::Registrant || !self.b.decider.active(&self.originator) {
+                tracing::info!(node.id = %id, registrant = %self.originator, proto = "mqtt", "session now bound to its registered id");
+                self.originator = id;
+                self.admission = Admission::Node;
             }
         }
     }
@@ -477,7 +519,7 @@ impl Session<'_> {
                 continue;
             }
             let request = self.topic_request(TopicAction::Subscribe, &filter.path);
-            match self.b.decider.decide_topic(&request) {
+            match self.b.decider.decide_topic(&request, self.admission) {
                 Decision::Allow(permitted) => {
                     order.push(Some(filter.path.clone()));
                     allowed.push(permitted.with(filter));

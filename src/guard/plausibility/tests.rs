@@ -12,6 +12,8 @@ fn node(id: &str, groups: &[&str]) -> Node {
         status: NodeStatus::Active,
         groups: groups.iter().map(|g| g.to_string()).collect(),
         status_changed_at: 0,
+        registrar: None,
+        registered: None,
     }
 }
 
