@@ -16,6 +16,13 @@ Subcommands:
       id A::O unless --client-id) and prints "<rsc> <m2m:dbg>" of the answer on
       /oneM2M/resp/<T>/id-in/json, "NO-ANSWER" after 5 s, or "REFUSED <code>" when CONNECT was.
 
+  register HOST:PORT --origin O --rn RN [--no-fr]
+      Registers an AE named RN from a session that is not a node yet (client id A::O, O being
+      C, S or a chosen id) on /oneM2M/reg_req/O/id-in/json, fr O (absent with --no-fr); then,
+      in the same session, retrieves its AE and deletes it (deregisters) as the assigned AE-ID.
+      Prints "<rsc> <aei> <rsc of the retrieve> <rsc of the delete>" ("-" for what did not
+      happen), or "REFUSED <code>".
+
   hold HOST:PORT --origin O --seconds N
       Keeps a session bound to O open; prints "closed after <s>" when the far end closes it, or
       "open" after N seconds.
@@ -233,6 +240,35 @@ def cmd_request(args):
     return 0
 
 
+def cmd_register(args):
+    s = Session(args.addr, args.origin, registration=True)
+    if s.code != 0:
+        print(f"REFUSED {s.code}")
+        return 0
+    primitive = {"op": 1, "to": CSE, "rqi": f"reg-{os.getpid()}", "rvi": "4", "ty": 2,
+                 "pc": {"m2m:ae": {"rn": args.rn, "api": "Nacme", "rr": True, "srv": ["3"]}}}
+    if not args.no_fr:
+        primitive["fr"] = args.origin
+    answer = s.request(primitive) or {}
+    rsc = answer.get("rsc", "-")
+    pc = answer.get("pc") if isinstance(answer.get("pc"), dict) else {}
+    aei = pc.get("m2m:ae", {}).get("aei") or "-"
+    results = [str(rsc), aei]
+    if aei != "-":
+        # The same session, bound to the assigned id now: its own response topic and requests.
+        s.kind, s.topic_origin = "", aei
+        s.client.subscribe(s.response_topic(aei), qos=1)
+        s.suback.get(timeout=TIMEOUT_S)
+        own = f"{CSE}/{args.rn}"
+        for op, rqi in [(2, "own"), (4, "bye")]:
+            got = s.request({"op": op, "to": own, "fr": aei, "rqi": f"{rqi}-{os.getpid()}",
+                             "rvi": "4"}) or {}
+            results.append(str(got.get("rsc", "-")))
+    s.close()
+    print(" ".join(results))
+    return 0
+
+
 def cmd_hold(args):
     s = Session(args.addr, args.origin)
     if s.code != 0:
@@ -272,6 +308,12 @@ def main():
     r.add_argument("--registration", action="store_true",
                    help="publish on /oneM2M/reg_req/..., await the answer on reg_resp")
     r.set_defaults(func=cmd_request)
+    g = sub.add_parser("register")
+    g.add_argument("addr")
+    g.add_argument("--origin", required=True)
+    g.add_argument("--rn", required=True)
+    g.add_argument("--no-fr", action="store_true")
+    g.set_defaults(func=cmd_register)
     h = sub.add_parser("hold")
     h.add_argument("addr")
     h.add_argument("--origin", required=True)

@@ -429,17 +429,26 @@ mod mqtt_registration {
             .request(&format!("/oneM2M/req/{aei}/id-in/json"), get)
             .await;
         assert_eq!(got["rsc"], 2000, "{got}");
-        // Deregistration ends the standing, and with it the session.
+        // Deregistration ends the standing: the session is a registrant's again, and the id is
+        // unknown (a new session claiming it is admitted for registration only).
         let delete =
             json!({"op": 4, "to": "/id-in/cse-in/m1", "fr": aei, "rqi": "bye", "rvi": "4"});
         let gone = c
             .request(&format!("/oneM2M/req/{aei}/id-in/json"), delete)
             .await;
         assert_eq!(gone["rsc"], 2002, "{gone}");
-        assert!(
-            c.closed_within(WAIT).await,
-            "the session of a removed node is closed"
+        let mut claim = connect(addr, &format!("A::{aei}")).await;
+        assert_eq!(
+            claim.subscribe(&resp, QoS::AtMostOnce).await,
+            [SubscribeReasonCode::Failure]
         );
+        let again = c
+            .request(
+                "/oneM2M/reg_req/C/id-in/json",
+                registration(Some("C"), "m2"),
+            )
+            .await;
+        assert_eq!(again["rsc"], 2001, "registers anew: {again}");
         // A legitimate registrant still registers, with a chosen id.
         let mut d = connect(addr, "A::Cmeter-09").await;
         assert_eq!(

@@ -60,6 +60,7 @@ impl Answer {
             | Refusal::BodyUnreadable
             | Refusal::PacketTooLarge(_)
             | Refusal::TooManySubscriptions(_)
+            | Refusal::TooManyInFlight(_)
             | Refusal::DatagramTooLarge
             | Refusal::NotCoap
             | Refusal::RateLimited => (Rsc::BadRequest, Cow::Owned(refusal.to_string())),

@@ -38,6 +38,9 @@ impl Sink for Metrics {
                 Refusal::TooManySubscriptions(_) => {
                     self.request(protocol, op, Counted::Deny("subscriptions"))
                 }
+                Refusal::TooManyInFlight(_) => {
+                    self.request(protocol, op, Counted::Deny("in_flight"))
+                }
                 Refusal::WrongReceiver { .. } => {
                     self.request(protocol, op, Counted::Deny("receiver"))
                 }

@@ -188,6 +188,9 @@ pub enum Refusal {
     /// An MQTT subscription beyond the session's limit of filters.
     #[error("more than {0} subscriptions in one session")]
     TooManySubscriptions(usize),
+    /// An MQTT registration or deregistration beyond the session's limit awaiting answers.
+    #[error("more than {0} registrations awaiting their answer in one session")]
+    TooManyInFlight(usize),
     /// An MQTT request for a receiver other than this gateway's CSE.
     #[error("request for another receiver {receiver:?}")]
     WrongReceiver { receiver: String },

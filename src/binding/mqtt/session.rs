@@ -26,7 +26,7 @@ use tokio::time::{sleep_until, timeout, Instant};
 use tokio_util::sync::CancellationToken;
 
 use super::admission::{admit, connack, open_broker};
-use super::registrant::InFlight;
+use super::registrant::{self, InFlight};
 use super::reply::{self, Echo};
 use super::wire::{encode, flush, Frames, WireError};
 use super::{decode, forward, topic, MqttBinding};
@@ -117,6 +117,7 @@ where
     let mut session = Session {
         b,
         peer,
+        connected_as: originator.clone(),
         originator,
         admission,
         in_flight: InFlight::default(),
@@ -157,8 +158,11 @@ struct Session<'a> {
     b: &'a MqttBinding,
     peer: Peer,
     originator: String,
-    /// A registrant's session becomes a node's when its registration completes.
+    /// A registrant's session becomes a node's when its registration completes (and a
+    /// registrant's again when it deregisters).
     admission: Admission,
+    /// The originator CONNECT bound.
+    connected_as: String,
     in_flight: InFlight,
     /// Filters the broker granted: the gateway's answers reach the client only through these.
     granted: HashSet<String>,
@@ -428,7 +432,8 @@ impl Session<'_> {
                     if !self.in_flight.insert(&primitive.rqi, follow_up) {
                         drop(permitted);
                         let about = self.about(&p.topic).op(op).rqi(&primitive.rqi);
-                        let answer = self.b.decider.refuse(about, Refusal::RateLimited);
+                        let refusal = Refusal::TooManyInFlight(registrant::MAX_IN_FLIGHT);
+                        let answer = self.b.decider.refuse(about, refusal);
                         return self.answer(&p, &t, &echo, &answer);
                     }
                 }
@@ -445,12 +450,23 @@ impl Session<'_> {
     /// deregistration of this session, that is completed first; a registrant whose
     /// registration completed is the node it registered as from now on.
     fn answered(&mut self, p: &mut Publish) {
-        if let Some(Completed::Enrolled(id)) = self.in_flight.answered(self.b, p) {
-            if self.admission == Admission::Registrant || !self.b.decider.active(&self.originator) {
+        match self.in_flight.answered(self.b, p) {
+            Some(Completed::Enrolled(id))
+                if self.admission == Admission::Registrant
+                    || !self.b.decider.active(&self.originator) =>
+            {
                 tracing::info!(node.id = %id, registrant = %self.originator, proto = "mqtt", "session now bound to its registered id");
                 self.originator = id;
                 self.admission = Admission::Node;
             }
+            // Its own deregistration: the session is what a new CONNECT would be, a
+            // registrant's again (the answer still reaches it).
+            Some(Completed::Removed(id)) if id == self.originator => {
+                tracing::info!(node.id = %id, registrant = %self.connected_as, proto = "mqtt", "deregistered: session back to registration only");
+                self.originator.clone_from(&self.connected_as);
+                self.admission = Admission::Registrant;
+            }
+            _ => {}
         }
     }
 
