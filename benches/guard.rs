@@ -2,7 +2,8 @@
 //! repository behind its cache: an allowed request, one denied by policy, one denied at node
 //! status (unknown originator, which never reaches Cedar) — these repeat one request, so Cedar's
 //! decision comes from the guard's decision cache after the first — and an allowed request to a
-//! new target every time, which always evaluates Cedar (and fills the cache). This is the
+//! new target every time, which always evaluates Cedar (and fills the cache), also with one
+//! `@observe` forbid added (an allowed request is then decided by both sets). This is the
 //! per-request cost the HTTP numbers in `scripts/load` are made of; run with
 //! `cargo bench --bench guard`.
 
@@ -40,6 +41,13 @@ fn primitive(fr: &str, op: Operation) -> Primitive {
 }
 
 fn guard(dir: &Path) -> Guard {
+    guard_with(
+        dir,
+        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")),
+    )
+}
+
+fn guard_with(dir: &Path, policies: &Path) -> Guard {
     let nodes = Arc::new(Nodes::new(Arc::new(SledStore::open(dir).unwrap()), 1000));
     nodes
         .seed(&[NodeSeed {
@@ -49,8 +57,7 @@ fn guard(dir: &Path) -> Guard {
             registrar: None,
         }])
         .unwrap();
-    let policies =
-        Policies::load(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"))).unwrap();
+    let policies = Policies::load(policies).unwrap();
     Guard::new(nodes, Arc::new(policies), MessageChecks::off())
 }
 
@@ -90,7 +97,34 @@ fn decide(c: &mut Criterion) {
             guard.decide(std::hint::black_box(&p), SystemTime::now())
         })
     });
+    observed(&mut group, &primitive("Cmeter-01", Operation::Retrieve));
     group.finish();
+}
+
+/// New targets, with the shipped policies and one `@observe` forbid that does not match.
+fn observed(
+    group: &mut criterion::BenchmarkGroup<criterion::measurement::WallTime>,
+    p: &Primitive,
+) {
+    let (dir, policies) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let shipped = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies"));
+    for entry in std::fs::read_dir(shipped).unwrap() {
+        let path = entry.unwrap().path();
+        std::fs::copy(&path, policies.path().join(path.file_name().unwrap())).unwrap();
+    }
+    let watch =
+        "@id(\"watch\")\n@observe\nforbid (principal in Group::\"lamps\", action, resource);\n";
+    std::fs::write(policies.path().join("30-watch.cedar"), watch).unwrap();
+    let guard = guard_with(dir.path(), policies.path());
+    let mut p = p.clone();
+    let mut n = 0u64;
+    group.bench_function("allow_distinct_targets_observe", |b| {
+        b.iter(|| {
+            n += 1;
+            p.to = format!("/id-in/cse-in/meter-01/data-{n}");
+            guard.decide(std::hint::black_box(&p), SystemTime::now())
+        })
+    });
 }
 
 criterion_group!(benches, decide);

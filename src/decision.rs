@@ -6,6 +6,15 @@
 //! An allowed request leaves as a [`Permitted`]: the guard's [`Permit`], the request it permits
 //! and its pending record, in one value that forwarding consumes; the record is made when the
 //! forward ends (or is abandoned).
+//!
+//! [`Mode::Observe`]: every request is decided and recorded as in enforce mode, but a guard
+//! denial becomes a [`Permit::observed`] that carries it, so the request is forwarded and its
+//! record says it would have been denied. What protects the gateway itself stays refused in
+//! every mode: a binding's own refusals ([`Decider::refuse`]: malformed, oversize,
+//! rate-limited, …) and an MQTT CONNECT that binds no originator ([`Decider::deny`]). A
+//! resource-id target is not resolved for a sender the head stages would deny, and one that
+//! cannot be resolved is forwarded as sent (the CSE resolves its own ids), recorded as a
+//! would-be denial at stage `target`.
 
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
@@ -18,7 +27,18 @@ use crate::registration::{Completed, FollowUp, Registrar};
 use crate::target::resolve::Resolver;
 use crate::target::Addressing;
 
+/// Whether denials are enforced (`[gateway] mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Denials are refused.
+    #[default]
+    Enforce,
+    /// Denials are recorded as would-be denials and the request is forwarded.
+    Observe,
+}
+
 pub struct Decider {
+    mode: Mode,
     guard: Arc<Guard>,
     registrar: Registrar,
     metrics: Arc<Metrics>,
@@ -105,6 +125,7 @@ impl Decider {
         tqf: Option<&str>,
     ) -> Self {
         Decider {
+            mode: Mode::Enforce,
             guard,
             registrar,
             metrics,
@@ -112,6 +133,16 @@ impl Decider {
             targets,
             tqf: tqf.map(Arc::from),
         }
+    }
+
+    /// The same decider in `mode` (enforce by default).
+    pub fn with_mode(mut self, mode: Mode) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    fn observing(&self) -> bool {
+        self.mode == Mode::Observe
     }
 
     /// The names that make a target local, for the bindings' decoders.
@@ -133,6 +164,10 @@ impl Decider {
         if self.addressing().resource_id(&p.to).is_none() {
             return Ok(());
         }
+        if self.observing() && self.guard.precheck(p).is_err() {
+            // Not asked of the CSE for a sender the head stages deny; the decision records it.
+            return Ok(());
+        }
         self.precheck(p)?;
         let now = SystemTime::now();
         let started = Instant::now();
@@ -141,6 +176,10 @@ impl Decider {
             Ok(Some(name)) => {
                 let sent = std::mem::replace(&mut p.to, name);
                 p.to_as_sent.get_or_insert(sent);
+                Ok(())
+            }
+            Err(unresolved) if self.observing() => {
+                tracing::debug!(to = %p.to, reason = %unresolved, "target not resolved, forwarded as sent");
                 Ok(())
             }
             Err(unresolved) => {
@@ -153,8 +192,12 @@ impl Decider {
 
     /// Runs the stages that need only the request head; a denial is recorded and returned.
     /// Bindings call this before reading a body, so that unknown or blocked senders cannot
-    /// make the gateway buffer theirs.
+    /// make the gateway buffer theirs. In observe mode nothing is refused here: the decision
+    /// runs these stages again and records what they would deny.
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
+        if self.observing() {
+            return Ok(());
+        }
         let now = SystemTime::now();
         let started = Instant::now();
         self.guard.precheck(p).inspect_err(|denial| {
@@ -185,32 +228,45 @@ impl Decider {
         let now = SystemTime::now();
         let started = Instant::now();
         let verdict = match self.addressing().resource_id(&p.to) {
+            Some(_) if self.observing() => {
+                // Forwarded as sent: the first of the head stages or the target that would deny.
+                let denial = self.guard.precheck(p).err();
+                Verdict::Deny(denial.unwrap_or_else(Denial::unresolved_at_guard))
+            }
             Some(_) => Verdict::Deny(Denial::unresolved_at_guard()),
             None => run(now),
         };
         self.decision(About::of(p), verdict, now, started)
     }
 
-    /// Whether `originator` is active now; not a decision, so nothing is recorded.
+    /// Whether `originator` is active now (always, in observe mode); not a decision, so
+    /// nothing is recorded.
     pub fn active(&self, originator: &str) -> bool {
-        self.guard.active(originator)
+        self.observing() || self.guard.active(originator)
     }
 
     /// Admits a session for `originator` (MQTT CONNECT): identity and node status; an
     /// originator the repository does not know is admitted as a registrant (see
-    /// [`Admission`]). Recorded under the operation `connect`.
+    /// [`Admission`]). Recorded under the operation `connect`; in observe mode a denial admits
+    /// too (as a node's session), recorded as a would-be denial.
     pub fn admit(&self, originator: &str, peer: &Peer) -> Result<Admission, Denial> {
         let now = SystemTime::now();
         let started = Instant::now();
         let about = About::peer(peer).fr(originator).op("connect");
-        let admitted = self.guard.admit(originator, peer);
+        let (admitted, would_deny) = match self.guard.admit(originator, peer) {
+            Err(denial) if self.observing() => (Ok(Admission::Node), Some(denial)),
+            admitted => (admitted, None),
+        };
         match &admitted {
             Ok(_) => {
                 let allowed = Outcome::Allowed {
                     policies: Vec::new(),
                     forward: Forward::Nothing,
                 };
-                self.record(about, allowed, now, Some(started.elapsed()));
+                self.recorder.record(Record {
+                    would_deny,
+                    ..record(about, allowed, now, Some(started.elapsed()))
+                });
             }
             Err(denial) => self.denied(about, denial, now, started),
         }
@@ -219,9 +275,9 @@ impl Decider {
 
     /// Whether a session admitted earlier may go on (identity and status now); not recorded.
     /// The same admission as before, that is: a node still active, a registrant still not a
-    /// node.
+    /// node. Always, in observe mode.
     pub fn still_admitted(&self, originator: &str, peer: &Peer, admission: Admission) -> bool {
-        self.guard.admit(originator, peer).ok() == Some(admission)
+        self.observing() || self.guard.admit(originator, peer).ok() == Some(admission)
     }
 
     /// Decides a publish or subscription on a topic now, as [`Decider::decide`]; for a
@@ -301,17 +357,19 @@ impl Decider {
         now: SystemTime,
         started: Instant,
     ) -> Decision {
+        let verdict = match verdict {
+            Verdict::Deny(denial) if self.observing() => Verdict::Allow(Permit::observed(denial)),
+            verdict => verdict,
+        };
         match verdict {
             Verdict::Allow(permit) => {
+                let allowed = Outcome::Allowed {
+                    policies: permit.policy_ids().to_vec(),
+                    forward: Forward::Abandoned,
+                };
                 let record = Record {
-                    at: now,
-                    about,
-                    outcome: Outcome::Allowed {
-                        policies: permit.policy_ids().to_vec(),
-                        forward: Forward::Abandoned,
-                    },
-                    decided_in: Some(started.elapsed()),
-                    lost: 0,
+                    would_deny: permit.would_deny().cloned(),
+                    ..record(about, allowed, now, Some(started.elapsed()))
                 };
                 Decision::Allow(Permitted {
                     permit,
@@ -338,12 +396,23 @@ impl Decider {
         at: SystemTime,
         decided_in: Option<std::time::Duration>,
     ) {
-        self.recorder.record(Record {
-            at,
-            about,
-            outcome,
-            decided_in,
-            lost: 0,
-        });
+        self.recorder.record(record(about, outcome, at, decided_in));
+    }
+}
+
+/// A record of `outcome` with no would-be denial.
+fn record(
+    about: About,
+    outcome: Outcome,
+    at: SystemTime,
+    decided_in: Option<std::time::Duration>,
+) -> Record {
+    Record {
+        at,
+        about,
+        outcome,
+        decided_in,
+        would_deny: None,
+        lost: 0,
     }
 }

@@ -126,14 +126,17 @@ impl Gateway {
         );
         let targets = resolver(&config)?;
         let registrar = Registrar::new(repository);
-        let decider = Arc::new(Decider::new(
-            guard,
-            registrar,
-            metrics.clone(),
-            recorder,
-            targets,
-            tokens.request_info(),
-        ));
+        let decider = Arc::new(
+            Decider::new(
+                guard,
+                registrar,
+                metrics.clone(),
+                recorder,
+                targets,
+                tokens.request_info(),
+            )
+            .with_mode(config.gateway.mode),
+        );
         let h = &config.http;
         let binding = Arc::new(HttpBinding::new(h, decider.clone())?);
 

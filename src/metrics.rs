@@ -1,7 +1,10 @@
 //! Prometheus metrics shared by the bindings and served by the admin API.
 //!
 //! `m2mguard_requests_total{protocol, operation, verdict, stage}` counts every request by its
-//! outcome (verdict `allow`, `deny` or `malformed`; stage empty unless denied);
+//! outcome (verdict `allow`, `would_deny` (forwarded, but observe mode or `@observe` policies
+//! let through what this stage would deny), `deny` or `malformed`; stage empty unless denied or
+//! would be); `m2mguard_observed_forbids_total{policy}` counts forwarded requests a forbid
+//! policy would have denied;
 //! `m2mguard_decision_seconds` and `m2mguard_upstream_seconds` are latency histograms by
 //! protocol; `m2mguard_plausibility_flags_total{rule}` counts requests a plausibility rule
 //! flagged; `m2mguard_dropped_total{protocol, reason}` counts datagrams dropped before any
@@ -102,6 +105,8 @@ type Latency = Family<ProtocolLabel, Histogram, fn() -> Histogram>;
 #[derive(Clone, Copy, Debug)]
 pub enum Outcome {
     Allow,
+    /// Forwarded, but this stage would have denied it.
+    WouldDeny(&'static str),
     Deny(&'static str),
     Malformed,
 }
@@ -120,7 +125,13 @@ pub struct Metrics {
     connections_timed_out: Family<ListenerLabel, Counter>,
     upstream_failures: Family<DropLabels, Counter>,
     records_lost: Family<SinkLabel, Counter>,
+    observed_forbids: Family<PolicyLabel, Counter>,
     registrations: Family<RegistrationLabels, Counter>,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct PolicyLabel {
+    policy: String,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -236,8 +247,15 @@ impl Metrics {
             "Decision records a full record queue left out, by sink",
             records_lost.clone(),
         );
+        let observed_forbids = Family::<PolicyLabel, Counter>::default();
+        registry.register(
+            "observed_forbids",
+            "Forwarded requests a forbid policy would have denied (@observe, or observe mode), by policy",
+            observed_forbids.clone(),
+        );
         Metrics {
             registry,
+            observed_forbids,
             upstream_failures,
             records_lost,
             registrations,
@@ -309,6 +327,7 @@ impl Metrics {
     pub fn request(&self, protocol: Protocol, operation: &'static str, outcome: Outcome) {
         let (verdict, stage) = match outcome {
             Outcome::Allow => ("allow", ""),
+            Outcome::WouldDeny(stage) => ("would_deny", stage),
             Outcome::Deny(stage) => ("deny", stage),
             Outcome::Malformed => ("malformed", ""),
         };
@@ -318,6 +337,15 @@ impl Metrics {
                 operation,
                 verdict,
                 stage,
+            })
+            .inc();
+    }
+
+    /// One forwarded request the forbid policy `policy` would have denied.
+    pub fn observed_forbid(&self, policy: &str) {
+        self.observed_forbids
+            .get_or_create(&PolicyLabel {
+                policy: policy.to_owned(),
             })
             .inc();
     }

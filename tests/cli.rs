@@ -135,6 +135,42 @@ fn check_warns_about_coap_echo_off_and_still_exits_0() {
 }
 
 #[test]
+fn check_names_observe_policies_and_says_observe_mode_enforces_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let policies = dir.path().join("policies");
+    std::fs::create_dir(&policies).unwrap();
+    for file in ["m2mguard.cedarschema", "00-operators.cedar"] {
+        std::fs::copy(Path::new(POLICIES).join(file), policies.join(file)).unwrap();
+    }
+    std::fs::write(
+        policies.join("30-new.cedar"),
+        "@id(\"new-forbid\")\n@observe\nforbid (principal, action == Action::\"delete\", resource);\n",
+    )
+    .unwrap();
+    let text = config_text(
+        SocketAddr::from(([127, 0, 0, 1], 1)),
+        dir.path(),
+        policies.to_str().unwrap(),
+        "",
+    );
+    let enforcing = write_config(dir.path(), &text);
+    let out = m2mguard(&["check", "--config", &enforcing]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    let said = stdout(&out);
+    assert!(said.contains("1 @observe"), "{said}");
+    assert!(said.contains("not enforced): new-forbid"), "{said}");
+    assert!(!said.contains("mode = observe"), "{said}");
+    let observing = text.replacen("\n[gateway]\n", "\n[gateway]\nmode = \"observe\"\n", 1);
+    let out = m2mguard(&["check", "--config", &write_config(dir.path(), &observing)]);
+    assert_eq!(out.status.code(), Some(0), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("mode = observe: nothing is enforced"),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
 fn check_lists_every_config_error_with_its_line_and_exits_64() {
     let dir = tempfile::tempdir().unwrap();
     let text = config_text(

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use cedar_policy::{Effect, PrincipalConstraint};
 use m2mguard::config::Config;
+use m2mguard::decision::Mode;
 use m2mguard::guard::Unknown;
 use m2mguard::policy;
 
@@ -25,15 +26,25 @@ pub fn check(path: &Path) -> Result<(), Failure> {
     match (config, policies) {
         (Some(config), Some(Ok(bundle))) if problems.is_empty() => {
             println!(
-                "{}: OK ({} policies in {}, {} nodes)",
+                "{}: OK ({} policies in {}, {} @observe; {} nodes)",
                 path.display(),
                 bundle.count,
                 config.policy_dir.display(),
+                bundle.observing.len(),
                 config.nodes.len()
             );
             // Valid, but exposed: said on its own line after the verdict, exit status 0.
             for warning in config.coap.iter().flat_map(|c| c.warnings()) {
                 println!("{warning}");
+            }
+            if !bundle.observing.is_empty() {
+                println!(
+                    "@observe (decided and counted, not enforced): {}",
+                    bundle.observing.join(", ")
+                );
+            }
+            if config.gateway.mode == Mode::Observe {
+                println!("mode = observe: nothing is enforced; what would be denied is forwarded and recorded as a would-be denial");
             }
             if let Some(line) = strangers(&config, &bundle) {
                 println!("{line}");

@@ -301,17 +301,21 @@ async fn play(
 
 /// One table row for a request's answer and recorded decision.
 fn row(n: usize, fr: &str, answer: String, record: Record) -> [String; 7] {
-    let (decision, why) = match record.outcome {
-        Outcome::Allowed { policies, .. } => (
+    let (decision, why) = match (record.outcome, record.would_deny) {
+        (Outcome::Allowed { .. } | Outcome::Failed { .. }, Some(denial)) => (
+            format!("would deny ({})", denial.stage),
+            denial.reason.to_string(),
+        ),
+        (Outcome::Allowed { policies, .. }, None) => (
             "allow".to_owned(),
             format!("permitted by {}", policies.join(", ")),
         ),
-        Outcome::Failed { failure, .. } => ("allow".to_owned(), failure.to_string()),
-        Outcome::Denied(denial) => (
+        (Outcome::Failed { failure, .. }, None) => ("allow".to_owned(), failure.to_string()),
+        (Outcome::Denied(denial), _) => (
             format!("deny ({})", denial.stage),
             denial.reason.to_string(),
         ),
-        Outcome::Refused(refusal) => ("refused".to_owned(), refusal.to_string()),
+        (Outcome::Refused(refusal), _) => ("refused".to_owned(), refusal.to_string()),
     };
     [
         format!("{}", n + 1),

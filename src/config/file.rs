@@ -47,6 +47,7 @@ pub struct FileGateway {
     pub resolve_cache_entries: Option<u64>,
     pub data_dir: String,
     pub node_cache_capacity: Option<u64>,
+    pub mode: Option<String>,
     pub unknown_originators: Option<String>,
     #[serde(default)]
     pub registration_groups: Vec<String>,

@@ -23,6 +23,7 @@ use std::time::Duration;
 use http::Uri;
 use rustls_pki_types::CertificateDer;
 
+use crate::decision::Mode;
 use crate::guard::token::TokensConfig;
 use crate::guard::ChecksConfig;
 use crate::store::{NodeKind, NodeSeed};
@@ -91,6 +92,8 @@ pub struct GatewayConfig {
     pub resolve_cache_entries: u64,
     pub data_dir: PathBuf,
     pub node_cache_capacity: u64,
+    /// Enforce decisions, or only record them (see [`crate::decision::Mode`]).
+    pub mode: crate::decision::Mode,
     /// Originators the repository does not know: refused, or decided by Cedar.
     pub unknown_originators: crate::guard::Unknown,
     /// Groups every node that registers through the gateway gets.
@@ -283,6 +286,17 @@ impl Validator {
             100_000,
             16..=100_000_000,
         );
+        let mode = match raw.mode.as_deref() {
+            None | Some("enforce") => Mode::Enforce,
+            Some("observe") => Mode::Observe,
+            Some(other) => {
+                self.err(
+                    "gateway.mode",
+                    format!("{other:?} is not a mode (expected \"enforce\" or \"observe\")"),
+                );
+                Mode::Enforce
+            }
+        };
         let unknown_originators = match raw.unknown_originators.as_deref() {
             None | Some("deny") => crate::guard::Unknown::Deny,
             Some("policy") => crate::guard::Unknown::Policy,
@@ -296,6 +310,7 @@ impl Validator {
         };
         self.group_names("gateway.registration_groups", &raw.registration_groups);
         GatewayConfig {
+            mode,
             unknown_originators,
             registration_groups: raw.registration_groups,
             cse_id: raw.cse_id,

@@ -374,3 +374,19 @@ fn zero_or_inverted_connection_caps_are_located() {
     );
     assert!(e[0].message.contains("at most 10"), "{}", e[0].message);
 }
+
+#[test]
+fn mode_is_enforce_unless_observe_is_asked_for_and_a_bad_one_is_located() {
+    assert_eq!(Config::builtin().unwrap().gateway.mode, Mode::Enforce);
+    let observe = with("[gateway]\n", "[gateway]\nmode = \"observe\"\n");
+    assert_eq!(
+        Config::parse(&observe, "t.toml").unwrap().gateway.mode,
+        Mode::Observe
+    );
+    let text = with("[gateway]\n", "[gateway]\nmode = \"watch\"\n");
+    let e = errors(&text);
+    assert_eq!(e.len(), 1, "{e:?}");
+    assert_eq!(e[0].key, "gateway.mode");
+    assert_eq!(e[0].line, Some(line_of(&text, "mode = \"watch\"")));
+    assert!(e[0].message.contains("\"observe\""), "{}", e[0].message);
+}

@@ -143,8 +143,8 @@ impl Guard {
             identity::check_claim(&t.originator, &t.peer, node.as_deref(), &self.nodes)?;
             let principal = status::standing(&t.originator, node, self.unknown)?;
             let bundle = self.policies.current();
-            let ids = self.evaluator.check_topic(&bundle, t, &principal, now)?;
-            Ok(Permit::new(ids, Vec::new()))
+            let allowed = self.evaluator.check_topic(&bundle, t, &principal, now)?;
+            Ok(Permit::new(allowed.ids, Vec::new()).observing(allowed.would_deny))
         };
         match run() {
             Ok(permit) => Verdict::Allow(permit),
@@ -163,11 +163,12 @@ impl Guard {
         let principal = status::standing(&p.fr, node, self.unknown)?;
         let findings = self.checks.run(p, &principal.node, now)?;
         let bundle = self.policies.current();
-        let ids = self
+        let allowed = self
             .evaluator
             .check(&bundle, p, &principal, &findings, now)?;
         let follow_up = registration::deregistration(p, &principal);
-        Ok(Permit::new(ids, self.checks.insert(p)?).with_follow_up(follow_up))
+        let permit = Permit::new(allowed.ids, self.checks.insert(p)?).with_follow_up(follow_up);
+        Ok(permit.observing(allowed.would_deny))
     }
 }
 

@@ -8,6 +8,12 @@
 //! reused only when every input is the same: the same policy bundle and node record (by
 //! pointer: a reload or a node change makes new ones), operation, target, `ty`, source address,
 //! protocol, authentication, and — when any policy reads `context.time` — the same second.
+//!
+//! `@observe` policies: the enforced set decides; when the bundle has `@observe` policies
+//! (all `forbid`, see [`crate::policy`]) and the enforced set allows, they are decided on
+//! their own: one that matches (or fails to evaluate) is the request's would-be denial
+//! ([`Allowed::would_deny`]), cached with the rest of the outcome. Without `@observe` policies
+//! nothing more is evaluated.
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{BuildHasher, RandomState};
@@ -19,7 +25,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use cedar_policy::{
     Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
-    Request, RestrictedExpression, Schema,
+    PolicySet, Request, RestrictedExpression, Schema,
 };
 use moka::sync::Cache;
 
@@ -79,7 +85,15 @@ struct DecisionKey {
 struct CachedDecision {
     bundle: Arc<PolicyBundle>,
     node: Arc<Node>,
-    outcome: Result<Vec<String>, Denial>,
+    outcome: Result<Allowed, Denial>,
+}
+
+/// What the policies allowed: the permitting policy ids, and the denial the `@observe`
+/// policies would add (they forbid what the enforced ones allow).
+#[derive(Clone, Debug, PartialEq)]
+pub struct Allowed {
+    pub ids: Vec<String>,
+    pub would_deny: Option<Denial>,
 }
 
 /// Decisions remembered at most.
@@ -142,8 +156,8 @@ impl Evaluator {
     }
 
     /// Decides `p` from `principal` under `bundle`; returns the ids of the permitting
-    /// policies. Decisions on unenrolled principals are not cached (their record is made
-    /// for the request).
+    /// policies and what `@observe` policies would deny. Decisions on unenrolled principals
+    /// are not cached (their record is made for the request).
     pub fn check(
         &self,
         bundle: &Arc<PolicyBundle>,
@@ -151,7 +165,7 @@ impl Evaluator {
         principal: &Principal,
         findings: &Findings,
         now: SystemTime,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let node = &principal.node;
         if !principal.enrolled {
             let action = self.actions[&p.op].clone();
@@ -194,7 +208,7 @@ impl Evaluator {
         t: &TopicRequest,
         principal: &Principal,
         now: SystemTime,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let node = &principal.node;
         if !principal.enrolled {
             let built = self.build_topic(t, principal, now, None);
@@ -230,7 +244,7 @@ impl Evaluator {
         bundle: &PolicyBundle,
         t: &TopicRequest,
         built: Result<(Request, Entities), String>,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let what = || Reason::NoPolicyPermits {
             action: t.action.as_str(),
             resource: format!("{:?}", t.topic),
@@ -238,7 +252,7 @@ impl Evaluator {
         };
         built
             .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))
-            .and_then(|(request, entities)| self.authorize(bundle, &request, &entities, what))
+            .and_then(|(request, entities)| self.decide(bundle, &request, &entities, what))
     }
 
     /// The Cedar request and entities for a topic request (`schema` as in [`Evaluator::build`]).
@@ -285,8 +299,8 @@ impl Evaluator {
     }
 
     /// Decides the registration `p` by the unenrolled `principal`, which asks for `asked`:
-    /// the permitting policy ids, and the groups their `@groups("a b")` annotations give the
-    /// new node. Not cached: registrations are rare.
+    /// the permitting policy ids (and what `@observe` policies would deny), and the groups
+    /// their `@groups("a b")` annotations give the new node. Not cached: registrations are rare.
     pub fn check_registration(
         &self,
         bundle: &PolicyBundle,
@@ -295,12 +309,13 @@ impl Evaluator {
         findings: &Findings,
         asked: &Asked,
         now: SystemTime,
-    ) -> Result<(Vec<String>, Vec<String>), Denial> {
+    ) -> Result<(Allowed, Vec<String>), Denial> {
         let extra = registration_context(p, asked);
         let action = self.register_action.clone();
-        let ids = self.evaluate(bundle, p, principal, action, findings, &extra, now)?;
+        let allowed = self.evaluate(bundle, p, principal, action, findings, &extra, now)?;
+        let ids = &allowed.ids;
         let mut groups = Vec::new();
-        for id in &ids {
+        for id in ids {
             let annotation = bundle
                 .set
                 .policy(&PolicyId::new(id))
@@ -311,7 +326,7 @@ impl Evaluator {
                 }
             }
         }
-        Ok((ids, groups))
+        Ok((allowed, groups))
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -324,7 +339,7 @@ impl Evaluator {
         findings: &Findings,
         extra: &[(String, RestrictedExpression)],
         now: SystemTime,
-    ) -> Result<Vec<String>, Denial> {
+    ) -> Result<Allowed, Denial> {
         let (request, entities) = self
             .build_as(p, principal, action, findings, extra, now, None)
             .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))?;
@@ -337,21 +352,49 @@ impl Evaluator {
             resource: p.to.clone(),
             principal: p.fr.clone(),
         };
-        self.authorize(bundle, &request, &entities, what)
+        self.decide(bundle, &request, &entities, what)
+    }
+
+    /// The enforced set's decision and, when it allows and the bundle has `@observe` policies,
+    /// what they would deny.
+    fn decide(
+        &self,
+        bundle: &PolicyBundle,
+        request: &Request,
+        entities: &Entities,
+        no_permit: impl FnOnce() -> Reason,
+    ) -> Result<Allowed, Denial> {
+        let ids = self.authorize(&bundle.set, request, entities, no_permit)?;
+        let would_deny =
+            (bundle.observed.as_ref()).and_then(|set| self.observe(set, request, entities));
+        Ok(Allowed { ids, would_deny })
+    }
+
+    /// The denial the observed forbids add to an allowed request: those that match, or the
+    /// first evaluation error (which would deny, as in [`Evaluator::authorize`]).
+    fn observe(&self, set: &PolicySet, request: &Request, entities: &Entities) -> Option<Denial> {
+        let response = self.authorizer.is_authorized(request, set, entities);
+        if let Some(error) = response.diagnostics().errors().next() {
+            let reason = Reason::PolicyEvaluation(error.to_string());
+            return Some(Denial::new(Stage::Policy, reason));
+        }
+        let mut policies: Vec<String> = (response.diagnostics().reason())
+            .map(ToString::to_string)
+            .collect();
+        policies.sort();
+        (!policies.is_empty()).then(|| Denial::new(Stage::Policy, Reason::Forbidden { policies }))
     }
 
     /// One Cedar decision: the permitting policy ids, or the denial (`no_permit` is the reason
     /// when no policy permits).
     fn authorize(
         &self,
-        bundle: &PolicyBundle,
+        set: &PolicySet,
         request: &Request,
         entities: &Entities,
         no_permit: impl FnOnce() -> Reason,
     ) -> Result<Vec<String>, Denial> {
-        let response = self
-            .authorizer
-            .is_authorized(request, &bundle.set, entities);
+        let response = self.authorizer.is_authorized(request, set, entities);
         let mut ids: Vec<String> = response
             .diagnostics()
             .reason()

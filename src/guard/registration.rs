@@ -68,9 +68,10 @@ impl Guard {
         let findings = self.checks.run(p, &principal.node, now)?;
         let asked = Asked::read(kind, &p.content);
         let bundle = self.policies.current();
-        let (ids, groups) = self
+        let (allowed, groups) = self
             .evaluator
             .check_registration(&bundle, p, &principal, &findings, &asked, now)?;
+        let ids = allowed.ids;
         let mut all_groups = self.registration_groups.clone();
         for g in groups {
             if !all_groups.contains(&g) {
@@ -86,7 +87,7 @@ impl Guard {
             policies: ids.clone(),
             registrar: self.registrar_of(p),
         };
-        let permit = Permit::new(ids, Vec::new());
+        let permit = Permit::new(ids, Vec::new()).observing(allowed.would_deny);
         Ok(permit.with_follow_up(Some(FollowUp::Register(registration))))
     }
 

@@ -497,3 +497,78 @@ fn request_must_come_from_every_bound_originator() {
         Stage::Policy
     );
 }
+
+#[test]
+fn an_observe_forbid_allows_and_reports_itself_the_same_from_the_cache() {
+    let f = fixture();
+    let guard = guard_with_policy(
+        &f,
+        "@id(\"all\")\npermit (principal, action, resource);\n\
+         @id(\"watch-lamps\")\n@observe\nforbid (principal in Group::\"lamps\", action, resource);\n\
+         @id(\"no-delete\")\nforbid (principal, action == Action::\"delete\", resource);\n",
+    );
+    let would = Denial::new(
+        Stage::Policy,
+        Reason::Forbidden {
+            policies: vec!["watch-lamps".into()],
+        },
+    );
+    let lamp = request("Clamp", Operation::Retrieve, "/id-in/cse-in");
+    // The first sighting is evaluated, the second cached, the third read from the cache.
+    for n in 0..3 {
+        match guard.decide(&lamp, SystemTime::now()) {
+            Verdict::Allow(permit) => {
+                assert_eq!(permit.policy_ids(), ["all"], "#{n}");
+                assert_eq!(permit.would_deny(), Some(&would), "#{n}");
+            }
+            other => panic!("#{n}: {other:?}"),
+        }
+    }
+    let t = topic("Clamp", TopicAction::Publish, "site/x", None);
+    match guard.decide_topic(&t, SystemTime::now()) {
+        Verdict::Allow(permit) => assert_eq!(permit.would_deny(), Some(&would)),
+        other => panic!("{other:?}"),
+    }
+    // An enforced forbid still denies, and names only itself.
+    let d = denial(guard.decide(
+        &request("Clamp", Operation::Delete, "/id-in/cse-in"),
+        SystemTime::now(),
+    ));
+    assert_eq!(
+        d.reason,
+        Reason::Forbidden {
+            policies: vec!["no-delete".into()]
+        }
+    );
+    // Legitimate: a request no observed policy matches carries nothing.
+    match guard.decide(
+        &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
+        SystemTime::now(),
+    ) {
+        Verdict::Allow(permit) => assert_eq!(permit.would_deny(), None),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn an_observe_forbid_that_fails_to_evaluate_is_a_would_be_denial_not_a_denial() {
+    let f = fixture();
+    let guard = guard_with_policy(
+        &f,
+        "permit (principal, action, resource);\n\
+         @id(\"overflow\")\n@observe\nforbid (principal, action, resource) when { context.time * 9223372036854775807 > 0 };\n",
+    );
+    match guard.decide(
+        &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
+        SystemTime::now(),
+    ) {
+        Verdict::Allow(permit) => assert!(
+            matches!(
+                permit.would_deny().map(|d| &d.reason),
+                Some(Reason::PolicyEvaluation(_))
+            ),
+            "{permit:?}"
+        ),
+        other => panic!("{other:?}"),
+    }
+}

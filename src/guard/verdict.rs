@@ -2,7 +2,9 @@
 //!
 //! A [`Permit`] can only be made inside the guard module, and forwarding takes one by value
 //! (inside a [`crate::decision::Permitted`], with the request it permits): a request that was
-//! not allowed has no way to reach the upstream.
+//! not allowed has no way to reach the upstream. The one exception is narrow and visible: in
+//! observe mode the Decider turns a denial into [`Permit::observed`], a permit that carries the
+//! denial, so that what is forwarded anyway is always recorded as a would-be denial.
 
 use std::fmt;
 
@@ -116,10 +118,13 @@ pub enum Addition {
 }
 
 /// Proof that the guard allowed one request. Not `Clone`: one permit, one forward.
-#[derive(Debug, PartialEq, Eq)]
+#[derive(Debug, PartialEq)]
 pub struct Permit {
     policy_ids: Vec<String>,
     additions: Vec<Addition>,
+    /// The denial this request escaped: `@observe` policies that would forbid it, or (observe
+    /// mode) the guard's own denial. Boxed: most permits have none.
+    would_deny: Option<Box<Denial>>,
     follow_up: Option<FollowUp>,
 }
 
@@ -129,7 +134,29 @@ impl Permit {
             policy_ids,
             additions,
             follow_up: None,
+            would_deny: None,
         }
+    }
+
+    /// A request the guard denied, let through in observe mode (only the
+    /// [`crate::decision::Decider`] makes these, and only in observe mode): no policy permitted
+    /// it and nothing is added to it; it carries `denial`, which its record reports.
+    pub(crate) fn observed(denial: Denial) -> Self {
+        Permit {
+            would_deny: Some(Box::new(denial)),
+            ..Permit::new(Vec::new(), Vec::new())
+        }
+    }
+
+    /// The same permit, recording what `@observe` policies would have denied.
+    pub(super) fn observing(mut self, would_deny: Option<Denial>) -> Self {
+        self.would_deny = would_deny.map(Box::new);
+        self
+    }
+
+    /// The denial this request would have had: by `@observe` policies, or in observe mode.
+    pub fn would_deny(&self) -> Option<&Denial> {
+        self.would_deny.as_deref()
     }
 
     /// The same permit, with what to do once the upstream answered.

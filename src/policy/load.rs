@@ -4,7 +4,7 @@ use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 
-use cedar_policy::{PolicyId, PolicySet, Schema, ValidationMode, Validator};
+use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validator};
 use miette::Diagnostic;
 
 use super::{PolicyBundle, PolicyError, SCHEMA_FILE};
@@ -12,7 +12,8 @@ use crate::config::line_col;
 
 /// Loads `dir/m2mguard.cedarschema` and every `dir/*.cedar` (in name order) and validates the
 /// policies against the schema in strict mode. Policy ids are the `@id("…")` annotation when
-/// present, else `<file>#<n>`; they must be unique across files.
+/// present, else `<file>#<n>`; they must be unique across files. `@observe` policies (forbid
+/// only) are split off the enforced set (see [`super`]).
 pub fn load_dir(dir: &Path) -> Result<PolicyBundle, Vec<PolicyError>> {
     let schema_path = dir.join(SCHEMA_FILE);
     let schema_text = read(&schema_path).map_err(|e| vec![e])?;
@@ -46,13 +47,43 @@ pub fn load_dir(dir: &Path) -> Result<PolicyBundle, Vec<PolicyError>> {
         p.to_json()
             .map_or(true, |json| json.to_string().contains("\"time\""))
     });
+    let (set, observed, observing) = split(set);
     Ok(PolicyBundle {
         schema,
         set,
+        observed,
+        observing,
         count,
         uses_time,
     })
 }
+
+/// The enforced policies, the `@observe` ones (`None` when there are none), and the ids of
+/// the `@observe` ones.
+fn split(all: PolicySet) -> (PolicySet, Option<PolicySet>, Vec<String>) {
+    let mut observing: Vec<String> = all
+        .policies()
+        .filter(|p| p.annotation(OBSERVE).is_some())
+        .map(|p| p.id().to_string())
+        .collect();
+    if observing.is_empty() {
+        return (all, None, observing);
+    }
+    observing.sort();
+    let (mut enforced, mut observed) = (PolicySet::new(), PolicySet::new());
+    for policy in all.policies() {
+        let into = match policy.annotation(OBSERVE) {
+            Some(_) => &mut observed,
+            None => &mut enforced,
+        };
+        // Ids are unique in `all`, so adding to a part of it cannot fail.
+        let _ = into.add(policy.clone());
+    }
+    (enforced, Some(observed), observing)
+}
+
+/// The annotation of a policy that is decided and recorded, not enforced.
+const OBSERVE: &str = "observe";
 
 fn read(path: &Path) -> Result<String, PolicyError> {
     std::fs::read_to_string(path).map_err(|e| PolicyError {
@@ -115,9 +146,18 @@ fn add_file(
             .annotation("id")
             .map_or_else(|| format!("{file}#{n}"), str::to_owned);
         let loc = text.find(&format!("@id(\"{id}\")"));
+        let (line, col) = loc.map(|o| line_col(text, o)).unzip();
+        if policy.annotation(OBSERVE).is_some() && policy.effect() == Effect::Permit {
+            errors.push(PolicyError {
+                file: path.to_owned(),
+                line,
+                col,
+                message: format!("policy id \"{id}\": @observe is for forbid policies only (an observed permit could only allow what is denied; write it as a permit once it may)"),
+            });
+            continue;
+        }
         let id = PolicyId::new(&id);
         if let Err(e) = set.add(policy.new_id(id.clone())) {
-            let (line, col) = loc.map(|o| line_col(text, o)).unzip();
             errors.push(PolicyError {
                 file: path.to_owned(),
                 line,

@@ -4,6 +4,13 @@
 //! [`PolicyBundle`] (schema + policy set) behind a [`Policies`] handle whose readers never
 //! block. Invariant: only a bundle that parsed and validated in full is ever installed; a
 //! failed reload keeps the previous bundle and returns every error, located by file and line.
+//!
+//! A policy annotated `@observe` is loaded (and validated) but not enforced:
+//! [`PolicyBundle::set`] holds the enforced policies, [`PolicyBundle::observed`] the `@observe`
+//! ones, so that the guard can record what they would deny. Only `forbid` policies may be
+//! `@observe` (refused at load otherwise). So the full set allows exactly when the enforced set
+//! allows and no observed forbid matches (or fails to evaluate, which denies): deciding the
+//! observed forbids on their own gives the full set's answer at the cost of those policies.
 
 mod load;
 
@@ -22,7 +29,13 @@ pub const SCHEMA_FILE: &str = "m2mguard.cedarschema";
 /// A schema and the policies that validated against it.
 pub struct PolicyBundle {
     pub schema: Schema,
+    /// The enforced policies: all but the `@observe` ones.
     pub set: PolicySet,
+    /// The `@observe` policies (all `forbid`); `None` when there are none (then nothing more
+    /// is evaluated).
+    pub observed: Option<PolicySet>,
+    /// The ids of the `@observe` policies, sorted.
+    pub observing: Vec<String>,
     /// Number of policies and templates, for status lines.
     pub count: usize,
     /// Whether any policy reads `context.time`. When none does, a decision does not depend on

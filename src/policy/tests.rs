@@ -125,3 +125,49 @@ fn templates_are_refused_rather_than_dropped() {
     let errors = load_dir(dir.path()).err().unwrap();
     assert!(errors[0].message.contains("templates"), "{errors:?}");
 }
+
+#[test]
+fn observe_forbids_are_split_off_the_enforced_set() {
+    let dir = dir_with(&[(
+        "a.cedar",
+        "@id(\"all\")\npermit(principal, action, resource);\n\
+         @id(\"new-rule\")\n@observe\nforbid(principal, action == Action::\"delete\", resource);\n\
+         @id(\"old-rule\")\nforbid(principal, action == Action::\"notify\", resource);\n",
+    )]);
+    let bundle = load_dir(dir.path()).unwrap();
+    assert_eq!(bundle.count, 3);
+    assert_eq!(bundle.observing, ["new-rule"]);
+    let ids = |set: &PolicySet| {
+        let mut ids: Vec<String> = set.policies().map(|p| p.id().to_string()).collect();
+        ids.sort();
+        ids
+    };
+    assert_eq!(ids(&bundle.set), ["all", "old-rule"], "enforced");
+    assert_eq!(
+        ids(bundle.observed.as_ref().expect("an observed set")),
+        ["new-rule"]
+    );
+}
+
+#[test]
+fn without_observe_policies_there_is_no_second_set() {
+    let dir = dir_with(&[("a.cedar", "permit(principal, action, resource);\n")]);
+    let bundle = load_dir(dir.path()).unwrap();
+    assert!(bundle.observed.is_none() && bundle.observing.is_empty());
+    assert_eq!(bundle.set.policies().count(), 1);
+}
+
+#[test]
+fn an_observe_permit_is_refused_at_its_id() {
+    let dir = dir_with(&[(
+        "a.cedar",
+        "permit(principal, action, resource);\n\n@id(\"maybe\")\n@observe\npermit(principal, action, resource);\n",
+    )]);
+    let errors = load_dir(dir.path()).err().unwrap();
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    assert_eq!(errors[0].line, Some(3), "{errors:?}");
+    assert!(
+        errors[0].message.contains("@observe is for forbid"),
+        "{errors:?}"
+    );
+}

@@ -1,9 +1,11 @@
 //! The metrics as a sink of records: every record is counted (see [`crate::metrics`]).
 
 use super::{Forward, Outcome, Record, Refusal, Sink};
+use crate::guard::Reason;
 use crate::metrics::{Metrics, Outcome as Counted};
 
-/// Every record is counted: guard verdicts in the request counter (`allow`, `deny` by stage),
+/// Every record is counted: guard verdicts in the request counter (`allow`, `would_deny` and
+/// `deny` by stage; the forbid policies of a would-be denial in the observed-forbid counter),
 /// binding refusals as `malformed` requests, `deny` with the refusal's name (`retained`,
 /// `receiver`), or, for datagrams dropped before they are read, in the drop counter.
 impl Sink for Metrics {
@@ -14,13 +16,13 @@ impl Sink for Metrics {
         }
         match &r.outcome {
             Outcome::Allowed { forward, .. } => {
-                self.request(protocol, op, Counted::Allow);
+                self.request(protocol, op, allowed(self, r));
                 if let Forward::Answered(took) = forward {
                     self.upstream_seconds(protocol, took.as_secs_f64());
                 }
             }
             Outcome::Failed { failure, .. } => {
-                self.request(protocol, op, Counted::Allow);
+                self.request(protocol, op, allowed(self, r));
                 self.upstream_failure(protocol, failure.kind());
             }
             Outcome::Denied(denial) => {
@@ -51,4 +53,18 @@ impl Sink for Metrics {
             },
         }
     }
+}
+
+/// How an allowed request is counted: `allow`, or `would_deny` at the stage it escaped (and
+/// each forbid policy that would have denied it).
+fn allowed(metrics: &Metrics, r: &Record) -> Counted {
+    let Some(denial) = &r.would_deny else {
+        return Counted::Allow;
+    };
+    if let Reason::Forbidden { policies } = &denial.reason {
+        for policy in policies {
+            metrics.observed_forbid(policy);
+        }
+    }
+    Counted::WouldDeny(denial.stage.as_str())
 }

@@ -7,7 +7,8 @@
 //! the guard allowed is recorded once its forward has ended (the [`Pending`] record travels
 //! with the permitted request), so that an allowed request whose upstream is down is one
 //! record, not two. What the sender is told is built from the same outcome, in one place
-//! ([`Answer`]).
+//! ([`Answer`]). An allowed request that would have been denied (observe mode, `@observe`
+//! policies) carries that denial in [`Record::would_deny`]; the sinks count and log it as such.
 //!
 //! Sinks: the metrics and the log are sinks of every record, called on the request path; a
 //! consumer that must see every record (the demo, the audit log) attaches a bounded [`Queue`]
@@ -116,6 +117,9 @@ pub struct Record {
     pub outcome: Outcome,
     /// How long the guard took, where it ran.
     pub decided_in: Option<Duration>,
+    /// For an allowed request (`Allowed`, `Failed`): the denial it escaped, because the
+    /// gateway is in observe mode or because the policies that would deny it are `@observe`.
+    pub would_deny: Option<Denial>,
     /// Records left out just before this one by the queue it came through (0 outside queues;
     /// see [`Overflow`]).
     pub lost: u64,

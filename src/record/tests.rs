@@ -31,6 +31,7 @@ fn record(rqi: &str, outcome: Outcome) -> Record {
         about: about(rqi),
         outcome,
         decided_in: None,
+        would_deny: None,
         lost: 0,
     }
 }
@@ -240,4 +241,47 @@ fn answers_name_the_class_and_only_token_denials_carry_tqf() {
         (failed.rsc, failed.message.as_ref()),
         (Rsc::TargetNotReachable, "target not reachable")
     );
+}
+
+#[test]
+fn a_would_be_denial_survives_an_upstream_failure_and_is_counted_as_one() {
+    let metrics = Arc::new(crate::metrics::Metrics::new());
+    let sink = Arc::new(Collect::default());
+    let recorder = Arc::new(Recorder::new(vec![metrics.clone(), sink.clone()]));
+    let denial = Denial {
+        stage: Stage::Policy,
+        reason: Reason::Forbidden {
+            policies: vec!["watch".into()],
+        },
+    };
+    let would = |rqi| Record {
+        would_deny: Some(denial.clone()),
+        ..allowed(rqi)
+    };
+    recorder
+        .pending(would("failed"))
+        .failed(UpstreamFailure::Reset);
+    recorder
+        .pending(would("answered"))
+        .forwarded(Forward::Answered(Duration::from_millis(2)));
+    let records = sink.taken();
+    assert!(matches!(records[0].outcome, Outcome::Failed { .. }));
+    assert!(
+        records
+            .iter()
+            .all(|r| r.would_deny.as_ref() == Some(&denial)),
+        "{records:#?}"
+    );
+    let text = metrics.encode();
+    let counted = r#"m2mguard_requests_total{protocol="http",operation="unknown",verdict="would_deny",stage="policy"} 2"#;
+    assert!(text.contains(counted), "{text}");
+    assert!(
+        text.contains(r#"m2mguard_observed_forbids_total{policy="watch"} 2"#),
+        "{text}"
+    );
+    // A plain allow is counted as one, with no would-be denial.
+    recorder.pending(allowed("plain")).forwarded(Forward::Sent);
+    assert!(sink.taken()[0].would_deny.is_none());
+    let allowed = r#"verdict="allow",stage=""} 1"#;
+    assert!(metrics.encode().contains(allowed), "{}", metrics.encode());
 }
