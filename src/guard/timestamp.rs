@@ -88,9 +88,12 @@ mod tests {
 
     use super::*;
 
-    /// The hand-written implementation this module replaced, kept as the oracle that the new
-    /// one accepts and refuses exactly the same texts.
+    /// The hand-written implementation this module replaced (its calendar now in
+    /// [`crate::guard::civil`]), kept as the oracle that the new one accepts and refuses exactly
+    /// the same texts.
     mod old {
+        use crate::guard::civil::{civil_from_days, days_from_civil};
+
         pub fn parse_ot(text: &str) -> Option<u64> {
             let (main, fraction) = text.split_once(',').unwrap_or((text, "0"));
             if main.len() != 15 || main.as_bytes()[8] != b'T' || fraction.is_empty() {
@@ -116,21 +119,13 @@ mod tests {
             {
                 return None;
             }
-            let days = days_from_civil(y, mo, d)?;
-            Some(days * 86_400 + h * 3600 + mi * 60 + s)
+            let days = days_from_civil(y as i64, mo as i64, d as i64);
+            Some(u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s)
         }
 
         pub fn format_ot(secs: u64) -> String {
             let (days, rem) = (secs / 86_400, secs % 86_400);
-            let z = days as i64 + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = doy - (153 * mp + 2) / 5 + 1;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 };
-            let y = yoe + era * 400 + i64::from(m <= 2);
+            let (y, m, d) = civil_from_days(days as i64);
             format!(
                 "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
                 rem / 3600,
@@ -146,16 +141,6 @@ mod tests {
                 4 | 6 | 9 | 11 => 30,
                 _ => 31,
             }
-        }
-
-        fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
-            let y = if m <= 2 { y as i64 - 1 } else { y as i64 };
-            let era = y.div_euclid(400);
-            let yoe = y - era * 400;
-            let mp = (m as i64 + 9) % 12;
-            let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-            u64::try_from(era * 146_097 + doe - 719_468).ok()
         }
     }
 
