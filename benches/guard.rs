@@ -7,7 +7,8 @@
 //! per-request cost the HTTP numbers in `scripts/load` are made of; run with
 //! `cargo bench --bench guard`.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -15,36 +16,15 @@ use std::time::SystemTime;
 use criterion::{criterion_group, criterion_main, Criterion};
 use m2mguard::guard::{Guard, MessageChecks};
 use m2mguard::policy::Policies;
-use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::primitive::{Operation, Primitive};
 use m2mguard::store::{NodeKind, NodeSeed, Nodes, SledStore};
 
 fn primitive(fr: &str, op: Operation) -> Primitive {
-    Primitive {
-        op,
-        to: "/id-in/cse-in/meter-01/data".into(),
-        to_as_sent: None,
-        fr: fr.into(),
-        rqi: "bench".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
-        ty: None,
-        content: Default::default(),
-        security: Security::default(),
-        peer: Peer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
-    }
+    common::request(op, fr, "bench")
 }
 
 fn guard(dir: &Path) -> Guard {
-    guard_with(
-        dir,
-        Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/policies")),
-    )
+    guard_with(dir, Path::new(common::POLICIES))
 }
 
 fn guard_with(dir: &Path, policies: &Path) -> Guard {

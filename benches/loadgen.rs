@@ -22,7 +22,7 @@ use http_body_util::{BodyExt, Full};
 use hyper_util::rt::TokioIo;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
-use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::primitive::{Operation, Peer, Primitive, Protocol};
 use m2mguard::security::Secret;
 
 struct Options {
@@ -170,24 +170,12 @@ fn primitive(o: &Options, rqi: &str, ot: String) -> Primitive {
         ("DELETE", _) => Operation::Delete,
         _ => Operation::Retrieve,
     };
+    let peer = Peer::unauthenticated(([127, 0, 0, 1], 0).into(), Protocol::Http);
     Primitive {
-        op,
-        to,
-        to_as_sent: None,
-        fr: o.origin.clone(),
-        rqi: rqi.to_owned(),
-        rvi: Some("4".into()),
         ot: Some(ot),
-        rqet: None,
-        query: String::new(),
         ty: o.ty,
         content: o.body.clone(),
-        security: Security::default(),
-        peer: Peer {
-            addr: ([127, 0, 0, 1], 0).into(),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
+        ..Primitive::new(op, to, o.origin.as_str(), rqi, peer)
     }
 }
 

@@ -16,29 +16,16 @@ use m2mguard::guard::plausibility::{
 };
 use m2mguard::guard::{Findings, Pattern, Plausibility};
 use m2mguard::metrics::FlagCounter;
-use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::primitive::{Operation, Peer, Primitive, Protocol};
 use m2mguard::store::{Node, NodeKind, NodeStatus};
 
 fn primitive(content: &str) -> Primitive {
-    Primitive {
-        op: Operation::Create,
-        to: "/id-in/cse-in/tracker-01/data".into(),
-        to_as_sent: None,
-        fr: "Ctracker-01".into(),
-        rqi: "bench".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
-        ty: Some(4),
-        content: content.to_owned().into(),
-        security: Security::default(),
-        peer: Peer {
-            addr: SocketAddr::from(([10, 1, 2, 3], 40000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
-    }
+    let peer = Peer::unauthenticated(SocketAddr::from(([10, 1, 2, 3], 40000)), Protocol::Http);
+    let to = "/id-in/cse-in/tracker-01/data";
+    let mut p = Primitive::new(Operation::Create, to, "Ctracker-01", "bench", peer);
+    p.ty = Some(4);
+    p.content = content.to_owned().into();
+    p
 }
 
 fn rule(region: Region) -> Rule {

@@ -6,16 +6,17 @@
 //! update and a flushed sled write per use). Signing happens in the untimed setup. Run with
 //! `cargo bench --bench token`.
 
-use std::net::SocketAddr;
+mod common;
+
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime};
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use m2mguard::guard::token::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
+use m2mguard::guard::token::{IssuerConfig, IssuerKey, TokensConfig};
 use m2mguard::guard::Tokens;
-use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::primitive::{Operation, Primitive};
 use m2mguard::security::Secret;
 use m2mguard::store::{SledStore, Store};
 use serde_json::json;
@@ -23,28 +24,9 @@ use serde_json::json;
 const SECRET: [u8; 32] = *b"bench-hs256-secret-of-32-bytes!!";
 
 fn primitive(token: String) -> Primitive {
-    Primitive {
-        op: Operation::Retrieve,
-        to: "/id-in/cse-in/meter-01/data".into(),
-        to_as_sent: None,
-        fr: "Cmeter-01".into(),
-        rqi: "bench".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
-        ty: None,
-        content: Default::default(),
-        security: Security {
-            tokens: vec![token],
-            ..Security::default()
-        },
-        peer: Peer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 40000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
-    }
+    let mut p = common::request(Operation::Retrieve, "Cmeter-01", "bench");
+    p.security.tokens = vec![token];
+    p
 }
 
 struct Signer {
@@ -57,10 +39,7 @@ struct Signer {
 impl Signer {
     fn token(&self) -> String {
         let n = self.next.fetch_add(1, Ordering::Relaxed);
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs();
+        let now = common::unix_now();
         let claims = json!({
             "iss": self.iss, "aud": "/id-in", "azp": "Cmeter-01", "jti": format!("b-{n}"),
             "nbf": now - 5, "exp": now + 3600,
@@ -73,39 +52,16 @@ impl Signer {
 fn setup(store: Arc<dyn Store>) -> (Tokens, Vec<(&'static str, Signer)>) {
     let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let issuer = |iss: &str, a, key, max_uses| IssuerConfig {
-        iss: iss.into(),
-        algorithms: vec![a],
-        key,
-        max_uses,
-    };
+    let ed_key = IssuerKey::Ed25519Pem(ed.public_key_pem().into_bytes());
+    let ec_key = IssuerKey::P256Pem(ec.public_key_pem().into_bytes());
+    let hs_key = || IssuerKey::Hmac(Secret::new(&SECRET));
     let config = TokensConfig {
         cache_entries: 1_000_000,
         issuers: vec![
-            issuer(
-                "ed",
-                TokenAlgorithm::EdDsa,
-                IssuerKey::Ed25519Pem(ed.public_key_pem().into_bytes()),
-                None,
-            ),
-            issuer(
-                "ec",
-                TokenAlgorithm::Es256,
-                IssuerKey::P256Pem(ec.public_key_pem().into_bytes()),
-                None,
-            ),
-            issuer(
-                "hs",
-                TokenAlgorithm::Hs256,
-                IssuerKey::Hmac(Secret::new(&SECRET)),
-                None,
-            ),
-            issuer(
-                "hs-limited",
-                TokenAlgorithm::Hs256,
-                IssuerKey::Hmac(Secret::new(&SECRET)),
-                Some(u64::from(u32::MAX)),
-            ),
+            IssuerConfig::new("ed", ed_key, None),
+            IssuerConfig::new("ec", ec_key, None),
+            IssuerConfig::new("hs", hs_key(), None),
+            IssuerConfig::new("hs-limited", hs_key(), Some(u64::from(u32::MAX))),
         ],
         ..TokensConfig::default()
     };

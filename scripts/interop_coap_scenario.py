@@ -18,7 +18,7 @@ Subcommands:
       else its m2m:dbg), or "ERR <reason>" when no answer came. With --no-echo an Echo
       challenge is printed instead of answered.
 
-  compare / step: as in scripts/interop_scenario.py.
+  compare / step: as in scripts/interop_scenario.py (scripts/onem2m_client.py).
 """
 
 import argparse
@@ -33,7 +33,7 @@ import time
 import urllib.parse
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import interop_scenario as http_scenario  # noqa: E402  (same directory)
+import onem2m_client as scenario  # noqa: E402  (same directory)
 
 CON, NON, ACK, RST = 0, 1, 2, 3
 METHODS = {"GET": 1, "POST": 2, "PUT": 3, "DELETE": 4}
@@ -125,7 +125,7 @@ class Answer:
         rsc = one(RSC)
         self.rsc = str(as_int(rsc)) if rsc is not None else None
         ri, rvi, ct = one(RQI), one(RVI), one(CONTENT_FORMAT)
-        # The fields interop_scenario.Normaliser reads, under its HTTP names.
+        # The fields onem2m_client.Normaliser reads, under their HTTP names.
         self.headers = {
             "X-M2M-RSC": self.rsc,
             "X-M2M-RI": ri.decode(errors="replace") if ri is not None else None,
@@ -142,10 +142,8 @@ class Answer:
             return None
         return next((v for n, v in self.options if n == ECHO), None)
 
-    def text(self):
-        if isinstance(self.body, dict):
-            return str(self.body.get("m2m:dbg", ""))
-        return (self.body or "").strip() if isinstance(self.body, str) else ""
+    def debug_text(self):
+        return scenario.debug_text(self.body)
 
 
 class Client:
@@ -169,7 +167,7 @@ class Client:
         split = urllib.parse.urlsplit(path)
         options = [(URI_PATH, s.encode()) for s in split.path.split("/") if s]
         options += [(URI_QUERY, q.encode()) for q in split.query.split("&") if q]
-        options += [(RQI, rqi.encode()), (RVI, http_scenario.RELEASE.encode())]
+        options += [(RQI, rqi.encode()), (RVI, scenario.RELEASE.encode())]
         if origin is not None:
             options.append((FR, origin.encode()))
         if ty is not None:
@@ -243,31 +241,16 @@ class Client:
 
 def cmd_scenario(args):
     client = Client(args.base)
-    try:
-        steps, problems = http_scenario.run_scenario(client, args.prefix)
-    except (OSError, TimeoutError) as e:
-        print(f"scenario aborted: {type(e).__name__}: {e}", file=sys.stderr)
-        return 1
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(steps, f, indent=1, sort_keys=True)
-        f.write("\n")
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    print(f"{len(steps)} steps, {len(problems)} unexpected")
-    return 1 if problems else 0
+    return scenario.scenario_command(
+        args.out, lambda: scenario.run_requests(client, args.prefix), (OSError, TimeoutError))
 
 
 def cmd_request(args):
     client = Client(args.base, answer_echo=not args.no_echo)
     content = args.body.encode() if args.body is not None else None
-    try:
-        answer = client.request(args.method, args.path, args.origin, args.ty, content)
-    except (OSError, TimeoutError) as e:
-        print(f"ERR {type(e).__name__}: {e}")
-        return 0
-    text = json.dumps(answer.body) if args.json and isinstance(answer.body, dict) else answer.text()
-    print(f"{answer.status} {answer.rsc or '-'} {text}".rstrip())
-    return 0
+    return scenario.request_command(
+        lambda: client.request(args.method, args.path, args.origin, args.ty, content),
+        (OSError, TimeoutError), whole_json=args.json)
 
 
 def main():
@@ -280,15 +263,7 @@ def main():
     s.add_argument("--out", required=True)
     s.set_defaults(func=cmd_scenario)
 
-    c = sub.add_parser("compare", help="compare two step files")
-    c.add_argument("expected")
-    c.add_argument("actual")
-    c.set_defaults(func=http_scenario.cmd_compare)
-
-    t = sub.add_parser("step", help="print one step of a step file")
-    t.add_argument("file")
-    t.add_argument("name")
-    t.set_defaults(func=http_scenario.cmd_step)
+    scenario.add_step_commands(sub)
 
     r = sub.add_parser("request", help="send one request, print code, rsc and text")
     r.add_argument("base")

@@ -4,7 +4,7 @@
 Subcommands:
 
   scenario HOST:PORT --prefix P --out FILE
-      Runs the interop scenario (the one of scripts/interop_scenario.py, as TS-0010 request
+      Runs the interop scenario (the one of scripts/onem2m_client.py, as TS-0010 request
       primitives) against a broker — mosquitto with ACME behind it, or the gateway in front of
       it — and writes its steps, normalised, as JSON to FILE, in the step format that
       "interop_scenario.py compare" and "step" read. Exit 0 when every step answered with the
@@ -42,11 +42,11 @@ import time
 import paho.mqtt.client as mqtt
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from interop_scenario import ADMIN, AE1_ORIGIN, AE2_ORIGIN, Normaliser  # noqa: E402
+import onem2m_client as scenario  # noqa: E402  (same directory)
+from onem2m_client import ADMIN, AE1_ORIGIN, AE2_ORIGIN, CSE  # noqa: E402
 
 TIMEOUT_S = 10
 RECEIVER = "id-in"
-CSE = "/id-in/cse-in"
 
 
 # paho-mqtt 2 reports MQTT 3.1.1 CONNACK codes as MQTT 5 reason codes: back to 3.1.1 terms.
@@ -128,41 +128,6 @@ class Session:
         self.client.loop_stop()
 
 
-def scenario_steps(prefix):
-    """(name, originator, op, to, ty, pc, extra, expected rsc), as interop_scenario.py's."""
-    ae1, ae2 = f"{prefix}ae1", f"{prefix}ae2"
-    cnt = f"{CSE}/{ae1}/cnt"
-
-    def ae(rn):
-        return {"m2m:ae": {"rn": rn, "api": "Nacme", "rr": True, "srv": ["3"]}}
-
-    def cin(i):
-        return {"m2m:cin": {"rn": f"cin{i}", "cnf": "text/plain:0", "con": f"reading-{i}"}}
-
-    return [
-        ("create AE1", AE1_ORIGIN, 1, CSE, 2, ae(ae1), {}, 2001),
-        ("create AE2 (CSE-relative)", AE2_ORIGIN, 1, "cse-in", 2, ae(ae2), {}, 2001),
-        ("create container", AE1_ORIGIN, 1, f"{CSE}/{ae1}", 3,
-         {"m2m:cnt": {"rn": "cnt", "mni": 10}}, {}, 2001),
-        *[(f"create contentInstance {i}", AE1_ORIGIN, 1, cnt, 4, cin(i), {}, 2001)
-          for i in (1, 2, 3)],
-        ("retrieve latest", AE1_ORIGIN, 2, f"{cnt}/la", None, None, {}, 2000),
-        ("update container", AE1_ORIGIN, 3, cnt, None,
-         {"m2m:cnt": {"lbl": ["interop:updated"]}}, {}, 2004),
-        ("retrieve container (CSE-relative)", AE1_ORIGIN, 2, f"cse-in/{ae1}/cnt",
-         None, None, {}, 2000),
-        ("discover contentInstances", AE1_ORIGIN, 2, f"{CSE}/{ae1}", None, None,
-         {"fc": {"fu": 1, "ty": [4]}}, 2000),
-        ("other originator refused by ACME", AE2_ORIGIN, 2, cnt, None, None, {}, 4103),
-        ("delete latest contentInstance", AE1_ORIGIN, 4, f"{cnt}/la", None, None, {}, 2002),
-        ("retrieve oldest", AE1_ORIGIN, 2, f"{cnt}/ol", None, None, {}, 2000),
-        ("delete container", AE1_ORIGIN, 4, cnt, None, None, {}, 2002),
-        ("delete AE2", AE2_ORIGIN, 4, f"{CSE}/{ae2}", None, None, {}, 2002),
-        ("delete AE1", AE1_ORIGIN, 4, f"{CSE}/{ae1}", None, None, {}, 2002),
-        ("admin finds AE1 gone", ADMIN, 2, f"{CSE}/{ae1}", None, None, {}, 4004),
-    ]
-
-
 class Answer:
     """An MQTT answer in the shape Normaliser.step reads (status, headers, body)."""
 
@@ -175,6 +140,9 @@ class Answer:
                         "Content-Type": None}
         self.body = answer.get("pc")
 
+    def debug_text(self):
+        return json.dumps(self.body)[:200]
+
 
 def run_scenario(addr, prefix):
     counter = itertools.count(1)
@@ -183,39 +151,33 @@ def run_scenario(addr, prefix):
     for origin, s in sessions.items():
         if s.code != 0:
             raise SystemExit(f"CONNECT as {origin} refused: {s.code}")
-    norm = Normaliser(prefix)
-    steps, problems = [], []
-    try:
-        for name, origin, op, to, ty, pc, extra, want in scenario_steps(prefix):
-            rqi = f"{rqi_prefix}-{next(counter)}"
-            primitive = {"op": op, "to": to, "fr": origin, "rqi": rqi, "rvi": "4", **extra}
-            if ty is not None:
-                primitive["ty"] = ty
-            if pc is not None:
-                primitive["pc"] = pc
-            answer = Answer(sessions[origin].request(primitive), rqi)
-            steps.append(norm.step(name, str(op), to, answer))
-            if answer.rsc != str(want):
-                problems.append(f"{name}: expected rsc {want}, got {answer.status} {answer.rsc} "
-                                f"{json.dumps(answer.body)[:200]}")
-    finally:
+
+    def send(step):
+        rqi = f"{rqi_prefix}-{next(counter)}"
+        op = scenario.OPS[step.method]
+        primitive = {"op": op, "to": step.to, "fr": step.origin, "rqi": rqi,
+                     "rvi": scenario.RELEASE}
+        if step.fc:
+            primitive["fc"] = step.fc
+        if step.ty is not None:
+            primitive["ty"] = step.ty
+        if step.content is not None:
+            primitive["pc"] = step.content
+        return str(op), step.to, Answer(sessions[step.origin].request(primitive), rqi)
+
+    def cleanup(_steps):
         for ae in (f"{prefix}ae1", f"{prefix}ae2"):  # leftovers of a failed run
             sessions[ADMIN].request({"op": 4, "to": f"{CSE}/{ae}", "fr": ADMIN,
-                                     "rqi": f"{rqi_prefix}-cleanup-{ae}", "rvi": "4"})
+                                     "rqi": f"{rqi_prefix}-cleanup-{ae}",
+                                     "rvi": scenario.RELEASE})
         for s in sessions.values():
             s.close()
-    return steps, problems
+
+    return scenario.run(prefix, send, cleanup)
 
 
 def cmd_scenario(args):
-    steps, problems = run_scenario(args.addr, args.prefix)
-    with open(args.out, "w", encoding="utf-8") as f:
-        json.dump(steps, f, indent=1, sort_keys=True)
-        f.write("\n")
-    for problem in problems:
-        print(problem, file=sys.stderr)
-    print(f"{len(steps)} steps, {len(problems)} unexpected")
-    return 1 if problems else 0
+    return scenario.scenario_command(args.out, lambda: run_scenario(args.addr, args.prefix), ())
 
 
 def cmd_request(args):

@@ -17,6 +17,7 @@ pub mod decision;
 pub mod gateway;
 pub mod guard;
 pub mod listen;
+pub mod location;
 pub mod metrics;
 pub mod minicse;
 pub mod policy;

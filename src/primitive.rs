@@ -103,6 +103,15 @@ pub struct Peer {
 }
 
 impl Peer {
+    /// A sender at `addr` on `protocol` whose identity the transport did not authenticate.
+    pub fn unauthenticated(addr: SocketAddr, protocol: Protocol) -> Peer {
+        Peer {
+            addr,
+            protocol,
+            tls_identity: None,
+        }
+    }
+
     /// Whether the transport authenticated the sender's identity (a verified client
     /// certificate), whatever the binding.
     pub fn authenticated(&self) -> bool {
@@ -172,6 +181,33 @@ pub struct Primitive {
 }
 
 impl Primitive {
+    /// A request `rqi` of `op` on `to` by `fr` from `peer`, release 4, with nothing else: no
+    /// timestamps, query, type, content or security parameters. The bindings decode every
+    /// field themselves; this is what the tests, the benches and the demo build on.
+    pub fn new(
+        op: Operation,
+        to: impl Into<String>,
+        fr: impl Into<String>,
+        rqi: impl Into<String>,
+        peer: Peer,
+    ) -> Primitive {
+        Primitive {
+            op,
+            to: to.into(),
+            to_as_sent: None,
+            fr: fr.into(),
+            rqi: rqi.into(),
+            rvi: Some("4".into()),
+            ot: None,
+            rqet: None,
+            query: String::new(),
+            ty: None,
+            content: Bytes::new(),
+            security: Security::default(),
+            peer,
+        }
+    }
+
     /// The target as the sender wrote it (SP-relative notation).
     pub fn target_as_sent(&self) -> &str {
         self.to_as_sent.as_deref().unwrap_or(&self.to)

@@ -143,14 +143,10 @@ async fn http2_connection_without_open_streams_is_closed_when_idle() {
             .await
             .unwrap();
     let driven = tokio::spawn(conn);
-    let request = onem2m(
-        "GET",
-        format!("http://{}/cse-in", gw.http()),
-        "Cmeter",
-        "h2",
-    )
-    .body(Full::<Bytes>::default())
-    .unwrap();
+    let request = gw
+        .request("GET", "/cse-in", "Cmeter", "h2")
+        .body(Full::<Bytes>::default())
+        .unwrap();
     let answer = sender.send_request(request).await.unwrap();
     assert_eq!(answer.status(), StatusCode::CREATED);
     let _ = answer.into_body().collect().await.unwrap();

@@ -14,15 +14,16 @@ use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use m2mguard::admin::client::AdminClient;
 
-/// The refusal came as expected, nothing reached the upstream, and `fr`'s legitimate request
-/// still passes.
+/// Sends the `request` made for a fresh gateway: the refusal came as expected, nothing reached
+/// the upstream, and `fr`'s legitimate request still passes.
 async fn refused_then_serving(
-    answer: &Answer,
+    request: impl FnOnce(&TestGateway) -> http::Request<Full<Bytes>>,
     expected: (StatusCode, &str),
-    echo: &Echo,
-    gw: &TestGateway,
     fr: &str,
 ) {
+    let echo = echo_upstream().await;
+    let gw = gateway(echo.addr).await;
+    let answer = send(&client(), request(&gw)).await;
     assert_eq!((answer.status, answer.rsc()), expected, "{answer:?}");
     assert_eq!(
         echo.hits.load(Ordering::SeqCst),
@@ -33,6 +34,7 @@ async fn refused_then_serving(
         retrieve(&client(), gw.http(), fr).await.status,
         StatusCode::CREATED
     );
+    gw.gateway.shutdown().await;
 }
 
 fn create_request(base: std::net::SocketAddr, fr: &str) -> http::Request<Full<Bytes>> {
@@ -93,14 +95,10 @@ async fn denied_request_gets_4103_naming_only_the_class_and_never_reaches_upstre
     let echo = echo_upstream().await;
     let gw = gateway(echo.addr).await;
     let client = client();
-    let request = onem2m(
-        "DELETE",
-        format!("http://{}/cse-in/x", gw.http()),
-        "Cmeter",
-        "del-1",
-    )
-    .body(Full::default())
-    .unwrap();
+    let request = gw
+        .request("DELETE", "/cse-in/x", "Cmeter", "del-1")
+        .body(Full::default())
+        .unwrap();
     let denied = send(&client, request).await;
     assert_eq!(denied.status, StatusCode::FORBIDDEN);
     assert_eq!(denied.rsc(), "4103");
@@ -207,9 +205,9 @@ async fn oversized_body_and_headers_get_4000_and_the_gateway_carries_on() {
     gw.gateway.shutdown().await;
 }
 
-#[tokio::test]
-async fn unreachable_upstream_gets_5103() {
-    let gw = gateway(closed_port().await).await;
+/// A gateway in front of `upstream` answers an allowed request with 5103.
+async fn allowed_request_gets_5103(upstream: std::net::SocketAddr) {
+    let gw = gateway(upstream).await;
     let answer = retrieve(&client(), gw.http(), "Cmeter").await;
     assert_eq!(
         (answer.status, answer.rsc()),
@@ -219,15 +217,14 @@ async fn unreachable_upstream_gets_5103() {
 }
 
 #[tokio::test]
+async fn unreachable_upstream_gets_5103() {
+    allowed_request_gets_5103(closed_port().await).await;
+}
+
+#[tokio::test]
 async fn silent_upstream_gets_5103_instead_of_a_hang() {
-    let gw = gateway(silent_upstream().await).await;
     // `send` fails the test if nothing comes back within 10 s; the configured timeout is 500 ms.
-    let answer = retrieve(&client(), gw.http(), "Cmeter").await;
-    assert_eq!(
-        (answer.status, answer.rsc()),
-        (StatusCode::NOT_FOUND, "5103")
-    );
-    gw.gateway.shutdown().await;
+    allowed_request_gets_5103(silent_upstream().await).await;
 }
 
 #[tokio::test]
@@ -337,27 +334,17 @@ async fn http2_requests_are_guarded_and_forwarded() {
         .build_http();
     let denied = send(
         &h2,
-        onem2m(
-            "GET",
-            format!("http://{}/cse-in", gw.http()),
-            "Cnobody",
-            "d",
-        )
-        .body(Full::default())
-        .unwrap(),
+        gw.request("GET", "/cse-in", "Cnobody", "d")
+            .body(Full::default())
+            .unwrap(),
     )
     .await;
     assert_eq!(denied.rsc(), "4103");
     let answer = send(
         &h2,
-        onem2m(
-            "GET",
-            format!("http://{}/cse-in", gw.http()),
-            "Cmeter",
-            "h2",
-        )
-        .body(Full::default())
-        .unwrap(),
+        gw.request("GET", "/cse-in", "Cmeter", "h2")
+            .body(Full::default())
+            .unwrap(),
     )
     .await;
     assert_eq!(answer.status, StatusCode::CREATED);
@@ -450,17 +437,13 @@ async fn percent_encoded_target_cannot_slip_past_a_path_policy() {
         "/cse-in/m%65ter-01/data",
         "/~/id-in/cse-in/%6d%65ter-01/data",
     ] {
-        let request = onem2m(
-            "POST",
-            format!("http://{}{path}", gw.http()),
-            "Clamp",
-            "enc",
-        )
-        .header("Content-Type", "application/json;ty=4")
-        .body(Full::new(Bytes::from_static(
-            br#"{"m2m:cin":{"con":"on"}}"#,
-        )))
-        .unwrap();
+        let request = gw
+            .request("POST", path, "Clamp", "enc")
+            .header("Content-Type", "application/json;ty=4")
+            .body(Full::new(Bytes::from_static(
+                br#"{"m2m:cin":{"con":"on"}}"#,
+            )))
+            .unwrap();
         let answer = send(&client, request).await;
         assert_eq!(
             (answer.status, answer.rsc()),
@@ -478,28 +461,13 @@ async fn percent_encoded_target_cannot_slip_past_a_path_policy() {
 
 #[tokio::test]
 async fn repeated_originator_header_is_refused() {
-    let echo = echo_upstream().await;
-    let gw = gateway(echo.addr).await;
-    let client = client();
-    let request = onem2m(
-        "GET",
-        format!("http://{}/cse-in", gw.http()),
-        "Clamp",
-        "dup",
-    )
-    .header("X-M2M-Origin", "CAdmin")
-    .body(Full::default())
-    .unwrap();
-    let answer = send(&client, request).await;
-    refused_then_serving(
-        &answer,
-        (StatusCode::BAD_REQUEST, "4000"),
-        &echo,
-        &gw,
-        "Clamp",
-    )
-    .await;
-    gw.gateway.shutdown().await;
+    let request = |gw: &TestGateway| {
+        gw.request("GET", "/cse-in", "Clamp", "dup")
+            .header("X-M2M-Origin", "CAdmin")
+            .body(Full::default())
+            .unwrap()
+    };
+    refused_then_serving(request, (StatusCode::BAD_REQUEST, "4000"), "Clamp").await;
 }
 
 #[tokio::test]
@@ -568,29 +536,14 @@ async fn https_upstream_is_verified_against_the_configured_ca() {
 
 #[tokio::test]
 async fn connection_header_cannot_strip_what_the_guard_decided_on() {
-    let echo = echo_upstream().await;
-    let gw = gateway(echo.addr).await;
-    let client = client();
-    let request = onem2m(
-        "POST",
-        format!("http://{}/cse-in", gw.http()),
-        "Cmeter",
-        "conn",
-    )
-    .header("Content-Type", "application/json;ty=3")
-    .header("Connection", "X-M2M-Origin, Content-Type")
-    .body(Full::new(Bytes::from_static(br#"{"m2m:cnt":{"rn":"x"}}"#)))
-    .unwrap();
-    let answer = send(&client, request).await;
-    refused_then_serving(
-        &answer,
-        (StatusCode::BAD_REQUEST, "4000"),
-        &echo,
-        &gw,
-        "Cmeter",
-    )
-    .await;
-    gw.gateway.shutdown().await;
+    let request = |gw: &TestGateway| {
+        gw.request("POST", "/cse-in", "Cmeter", "conn")
+            .header("Content-Type", "application/json;ty=3")
+            .header("Connection", "X-M2M-Origin, Content-Type")
+            .body(Full::new(Bytes::from_static(br#"{"m2m:cnt":{"rn":"x"}}"#)))
+            .unwrap()
+    };
+    refused_then_serving(request, (StatusCode::BAD_REQUEST, "4000"), "Cmeter").await;
 }
 
 #[tokio::test]

@@ -8,7 +8,8 @@ use std::time::Duration;
 
 use common::mqtt::{
     broker, connect, connect_with, device, gateway, gateway_with, legitimate_request_passes,
-    mqtt_addr, options, requests_counted, responder, retrieve, will, Raw, WAIT,
+    mqtt_addr, options, requests_counted, responder, retrieve, tls_connect, will, witness, Raw,
+    WAIT,
 };
 use m2mguard::store::NodeStatus;
 use rumqttc::{ConnectReturnCode, Event, Packet, QoS, SubscribeReasonCode};
@@ -72,16 +73,9 @@ async fn retained_message_reaches_a_later_subscriber() {
     let broker = broker().await;
     let g = gateway(broker).await;
     let mut meter = connect(mqtt_addr(&g), "A::Cmeter").await;
-    meter
-        .client
-        .publish("site/meters/retained", QoS::AtLeastOnce, true, "kept")
-        .await
-        .unwrap();
     // The broker has it once it acknowledged it.
     meter
-        .wait_for("PUBACK", |e| {
-            matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
-        })
+        .publish_acked("site/meters/retained", true, "kept")
         .await;
     let mut lamp = connect(mqtt_addr(&g), "A::Clamp").await;
     assert_eq!(
@@ -148,20 +142,9 @@ async fn spoofed_originator_is_refused_in_every_variant() {
     );
     // 2. The topic names another originator (fr is the session's). 3. Both name another node.
     for fr in ["Cmeter", "Clamp"] {
+        let spoof = retrieve(fr, "spoof-topic").to_string();
         meter
-            .client
-            .publish(
-                "/oneM2M/req/Clamp/id-in/json",
-                QoS::AtLeastOnce,
-                false,
-                retrieve(fr, "spoof-topic").to_string(),
-            )
-            .await
-            .unwrap();
-        meter
-            .wait_for("PUBACK", |e| {
-                matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
-            })
+            .publish_acked("/oneM2M/req/Clamp/id-in/json", false, spoof)
             .await;
     }
     // 4. CONNECT claims that disagree: client id and username name different nodes.
@@ -225,11 +208,7 @@ async fn policy_denial_is_answered_4103_and_never_reaches_the_broker() {
     let broker = broker().await;
     let cse = responder(broker).await;
     // A second witness on the broker: everything published on the request topics.
-    let mut witness = connect(broker, "witness").await;
-    assert_eq!(
-        witness.subscribe("/oneM2M/req/#", QoS::AtMostOnce).await,
-        [SUCCESS0]
-    );
+    let mut witness = witness(broker, "/oneM2M/req/#").await;
     let g = gateway(broker).await;
     let addr = mqtt_addr(&g);
     let mut lamp = device(addr, "Clamp").await;
@@ -393,26 +372,12 @@ where
 async fn with_mqtt_tls_client_certificates_bind_the_originator() {
     let pki = common::Pki::new();
     pki.issue("meter", &[], "Cmeter");
-    let tls = format!(
-        "[mqtt.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
-        pki.path("server.pem").display(),
-        pki.path("server.key").display(),
-        pki.path("ca.pem").display()
-    );
+    let tls = common::tls_table(&pki, "mqtt.tls");
     let broker = broker().await;
     let cse = responder(broker).await;
     let g = gateway_with(broker, &tls).await;
     let addr = mqtt_addr(&g);
-    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
-    let pair =
-        m2mguard::tls::KeyPair::load(&pki.path("meter.pem"), &pki.path("meter.key")).unwrap();
-    let config = std::sync::Arc::new(m2mguard::tls::client_config(&ca, Some(&pair)).unwrap());
-    let connector = tokio_rustls::TlsConnector::from(config);
-    let open = || async {
-        let tcp = tokio::net::TcpStream::connect(addr).await.unwrap();
-        let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-        connector.connect(name, tcp).await.unwrap()
-    };
+    let open = || tls_connect(&pki, addr, "meter");
     let connect = |id: &str| Packet::Connect(rumqttc::Connect::new(id));
 
     // The certificate says Cmeter: a client id claiming Clamp is refused.
@@ -467,44 +432,22 @@ async fn with_mqtt_tls_client_certificates_bind_the_originator() {
 #[tokio::test]
 async fn an_inserted_check_value_reaches_the_broker_as_the_member_aus() {
     use m2mguard::guard::check_value::sign;
-    use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+    use m2mguard::primitive::{Operation, Peer, Primitive, Protocol};
     use m2mguard::security::Secret;
-    use std::os::unix::fs::PermissionsExt;
 
     let pki = common::Pki::new();
     pki.issue("meter", &[], "Cmeter");
-    let key = pki.path("meter.key.hex");
-    let hex: String = [0x42u8; 32].iter().map(|b| format!("{b:02x}")).collect();
-    std::fs::write(&key, hex).unwrap();
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let key = common::key_file(pki.dir.path(), "meter.key.hex", &[0x42; 32]);
     let keys = format!(
         "[[checks.keys]]\nid = \"meter-k1\"\nnode = \"Cmeter\"\nfile = \"{}\"\ninsert = true\n",
         key.display()
     );
-    let tls = format!(
-        "[mqtt.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
-        pki.path("server.pem").display(),
-        pki.path("server.key").display(),
-        pki.path("ca.pem").display()
-    );
+    let tls = common::tls_table(&pki, "mqtt.tls");
     let broker = broker().await;
     let cse = responder(broker).await;
-    let mut witness = connect(broker, "witness").await;
-    assert_eq!(
-        witness.subscribe("/oneM2M/req/#", QoS::AtMostOnce).await,
-        [SUCCESS0]
-    );
+    let mut witness = witness(broker, "/oneM2M/req/#").await;
     let g = gateway_with(broker, &format!("{tls}\n{keys}")).await;
-    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
-    let pair =
-        m2mguard::tls::KeyPair::load(&pki.path("meter.pem"), &pki.path("meter.key")).unwrap();
-    let config = std::sync::Arc::new(m2mguard::tls::client_config(&ca, Some(&pair)).unwrap());
-    let tcp = tokio::net::TcpStream::connect(mqtt_addr(&g)).await.unwrap();
-    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
-    let mut meter = tokio_rustls::TlsConnector::from(config)
-        .connect(name, tcp)
-        .await
-        .unwrap();
+    let mut meter = tls_connect(&pki, mqtt_addr(&g), "meter").await;
     let request = rumqttc::Publish::new(
         "/oneM2M/req/Cmeter/id-in/json",
         QoS::AtMostOnce,
@@ -518,25 +461,17 @@ async fn an_inserted_check_value_reaches_the_broker_as_the_member_aus() {
     );
     let seen = witness.publication("/oneM2M/req/Cmeter/id-in/json").await;
     let forwarded: serde_json::Value = serde_json::from_slice(&seen.payload).unwrap();
-    let p = Primitive {
-        op: Operation::Retrieve,
-        to: "/id-in/cse-in".into(),
-        to_as_sent: None,
-        fr: "Cmeter".into(),
-        rqi: "inserted".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
-        ty: None,
-        content: Default::default(),
-        security: Security::default(),
-        peer: Peer {
-            addr: ([127, 0, 0, 1], 1).into(),
-            protocol: Protocol::Mqtt,
-            tls_identity: Some("Cmeter".into()),
-        },
+    let peer = Peer {
+        tls_identity: Some("Cmeter".into()),
+        ..Peer::unauthenticated(([127, 0, 0, 1], 1).into(), Protocol::Mqtt)
     };
+    let p = Primitive::new(
+        Operation::Retrieve,
+        "/id-in/cse-in",
+        "Cmeter",
+        "inserted",
+        peer,
+    );
     let expected = sign(&p, "meter-k1", &Secret::new(&[0x42; 32]), 1);
     assert_eq!(forwarded["aus"], expected.as_str(), "{forwarded}");
     assert_eq!(forwarded["rqi"], "inserted");
@@ -666,11 +601,7 @@ async fn mqtt5_connect_is_refused_with_protocol_version_and_wildcard_publish_clo
 async fn refused_publish_is_acknowledged_at_its_qos_and_not_forwarded() {
     let broker = broker().await;
     let cse = responder(broker).await;
-    let mut witness = connect(broker, "witness").await;
-    assert_eq!(
-        witness.subscribe("site/#", QoS::AtMostOnce).await,
-        [SUCCESS0]
-    );
+    let mut witness = witness(broker, "site/#").await;
     let g = gateway(broker).await;
     let addr = mqtt_addr(&g);
     // Lamps may not publish on the meters' topics (20-guards.cedar).
@@ -729,11 +660,7 @@ async fn answer_on(
 async fn retained_requests_and_requests_for_other_receivers_are_answered_and_counted() {
     let broker = broker().await;
     let cse = responder(broker).await;
-    let mut witness = connect(broker, "witness").await;
-    assert_eq!(
-        witness.subscribe("/oneM2M/req/#", QoS::AtMostOnce).await,
-        [SUCCESS0]
-    );
+    let mut witness = witness(broker, "/oneM2M/req/#").await;
     let g = gateway(broker).await;
     let addr = mqtt_addr(&g);
     let mut meter = device(addr, "Cmeter").await;
@@ -818,11 +745,7 @@ fn registration(fr: &str, rqi: &str) -> serde_json::Value {
 async fn registrations_are_requests_bound_to_the_session_and_answered_on_reg_resp() {
     let broker = broker().await;
     let cse = responder(broker).await;
-    let mut witness = connect(broker, "witness").await;
-    assert_eq!(
-        witness.subscribe("/oneM2M/#", QoS::AtMostOnce).await,
-        [SUCCESS0]
-    );
+    let mut witness = witness(broker, "/oneM2M/#").await;
     let g = gateway(broker).await;
     let addr = mqtt_addr(&g);
     let mut meter = device(addr, "Cmeter").await;
@@ -867,21 +790,8 @@ async fn registrations_are_requests_bound_to_the_session_and_answered_on_reg_res
         "/onem2m/reg_req/Cmeter/id-in/json",
         "/oneM2M/reg_req/Cmeter//id-in/json",
     ] {
-        meter
-            .client
-            .publish(
-                alias,
-                QoS::AtLeastOnce,
-                false,
-                registration("Cmeter", "alias").to_string(),
-            )
-            .await
-            .unwrap();
-        meter
-            .wait_for("PUBACK", |e| {
-                matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
-            })
-            .await;
+        let request = registration("Cmeter", "alias").to_string();
+        meter.publish_acked(alias, false, request).await;
     }
     // 4. Subscriptions that would reach other originators' registrations or their answers.
     for filter in [

@@ -16,15 +16,11 @@ use http_body_util::Full;
 
 /// POST a contentInstance with `body` to `/cse-in/<target>` as `fr`.
 async fn create(gw: &TestGateway, fr: &str, target: &str, body: &str) -> Answer {
-    let request = onem2m(
-        "POST",
-        format!("http://{}/cse-in/{target}", gw.http()),
-        fr,
-        "plaus",
-    )
-    .header("Content-Type", "application/json;ty=4")
-    .body(Full::new(Bytes::from(body.to_owned())))
-    .unwrap();
+    let request = gw
+        .request("POST", &format!("/cse-in/{target}"), fr, "plaus")
+        .header("Content-Type", "application/json;ty=4")
+        .body(Full::new(Bytes::from(body.to_owned())))
+        .unwrap();
     send(&client(), request).await
 }
 
@@ -172,18 +168,14 @@ async fn source_address_outside_the_ranges_is_denied_whatever_the_headers_say() 
         ),
     );
     let gw = gateway_with(echo.addr, POLICIES, &rules).await;
-    let request = onem2m(
-        "POST",
-        format!("http://{}/cse-in/tracker-01", gw.http()),
-        "Cmeter",
-        "p",
-    )
-    .header("Content-Type", "application/json;ty=4")
-    .header("X-Forwarded-For", "10.1.2.3")
-    .header("Forwarded", "for=10.1.2.3")
-    .header("X-Real-IP", "10.1.2.3")
-    .body(Full::new(Bytes::from_static(b"{}")))
-    .unwrap();
+    let request = gw
+        .request("POST", "/cse-in/tracker-01", "Cmeter", "p")
+        .header("Content-Type", "application/json;ty=4")
+        .header("X-Forwarded-For", "10.1.2.3")
+        .header("Forwarded", "for=10.1.2.3")
+        .header("X-Real-IP", "10.1.2.3")
+        .body(Full::new(Bytes::from_static(b"{}")))
+        .unwrap();
     assert_implausible(&send(&client(), request).await);
     assert_eq!(echo.hits.load(Ordering::SeqCst), 0);
     let needle = r#"verdict="deny",stage="plausibility"} 1"#;

@@ -16,28 +16,21 @@ use common::{client, onem2m, send};
 use http_body_util::Full;
 use m2mguard::guard::{Reason, Stage};
 use m2mguard::primitive::Protocol;
-use m2mguard::record::{Forward, Outcome, Overflow, Record, Refusal, Sink, UpstreamFailure};
+use m2mguard::record::{Forward, Outcome, Overflow, Record, Refusal, UpstreamFailure};
 use rumqttc::QoS;
 use serde_json::json;
 
 #[path = "common/tokens.rs"]
 mod token_kit;
 
-/// A test sink: every record, in order.
-#[derive(Default)]
-struct Collect(Mutex<Vec<Record>>);
-
-impl Sink for Collect {
-    fn record(&self, record: &Record) {
-        self.0.lock().unwrap().push(record.clone());
-    }
-}
+/// A test sink attached to a gateway: every record, in order.
+struct Collect(Arc<Mutex<Vec<Record>>>);
 
 impl Collect {
-    fn attached(gw: &common::TestGateway) -> Arc<Collect> {
-        let sink = Arc::new(Collect::default());
+    fn attached(gw: &common::TestGateway) -> Collect {
+        let sink = Arc::new(Mutex::new(Vec::new()));
         gw.gateway.state.recorder.attach(sink.clone());
-        sink
+        Collect(sink)
     }
 
     /// The records that match, after a moment for any late second one to arrive.
@@ -50,6 +43,16 @@ impl Collect {
             .filter(|r| pred(r))
             .cloned()
             .collect()
+    }
+
+    /// Asserts that the one record of request `rqi` is an allowed request whose forward ended
+    /// as `ended` expects.
+    async fn allowed(&self, rqi: &str, ended: impl Fn(&Forward) -> bool) {
+        let record = self.one(rqi).await;
+        assert!(
+            matches!(&record.outcome, Outcome::Allowed { forward, .. } if ended(forward)),
+            "{record:?}"
+        );
     }
 
     /// The one record of request `rqi`.
@@ -85,17 +88,8 @@ async fn a_malformed_http_request_is_one_refused_record() {
         common::retrieve(&client(), gw.http(), "Cmeter").await.rsc(),
         "2001"
     );
-    let record = sink.one("legit").await;
-    assert!(
-        matches!(
-            &record.outcome,
-            Outcome::Allowed {
-                forward: Forward::Answered(_),
-                ..
-            }
-        ),
-        "{record:?}"
-    );
+    sink.allowed("legit", |f| matches!(f, Forward::Answered(_)))
+        .await;
     assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 1);
     gw.gateway.shutdown().await;
 }
@@ -104,14 +98,10 @@ async fn a_malformed_http_request_is_one_refused_record() {
 async fn an_allowed_request_whose_upstream_is_down_is_one_failed_record() {
     let gw = common::gateway(common::closed_port().await).await;
     let sink = Collect::attached(&gw);
-    let request = onem2m(
-        "GET",
-        format!("http://{}/cse-in", gw.http()),
-        "Cmeter",
-        "down",
-    )
-    .body(Full::default())
-    .unwrap();
+    let request = gw
+        .request("GET", "/cse-in", "Cmeter", "down")
+        .body(Full::default())
+        .unwrap();
     let answer = send(&client(), request).await;
     assert_eq!((answer.status.as_u16(), answer.rsc()), (404, "5103"));
     let record = sink.one("down").await;
@@ -183,17 +173,8 @@ async fn a_silent_coap_upstream_is_one_failed_record_and_an_acknowledged_one_is_
     );
     let later = c.recv().await;
     c.ack(gw.coap(), later.header.message_id).await;
-    let record = sink.one("slow").await;
-    assert!(
-        matches!(
-            &record.outcome,
-            Outcome::Allowed {
-                forward: Forward::Answered(_),
-                ..
-            }
-        ),
-        "{record:?}"
-    );
+    sink.allowed("slow", |f| matches!(f, Forward::Answered(_)))
+        .await;
     gw.gateway.shutdown().await;
 }
 
@@ -261,17 +242,7 @@ async fn a_retained_mqtt_request_is_one_refused_record() {
     );
     assert_eq!(cse.count(), 0);
     mqtt::legitimate_request_passes(mqtt_addr(&g), &cse, "Cmeter").await;
-    let record = sink.one("legit").await;
-    assert!(
-        matches!(
-            &record.outcome,
-            Outcome::Allowed {
-                forward: Forward::Sent,
-                ..
-            }
-        ),
-        "{record:?}"
-    );
+    sink.allowed("legit", |f| matches!(f, Forward::Sent)).await;
     g.gateway.shutdown().await;
 }
 
@@ -365,14 +336,9 @@ async fn a_stalled_record_consumer_costs_each_request_at_most_the_bound_and_is_t
         .records("stalled", 2, Overflow::Wait(bound));
     let c = client();
     let get = |rqi: String| {
-        onem2m(
-            "GET",
-            format!("http://{}/cse-in", gw.http()),
-            "Cmeter",
-            &rqi,
-        )
-        .body(Full::default())
-        .unwrap()
+        gw.request("GET", "/cse-in", "Cmeter", &rqi)
+            .body(Full::default())
+            .unwrap()
     };
     for i in 0..6 {
         let started = Instant::now();

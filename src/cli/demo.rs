@@ -22,7 +22,7 @@ use m2mguard::guard::replay::format_ot;
 use m2mguard::guard::Pattern;
 use m2mguard::guard::Requirement;
 use m2mguard::minicse;
-use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::primitive::{Operation, Peer, Primitive, Protocol};
 use m2mguard::record::{Outcome, Overflow, Record, Records};
 use m2mguard::security::{CheckKey, KeyOrigin, Secret};
 
@@ -36,8 +36,7 @@ enum Step {
         fr: &'static str,
         method: Method,
         path: &'static str,
-        ty: Option<u8>,
-        body: &'static str,
+        content: Option<Content>,
     },
     Deactivate(&'static str),
     /// A retrieve by Cmeter-01 with a timestamp and a check value under the demo's key; with
@@ -48,81 +47,70 @@ enum Step {
     },
 }
 
+/// What a create carries: a container named so, or a content instance with this value.
+#[derive(Clone, Copy)]
+enum Content {
+    Container(&'static str),
+    Instance(&'static str),
+}
+
+use Content::{Container, Instance};
+
+impl Content {
+    /// The resource type and the JSON body of the create.
+    fn ty_and_body(self) -> (u8, String) {
+        match self {
+            Container(rn) => (3, serde_json::json!({"m2m:cnt": {"rn": rn}}).to_string()),
+            Instance(con) => (4, serde_json::json!({"m2m:cin": {"con": con}}).to_string()),
+        }
+    }
+}
+
 /// Where the demo requires a check value and a timestamp.
 const SIGNED_TARGET: &str = "/id-in/cse-in/meter-02";
 
+/// A retrieve of `path` by `fr`.
+const fn get(fr: &'static str, path: &'static str) -> Step {
+    Step::Request {
+        fr,
+        method: Method::GET,
+        path,
+        content: None,
+    }
+}
+
+/// A delete of `path` by `fr`.
+const fn delete(fr: &'static str, path: &'static str) -> Step {
+    Step::Request {
+        fr,
+        method: Method::DELETE,
+        path,
+        content: None,
+    }
+}
+
+/// A create of `content` below `path` by `fr`.
+const fn create(fr: &'static str, path: &'static str, content: Content) -> Step {
+    Step::Request {
+        fr,
+        method: Method::POST,
+        path,
+        content: Some(content),
+    }
+}
+
 const SCRIPT: &[Step] = &[
-    Step::Request {
-        fr: "Cmeter-01",
-        method: Method::POST,
-        path: "/cse-in",
-        ty: Some(3),
-        body: r#"{"m2m:cnt":{"rn":"meter-01"}}"#,
-    },
-    Step::Request {
-        fr: "Cmeter-01",
-        method: Method::POST,
-        path: "/cse-in/meter-01",
-        ty: Some(4),
-        body: r#"{"m2m:cin":{"con":"21.5"}}"#,
-    },
-    Step::Request {
-        fr: "Clamp-01",
-        method: Method::GET,
-        path: "/cse-in/meter-01",
-        ty: None,
-        body: "",
-    },
-    Step::Request {
-        fr: "Clamp-01",
-        method: Method::POST,
-        path: "/cse-in/meter-01",
-        ty: Some(4),
-        body: r#"{"m2m:cin":{"con":"off"}}"#,
-    },
-    Step::Request {
-        fr: "Cmeter-01",
-        method: Method::DELETE,
-        path: "/cse-in/meter-01",
-        ty: None,
-        body: "",
-    },
-    Step::Request {
-        fr: "Cstranger",
-        method: Method::GET,
-        path: "/cse-in",
-        ty: None,
-        body: "",
-    },
+    create("Cmeter-01", "/cse-in", Container("meter-01")),
+    create("Cmeter-01", "/cse-in/meter-01", Instance("21.5")),
+    get("Clamp-01", "/cse-in/meter-01"),
+    create("Clamp-01", "/cse-in/meter-01", Instance("off")),
+    delete("Cmeter-01", "/cse-in/meter-01"),
+    get("Cstranger", "/cse-in"),
     Step::Deactivate("Clamp-01"),
-    Step::Request {
-        fr: "Clamp-01",
-        method: Method::GET,
-        path: "/cse-in/meter-01",
-        ty: None,
-        body: "",
-    },
-    Step::Request {
-        fr: "CAdmin",
-        method: Method::DELETE,
-        path: "/cse-in/meter-01",
-        ty: None,
-        body: "",
-    },
-    Step::Request {
-        fr: "Cmeter-01",
-        method: Method::POST,
-        path: "/cse-in",
-        ty: Some(3),
-        body: r#"{"m2m:cnt":{"rn":"meter-02"}}"#,
-    },
-    Step::Request {
-        fr: "Cmeter-01",
-        method: Method::GET,
-        path: "/cse-in/meter-02",
-        ty: None,
-        body: "",
-    },
+    get("Clamp-01", "/cse-in/meter-01"),
+    delete("CAdmin", "/cse-in/meter-01"),
+    create("Cmeter-01", "/cse-in", Container("meter-02")),
+    get("Cmeter-01", "/cse-in/meter-02"),
     Step::Signed {
         path: "/cse-in/meter-02",
         again: false,
@@ -204,25 +192,9 @@ fn signature(key: &CheckKey, to: &str, rqi: &str, seq: u64) -> Vec<(&'static str
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
     let ot = format_ot(now);
-    let p = Primitive {
-        op: Operation::Retrieve,
-        to: to.to_owned(),
-        to_as_sent: None,
-        fr: key.node.clone(),
-        rqi: rqi.to_owned(),
-        rvi: Some("4".into()),
-        ot: Some(ot.clone()),
-        rqet: None,
-        query: String::new(),
-        ty: None,
-        content: Bytes::new(),
-        security: Security::default(),
-        peer: Peer {
-            addr: loopback(),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
-    };
+    let peer = Peer::unauthenticated(loopback(), Protocol::Http);
+    let mut p = Primitive::new(Operation::Retrieve, to, key.node.as_str(), rqi, peer);
+    p.ot = Some(ot.clone());
     let aus = sign(&p, &key.id, &key.secret, seq);
     vec![("X-M2M-OT", ot), ("X-M2M-AS", aus)]
 }
@@ -266,18 +238,8 @@ async fn play(
                 }
                 let (rqi, headers) = &last_signed;
                 let fr = key.node.as_str();
-                let answer = send(
-                    &client,
-                    gateway,
-                    fr,
-                    &Method::GET,
-                    path,
-                    None,
-                    "",
-                    rqi,
-                    headers,
-                )
-                .await?;
+                let answer =
+                    send(&client, gateway, fr, &Method::GET, path, None, rqi, headers).await?;
                 let record = next_decision(&decisions, rqi).await?;
                 row(n, fr, answer, record)
             }
@@ -285,11 +247,10 @@ async fn play(
                 fr,
                 method,
                 path,
-                ty,
-                body,
+                content,
             } => {
                 let rqi = format!("demo-{}", n + 1);
-                let answer = send(&client, gateway, fr, method, path, *ty, body, &rqi, &[]).await?;
+                let answer = send(&client, gateway, fr, method, path, *content, &rqi, &[]).await?;
                 let record = next_decision(&decisions, &rqi).await?;
                 row(n, fr, answer, record)
             }
@@ -335,14 +296,13 @@ async fn send(
     fr: &str,
     method: &Method,
     path: &str,
-    ty: Option<u8>,
-    body: &str,
+    content: Option<Content>,
     rqi: &str,
     extra: &[(&'static str, String)],
 ) -> Result<String, Failure> {
-    let content_type = match ty {
-        Some(ty) => format!("application/json;ty={ty}"),
-        None => "application/json".to_owned(),
+    let (content_type, body) = match content.map(Content::ty_and_body) {
+        Some((ty, body)) => (format!("application/json;ty={ty}"), body),
+        None => ("application/json".to_owned(), String::new()),
     };
     let request = Request::builder()
         .method(method.clone())
@@ -355,7 +315,7 @@ async fn send(
     let request = extra
         .iter()
         .fold(request, |r, (name, value)| r.header(*name, value.as_str()))
-        .body(Full::new(Bytes::from(body.to_owned())))
+        .body(Full::new(Bytes::from(body)))
         .map_err(Failure::startup)?;
     let response = client.request(request).await.map_err(Failure::startup)?;
     let status = response.status().as_u16();

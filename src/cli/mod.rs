@@ -60,28 +60,10 @@ pub struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway until SIGINT or SIGTERM; SIGHUP reloads the policies.
-    Run {
-        /// Configuration file (TOML).
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "config/m2mguard.toml"
-        )]
-        config: PathBuf,
-    },
+    Run(ConfigFile),
     /// Validate a configuration and every policy file, then exit: 0 if all is well, 64 with
     /// every error located (file:line:column) otherwise.
-    Check {
-        /// Configuration file (TOML).
-        #[arg(
-            short,
-            long,
-            value_name = "FILE",
-            default_value = "config/m2mguard.toml"
-        )]
-        config: PathBuf,
-    },
+    Check(ConfigFile),
     /// Run a short scripted scenario against an in-process oneM2M CSE on the built-in
     /// configuration, print each decision and why, and exit. Binds only free loopback ports
     /// and keeps its repository in a temporary directory.
@@ -102,10 +84,10 @@ enum Command {
     },
 }
 
-/// Where a running gateway's admin API is: from its configuration file, or given directly.
+/// The configuration file a command reads.
 #[derive(Debug, Args)]
-pub struct AdminAt {
-    /// Configuration file whose [admin] listen address is used.
+pub struct ConfigFile {
+    /// Configuration file (TOML).
     #[arg(
         short,
         long,
@@ -113,18 +95,25 @@ pub struct AdminAt {
         default_value = "config/m2mguard.toml"
     )]
     config: PathBuf,
-    /// Admin API address (ip:port); overrides the configuration file.
+}
+
+/// Where a running gateway's admin API is: from its configuration file, or given directly.
+#[derive(Debug, Args)]
+pub struct AdminAt {
+    #[command(flatten)]
+    file: ConfigFile,
+    /// Admin API address (ip:port); overrides the configuration file's [admin] listen address.
     #[arg(long, value_name = "ADDR")]
     admin: Option<std::net::SocketAddr>,
 }
 
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
     match cli.command {
-        Command::Run { config } => run::run(&config).await,
-        Command::Check { config } => check::check(&config),
+        Command::Run(file) => run::run(&file.config).await,
+        Command::Check(file) => check::check(&file.config),
         Command::Demo => demo::demo().await,
-        Command::Node { at, action } => node::node(&at.config, at.admin, action).await,
-        Command::Token { at, action } => token::token(&at.config, at.admin, action).await,
+        Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
+        Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
     }
 }
 

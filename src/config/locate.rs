@@ -5,16 +5,7 @@ use std::ops::Range;
 
 use toml_edit::{ImDocument, Item, Table, Value};
 
-/// 1-based line and column of a byte offset.
-pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let col = before
-        .rfind('\n')
-        .map_or(before.len(), |nl| before.len() - nl - 1)
-        + 1;
-    (line, col)
-}
+use crate::location::line_col;
 
 /// Location of the value at `path`, or of the nearest enclosing item that exists.
 pub fn locate(text: &str, path: &str) -> Option<(usize, usize)> {

@@ -26,11 +26,11 @@ use rustls_pki_types::CertificateDer;
 use crate::decision::Mode;
 use crate::guard::token::TokensConfig;
 use crate::guard::ChecksConfig;
+use crate::location::line_col;
 use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
 pub use coap::{CoapConfig, EchoMode};
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
-pub use locate::line_col;
 
 /// The annotated default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/m2mguard.toml");

@@ -126,12 +126,8 @@ impl Validator {
                 return None;
             }
         };
-        Some(IssuerConfig {
-            iss: raw.iss,
-            algorithms,
-            key,
-            max_uses,
-        })
+        // The key was read for `first`, the one algorithm listed: its algorithm is that.
+        Some(IssuerConfig::new(raw.iss, key, max_uses))
     }
 }
 

@@ -106,29 +106,20 @@ impl Inserter {
 mod tests {
     use super::*;
     use crate::guard::check_value::verify;
-    use crate::primitive::{Operation, Peer, Protocol, Security};
+    use crate::primitive::{Operation, Peer, Protocol};
     use crate::security::{CheckKey, Secret};
     use crate::store::SledStore;
 
     fn request(fr: &str, rqi: &str) -> Primitive {
+        let peer = Peer {
+            tls_identity: Some(fr.into()),
+            ..Peer::unauthenticated(([127, 0, 0, 1], 1).into(), Protocol::Https)
+        };
         Primitive {
-            op: Operation::Create,
-            to: "/id-in/cse-in/x".into(),
-            to_as_sent: None,
-            fr: fr.into(),
-            rqi: rqi.into(),
             rvi: None,
-            ot: None,
-            rqet: None,
-            query: String::new(),
             ty: Some(4),
             content: bytes::Bytes::from_static(b"{}"),
-            security: Security::default(),
-            peer: Peer {
-                addr: ([127, 0, 0, 1], 1).into(),
-                protocol: Protocol::Https,
-                tls_identity: Some(fr.into()),
-            },
+            ..Primitive::new(Operation::Create, "/id-in/cse-in/x", fr, rqi, peer)
         }
     }
 

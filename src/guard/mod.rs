@@ -15,6 +15,8 @@
 
 pub mod check_value;
 pub mod checks;
+#[cfg(test)]
+mod civil;
 mod findings;
 mod identity;
 mod insert;

@@ -197,7 +197,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::primitive::{Operation, Peer, Protocol, Security};
+    use crate::primitive::{Operation, Peer, Protocol};
 
     const NOW: u64 = 1_795_000_000;
 
@@ -206,24 +206,11 @@ mod tests {
     }
 
     fn request(fr: &str, rqi: &str, ot: Option<String>) -> Primitive {
+        let peer = Peer::unauthenticated(SocketAddr::from(([127, 0, 0, 1], 1)), Protocol::Http);
         Primitive {
-            op: Operation::Retrieve,
-            to: "/id-in/cse-in".into(),
-            to_as_sent: None,
-            fr: fr.into(),
-            rqi: rqi.into(),
             rvi: None,
             ot,
-            rqet: None,
-            query: String::new(),
-            ty: None,
-            content: Default::default(),
-            security: Security::default(),
-            peer: Peer {
-                addr: SocketAddr::from(([127, 0, 0, 1], 1)),
-                protocol: Protocol::Http,
-                tls_identity: None,
-            },
+            ..Primitive::new(Operation::Retrieve, "/id-in/cse-in", fr, rqi, peer)
         }
     }
 

@@ -4,9 +4,7 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use super::*;
-use crate::primitive::{
-    OneM2mTopic, Operation, Peer, Protocol, Security, TopicAction, TopicRequest,
-};
+use crate::primitive::{OneM2mTopic, Operation, Peer, Protocol, TopicAction, TopicRequest};
 use crate::store::{NodeKind, NodeSeed, NodeStatus, SledStore};
 
 struct Fixture {
@@ -47,25 +45,20 @@ fn fixture() -> Fixture {
 }
 
 fn request(fr: &str, op: Operation, to: &str) -> Primitive {
-    Primitive {
-        op,
-        to: to.into(),
-        to_as_sent: None,
-        fr: fr.into(),
-        rqi: "r1".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
-        ty: (op == Operation::Create).then_some(4),
-        content: Default::default(),
-        security: Security::default(),
-        peer: Peer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
-    }
+    let peer = Peer::unauthenticated(SocketAddr::from(([127, 0, 0, 1], 5000)), Protocol::Http);
+    let mut p = Primitive::new(op, to, fr, "r1", peer);
+    p.ty = (op == Operation::Create).then_some(4);
+    p
+}
+
+/// `guard`'s verdict, now, on `fr`'s `op` of `to`.
+fn decide(guard: &Guard, fr: &str, op: Operation, to: &str) -> Verdict {
+    guard.decide(&request(fr, op, to), SystemTime::now())
+}
+
+/// The denial [`decide`] must come to.
+fn denied(guard: &Guard, fr: &str, op: Operation, to: &str) -> Denial {
+    denial(decide(guard, fr, op, to))
 }
 
 fn denial(v: Verdict) -> Denial {
@@ -78,10 +71,7 @@ fn denial(v: Verdict) -> Denial {
 #[test]
 fn device_reading_below_the_cse_is_allowed_by_the_named_policy() {
     let f = fixture();
-    match f.guard.decide(
-        &request("Cmeter", Operation::Retrieve, "/id-in/cse-in/x"),
-        SystemTime::now(),
-    ) {
+    match decide(&f.guard, "Cmeter", Operation::Retrieve, "/id-in/cse-in/x") {
         Verdict::Allow(permit) => assert_eq!(permit.policy_ids(), ["devices-read-write"]),
         other => panic!("{other:?}"),
     }
@@ -90,39 +80,21 @@ fn device_reading_below_the_cse_is_allowed_by_the_named_policy() {
 #[test]
 fn delete_by_a_device_is_denied_by_policy() {
     let f = fixture();
-    let d = denial(f.guard.decide(
-        &request("Cmeter", Operation::Delete, "/id-in/cse-in/x"),
-        SystemTime::now(),
-    ));
+    let d = denied(&f.guard, "Cmeter", Operation::Delete, "/id-in/cse-in/x");
     assert_eq!(d.stage, Stage::Policy);
     assert!(
         matches!(&d.reason, Reason::Forbidden { policies } if policies.iter().any(|id| id == "only-operators-delete")),
         "{d:?}"
     );
-    assert!(f
-        .guard
-        .decide(
-            &request("CAdmin", Operation::Delete, "/id-in/cse-in/x"),
-            SystemTime::now()
-        )
-        .is_allow());
+    assert!(decide(&f.guard, "CAdmin", Operation::Delete, "/id-in/cse-in/x").is_allow());
 }
 
 #[test]
 fn unknown_originator_is_denied_at_status() {
     let f = fixture();
-    let d = denial(f.guard.decide(
-        &request("Cnobody", Operation::Retrieve, "/id-in/cse-in"),
-        SystemTime::now(),
-    ));
+    let d = denied(&f.guard, "Cnobody", Operation::Retrieve, "/id-in/cse-in");
     assert_eq!(d.stage, Stage::Status);
-    assert!(f
-        .guard
-        .decide(
-            &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
-            SystemTime::now()
-        )
-        .is_allow());
+    assert!(decide(&f.guard, "Cmeter", Operation::Retrieve, "/id-in/cse-in").is_allow());
 }
 
 #[test]
@@ -166,10 +138,7 @@ fn originator_must_match_the_certificate_identity() {
 #[test]
 fn target_outside_the_permitted_paths_is_denied() {
     let f = fixture();
-    let d = denial(f.guard.decide(
-        &request("Cmeter", Operation::Retrieve, "/id-other/x"),
-        SystemTime::now(),
-    ));
+    let d = denied(&f.guard, "Cmeter", Operation::Retrieve, "/id-other/x");
     assert_eq!(d.stage, Stage::Policy);
     assert!(
         matches!(&d.reason, Reason::NoPolicyPermits { action: "retrieve", resource, principal } if resource == "/id-other/x" && principal == "Cmeter"),
@@ -208,19 +177,10 @@ fn policy_evaluation_error_denies_even_where_another_policy_permits() {
         "permit (principal, action, resource);\n\
          @id(\"overflow\")\nforbid (principal, action, resource) when { context.time * 9223372036854775807 > 0 };\n",
     );
-    let d = denial(guard.decide(
-        &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
-        SystemTime::now(),
-    ));
+    let d = denied(&guard, "Cmeter", Operation::Retrieve, "/id-in/cse-in");
     assert_eq!(d.stage, Stage::Policy);
     assert!(matches!(&d.reason, Reason::PolicyEvaluation(_)), "{d:?}");
-    assert!(f
-        .guard
-        .decide(
-            &request("Cmeter", Operation::Retrieve, "/id-in/cse-in"),
-            SystemTime::now()
-        )
-        .is_allow());
+    assert!(decide(&f.guard, "Cmeter", Operation::Retrieve, "/id-in/cse-in").is_allow());
 }
 
 fn guard_with_policy(f: &Fixture, text: &str) -> Guard {

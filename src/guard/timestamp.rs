@@ -6,15 +6,17 @@
 //! what is read here is only the fixed shape around it: exactly 15 ASCII characters, digits
 //! with `T` in the middle; a fraction of any length (ignored: the replay window counts whole
 //! seconds); second `60` (an ISO 8601 leap second, which `time` refuses) read as the next
-//! minute's first second. Before 1970 is refused: `ot` is compared with Unix time. The digits
-//! are handed to `time` as numbers, not through a format description, whose parser takes
-//! three times as long on the request path.
-
-use std::ops::Range;
+//! minute's first second. Before 1970 is refused: `ot` is compared with Unix time.
+//!
+//! `ot` is read on the request path of every request that carries one, so the fixed-width form
+//! is read directly: once the shape is checked every field is two digits at a known place, the
+//! date goes to `time` as numbers ([`Date::from_calendar_date`], whose Julian day gives the days
+//! since the epoch), and the time of day is three range checks and a sum. Neither a format
+//! description (its parser takes three times as long) nor a `PrimitiveDateTime` is built.
 
 use time::format_description::BorrowedFormatItem;
-use time::macros::format_description;
-use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, Time, UtcOffset};
+use time::macros::{date, format_description};
+use time::{Date, Month, OffsetDateTime, PrimitiveDateTime, UtcOffset};
 
 /// The whole timestamp, as written.
 const FORMAT: &[BorrowedFormatItem<'_>] =
@@ -23,32 +25,32 @@ const FORMAT: &[BorrowedFormatItem<'_>] =
 /// Length of `YYYYMMDDTHHMMSS`.
 const LEN: usize = 15;
 
+/// The Julian day of 1970-01-01: Unix time's day 0.
+const EPOCH_DAY: i32 = date!(1970 - 01 - 01).to_julian_day();
+
 /// `YYYYMMDDTHHMMSS`, optionally `,fraction`, UTC → Unix seconds; `None` if malformed or
 /// before 1970.
 pub fn parse_ot(text: &str) -> Option<u64> {
-    let (main, fraction) = text.split_once(',').unwrap_or((text, "0"));
-    if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) || !shaped(main) {
+    // The fraction starts right after the 15 characters, or there is none.
+    let (main, fraction) = match text.as_bytes().get(LEN) {
+        None => (text, "0"),
+        Some(b',') => (&text[..LEN], &text[LEN + 1..]),
+        Some(_) => return None,
+    };
+    if fraction.is_empty() || !fraction.bytes().all(|b| b.is_ascii_digit()) {
         return None;
     }
-    let field = |range: Range<usize>| digits(main.as_bytes().get(range)?);
-    let month = Month::try_from(u8::try_from(field(4..6)?).ok()?).ok()?;
-    let date = Date::from_calendar_date(
-        i32::try_from(field(0..4)?).ok()?,
-        month,
-        u8::try_from(field(6..8)?).ok()?,
-    )
-    .ok()?;
-    let time = Time::from_hms(
-        u8::try_from(field(9..11)?).ok()?,
-        u8::try_from(field(11..13)?).ok()?,
-        0,
-    )
-    .ok()?;
-    let second = field(13..15).filter(|s| *s <= 60)?;
-    let minute = PrimitiveDateTime::new(date, time)
-        .assume_utc()
-        .unix_timestamp();
-    Some(u64::try_from(minute).ok()? + u64::from(second))
+    let b = shaped(main)?;
+    // Two digits at `i` as a number: every place but the `T` holds a digit.
+    let two = |i: usize| (b[i] - b'0') * 10 + (b[i + 1] - b'0');
+    let year = i32::from(two(0)) * 100 + i32::from(two(2));
+    let date = Date::from_calendar_date(year, Month::try_from(two(4)).ok()?, two(6)).ok()?;
+    let (hour, minute, second) = (two(9), two(11), two(13));
+    if hour > 23 || minute > 59 || second > 60 {
+        return None;
+    }
+    let days = u64::try_from(date.to_julian_day() - EPOCH_DAY).ok()?;
+    Some(days * 86_400 + u64::from(hour) * 3600 + u64::from(minute) * 60 + u64::from(second))
 }
 
 /// Unix seconds → `YYYYMMDDTHHMMSS` (UTC). Past the year 9999 (which the form cannot hold) it
@@ -61,25 +63,17 @@ pub fn format_ot(secs: u64) -> String {
     at.format(FORMAT).unwrap_or_default()
 }
 
-/// The value of ASCII digits (already checked to be digits).
-fn digits(text: &[u8]) -> Option<u32> {
-    text.iter().try_fold(0u32, |n, d| {
-        let d = d.checked_sub(b'0').filter(|d| *d <= 9)?;
-        n.checked_mul(10)?.checked_add(u32::from(d))
-    })
-}
-
-/// Eight digits, `T`, six digits.
-fn shaped(main: &str) -> bool {
-    let b = main.as_bytes();
-    b.len() == LEN
-        && b.iter().enumerate().all(|(i, c)| {
-            if i == 8 {
-                *c == b'T'
-            } else {
-                c.is_ascii_digit()
-            }
-        })
+/// The 15 bytes of `main` if they are eight digits, `T`, six digits.
+fn shaped(main: &str) -> Option<&[u8; LEN]> {
+    let b: &[u8; LEN] = main.as_bytes().try_into().ok()?;
+    let digits_around_t = b.iter().enumerate().all(|(i, c)| {
+        if i == 8 {
+            *c == b'T'
+        } else {
+            c.is_ascii_digit()
+        }
+    });
+    digits_around_t.then_some(b)
 }
 
 #[cfg(test)]
@@ -88,9 +82,12 @@ mod tests {
 
     use super::*;
 
-    /// The hand-written implementation this module replaced, kept as the oracle that the new
-    /// one accepts and refuses exactly the same texts.
+    /// The hand-written implementation this module replaced (its calendar now in
+    /// [`crate::guard::civil`]), kept as the oracle that the new one accepts and refuses exactly
+    /// the same texts.
     mod old {
+        use crate::guard::civil::{civil_from_days, days_from_civil};
+
         pub fn parse_ot(text: &str) -> Option<u64> {
             let (main, fraction) = text.split_once(',').unwrap_or((text, "0"));
             if main.len() != 15 || main.as_bytes()[8] != b'T' || fraction.is_empty() {
@@ -116,21 +113,13 @@ mod tests {
             {
                 return None;
             }
-            let days = days_from_civil(y, mo, d)?;
-            Some(days * 86_400 + h * 3600 + mi * 60 + s)
+            let days = days_from_civil(y as i64, mo as i64, d as i64);
+            Some(u64::try_from(days).ok()? * 86_400 + h * 3600 + mi * 60 + s)
         }
 
         pub fn format_ot(secs: u64) -> String {
             let (days, rem) = (secs / 86_400, secs % 86_400);
-            let z = days as i64 + 719_468;
-            let era = z.div_euclid(146_097);
-            let doe = z - era * 146_097;
-            let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-            let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-            let mp = (5 * doy + 2) / 153;
-            let d = doy - (153 * mp + 2) / 5 + 1;
-            let m = if mp < 10 { mp + 3 } else { mp - 9 };
-            let y = yoe + era * 400 + i64::from(m <= 2);
+            let (y, m, d) = civil_from_days(days as i64);
             format!(
                 "{y:04}{m:02}{d:02}T{:02}{:02}{:02}",
                 rem / 3600,
@@ -146,16 +135,6 @@ mod tests {
                 4 | 6 | 9 | 11 => 30,
                 _ => 31,
             }
-        }
-
-        fn days_from_civil(y: u64, m: u64, d: u64) -> Option<u64> {
-            let y = if m <= 2 { y as i64 - 1 } else { y as i64 };
-            let era = y.div_euclid(400);
-            let yoe = y - era * 400;
-            let mp = (m as i64 + 9) % 12;
-            let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-            let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-            u64::try_from(era * 146_097 + doe - 719_468).ok()
         }
     }
 

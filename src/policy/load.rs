@@ -8,7 +8,7 @@ use cedar_policy::{Effect, PolicyId, PolicySet, Schema, ValidationMode, Validato
 use miette::Diagnostic;
 
 use super::{PolicyBundle, PolicyError, SCHEMA_FILE};
-use crate::config::line_col;
+use crate::location::line_col;
 
 /// Loads `dir/m2mguard.cedarschema` and every `dir/*.cedar` (in name order) and validates the
 /// policies against the schema in strict mode. Policy ids are the `@id("…")` annotation when

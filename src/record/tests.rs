@@ -6,19 +6,12 @@ use crate::guard::{Reason, Stage};
 use crate::primitive::Rsc;
 use prometheus_client::metrics::counter::Counter;
 
-#[derive(Default)]
-struct Collect(Mutex<Vec<Record>>);
+/// A sink that keeps every record ([`Sink`] for `Mutex<Vec<Record>>`).
+type Collect = Mutex<Vec<Record>>;
 
-impl Sink for Collect {
-    fn record(&self, record: &Record) {
-        self.0.lock().unwrap().push(record.clone());
-    }
-}
-
-impl Collect {
-    fn taken(&self) -> Vec<Record> {
-        std::mem::take(&mut self.0.lock().unwrap())
-    }
+/// The records `c` kept since the last look.
+fn taken(c: &Collect) -> Vec<Record> {
+    std::mem::take(&mut c.lock().unwrap())
 }
 
 fn about(rqi: &str) -> About {
@@ -58,7 +51,7 @@ fn every_sink_sees_every_record_once_fixed_ones_first() {
     recorder.attach(attached.clone());
     recorder.record(refused("after"));
     let rqis = |c: &Collect| {
-        c.taken()
+        taken(c)
             .into_iter()
             .map(|r| r.about.rqi)
             .collect::<Vec<_>>()
@@ -87,8 +80,7 @@ fn a_pending_record_is_recorded_exactly_once_however_it_ends() {
     let evicted = SharedPending::new(recorder.pending(allowed("evicted")));
     drop(evicted.clone());
     drop(evicted);
-    let outcomes: Vec<(String, Outcome)> = sink
-        .taken()
+    let outcomes: Vec<(String, Outcome)> = taken(&sink)
         .into_iter()
         .map(|r| (r.about.rqi, r.outcome))
         .collect();

@@ -211,5 +211,13 @@ fn ambiguous(text: &str) -> bool {
             .any(|c| matches!(c, '/' | '\\' | '#' | '?') || c.is_control())
 }
 
+/// The gateway the unit tests stand for: CSE `/id-in` named `cse-in` in SP `//acme.example.com`.
+#[cfg(test)]
+impl Addressing {
+    pub(crate) fn acme() -> Addressing {
+        Addressing::new("/id-in", "cse-in", Some("//acme.example.com"))
+    }
+}
+
 #[cfg(test)]
 mod tests;

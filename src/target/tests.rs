@@ -5,7 +5,7 @@ use proptest::prelude::*;
 use super::*;
 
 fn addressing() -> Addressing {
-    Addressing::new("/id-in", "cse-in", Some("//acme.example.com"))
+    Addressing::acme()
 }
 
 fn of(segments: &[&str]) -> Result<Canonical, BadTarget> {

@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use coap_lite::{CoapOption, MessageClass, MessageType, Packet, RequestType, ResponseType};
+use m2mguard::binding::coap::answer_to;
 use m2mguard::config::Config;
 use m2mguard::gateway::Gateway;
 use tokio::net::UdpSocket;
@@ -88,21 +89,6 @@ fn last_segment(p: &Packet) -> String {
         .unwrap_or_default()
 }
 
-/// The answer head for `request`: piggy-backed when it was confirmable.
-fn answer_head(request: &Packet, code: ResponseType, mid: u16) -> Packet {
-    let mut p = Packet::new();
-    if request.header.get_type() == MessageType::Confirmable {
-        p.header.set_type(MessageType::Acknowledgement);
-        p.header.message_id = request.header.message_id;
-    } else {
-        p.header.set_type(MessageType::NonConfirmable);
-        p.header.message_id = mid;
-    }
-    p.header.code = MessageClass::Response(code);
-    p.set_token(request.get_token().to_vec());
-    p
-}
-
 async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u16) {
     let send = |p: Packet| {
         let socket = socket.clone();
@@ -123,7 +109,7 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             send(ack).await;
             let delay = if segment == "slow" { 400 } else { 50 };
             tokio::time::sleep(Duration::from_millis(delay)).await;
-            let mut p = answer_head(&request, ResponseType::Content, mid);
+            let mut p = answer_to(&request, ResponseType::Content, mid);
             p.header.set_type(MessageType::Confirmable);
             p.header.message_id = mid;
             p.add_option(CoapOption::Unknown(RSC), vec![0x07, 0xd0]);
@@ -139,7 +125,7 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             let size = 16usize << szx;
             let start = (num as usize * size).min(body.len());
             let end = (start + size).min(body.len());
-            let mut p = answer_head(&request, ResponseType::Content, mid);
+            let mut p = answer_to(&request, ResponseType::Content, mid);
             p.add_option(CoapOption::Block2, block(num, end < body.len(), szx));
             p.payload = body[start..end].to_vec();
             send(p).await;
@@ -153,7 +139,7 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             } else {
                 ResponseType::Changed
             };
-            let mut p = answer_head(&request, code, mid);
+            let mut p = answer_to(&request, code, mid);
             if let Some(value) = block1 {
                 p.add_option(CoapOption::Block1, value);
             }
@@ -166,7 +152,7 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             } else {
                 400
             };
-            let mut p = answer_head(&request, ResponseType::Content, mid);
+            let mut p = answer_to(&request, ResponseType::Content, mid);
             let registering = request.get_observe_value().and_then(Result::ok) == Some(0);
             if registering {
                 p.set_observe_value(1);
@@ -198,7 +184,7 @@ async fn serve(socket: &Arc<UdpSocket>, to: SocketAddr, request: Packet, mid: u1
             } else {
                 ResponseType::Content
             };
-            let mut p = answer_head(&request, code, mid);
+            let mut p = answer_to(&request, code, mid);
             let rsc: &[u8] = if created {
                 &[0x07, 0xd1]
             } else {

@@ -3,11 +3,12 @@
 #![allow(dead_code)]
 
 pub mod coap;
+mod config;
 pub mod mqtt;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
@@ -27,7 +28,7 @@ use tokio::net::TcpListener;
 
 pub mod signed;
 
-pub const POLICIES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/policies");
+pub use config::{config_text, key_file, POLICIES};
 
 /// An upstream that answers every request with a JSON description of what it received, and
 /// a fixed set of response headers, and counts the requests that reached it.
@@ -167,51 +168,6 @@ impl Pki {
     }
 }
 
-/// A gateway configuration for tests: free ports, a fresh repository, the shipped policies.
-pub fn config_text(
-    upstream: SocketAddr,
-    data_dir: &Path,
-    policies: &str,
-    extra_http: &str,
-) -> String {
-    format!(
-        r#"
-[gateway]
-cse_id = "/id-in"
-cse_name = "cse-in"
-sp_id = "//acme.example.com"
-data_dir = "{data}"
-
-[http]
-listen = "127.0.0.1:0"
-upstream = "http://{upstream}"
-upstream_timeout_ms = 500
-max_body_bytes = 4096
-max_header_bytes = 2048
-{extra_http}
-
-[admin]
-listen = "127.0.0.1:0"
-
-[policy]
-dir = "{policies}"
-
-[[nodes]]
-id = "CAdmin"
-groups = ["operators"]
-
-[[nodes]]
-id = "Cmeter"
-groups = ["devices", "meters"]
-
-[[nodes]]
-id = "Clamp"
-groups = ["devices", "lamps"]
-"#,
-        data = data_dir.display(),
-    )
-}
-
 pub struct TestGateway {
     pub gateway: Gateway,
     pub data: tempfile::TempDir,
@@ -220,6 +176,11 @@ pub struct TestGateway {
 impl TestGateway {
     pub fn http(&self) -> SocketAddr {
         self.gateway.http_addr
+    }
+
+    /// A oneM2M request (as [`onem2m`]) for `path` on the gateway's HTTP listener.
+    pub fn request(&self, method: &str, path: &str, fr: &str, rqi: &str) -> http::request::Builder {
+        onem2m(method, format!("http://{}{path}", self.http()), fr, rqi)
     }
 }
 
@@ -340,8 +301,14 @@ pub fn tls_client(
 
 /// `[http.tls]` with the test server certificate, requiring client certificates.
 pub fn tls_section(pki: &Pki) -> String {
+    tls_table(pki, "http.tls")
+}
+
+/// The table `[<name>]` (`http.tls`, `mqtt.tls`) with the test server certificate, requiring
+/// client certificates.
+pub fn tls_table(pki: &Pki, name: &str) -> String {
     format!(
-        "[http.tls]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
+        "[{name}]\ncert = \"{}\"\nkey = \"{}\"\nclient_ca = \"{}\"\n",
         pki.path("server.pem").display(),
         pki.path("server.key").display(),
         pki.path("ca.pem").display()

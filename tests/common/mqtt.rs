@@ -204,6 +204,19 @@ impl Client {
         .await
     }
 
+    /// Publishes `payload` on `topic` at QoS 1 and waits for the PUBACK (which a gateway
+    /// sends for a publish it refuses, too).
+    pub async fn publish_acked(&mut self, topic: &str, retain: bool, payload: impl Into<Vec<u8>>) {
+        self.client
+            .publish(topic, QoS::AtLeastOnce, retain, payload)
+            .await
+            .unwrap();
+        self.wait_for("PUBACK", |e| {
+            matches!(e, Event::Incoming(Packet::PubAck(_))).then_some(())
+        })
+        .await;
+    }
+
     /// Whether the connection ends within 10 s (true) or stays up (false).
     pub async fn closed_within(&mut self, time: Duration) -> bool {
         let deadline = tokio::time::Instant::now() + time;
@@ -314,6 +327,36 @@ impl Responder {
 /// A retrieve of the CSE base by `fr`.
 pub fn retrieve(fr: &str, rqi: &str) -> Value {
     json!({"op": 2, "to": "/id-in/cse-in", "fr": fr, "rqi": rqi, "rvi": "4"})
+}
+
+/// A client of the broker itself, subscribed to `filter` (QoS 0): sees what reached the broker.
+pub async fn witness(broker: SocketAddr, filter: &str) -> Client {
+    let mut c = connect(broker, "witness").await;
+    let codes = c.subscribe(filter, QoS::AtMostOnce).await;
+    assert_eq!(codes, [SubscribeReasonCode::Success(QoS::AtMostOnce)]);
+    c
+}
+
+/// A TLS connection to the gateway's MQTT listener (`[mqtt.tls]` of `super::tls_table`),
+/// trusting the test CA and presenting the client certificate `identity` of `pki`.
+pub async fn tls_connect(
+    pki: &super::Pki,
+    addr: SocketAddr,
+    identity: &str,
+) -> tokio_rustls::client::TlsStream<TcpStream> {
+    let ca = m2mguard::tls::load_certs(&pki.path("ca.pem")).unwrap();
+    let pair = m2mguard::tls::KeyPair::load(
+        &pki.path(&format!("{identity}.pem")),
+        &pki.path(&format!("{identity}.key")),
+    )
+    .unwrap();
+    let config = Arc::new(m2mguard::tls::client_config(&ca, Some(&pair)).unwrap());
+    let tcp = TcpStream::connect(addr).await.unwrap();
+    let name = rustls_pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    tokio_rustls::TlsConnector::from(config)
+        .connect(name, tcp)
+        .await
+        .unwrap()
 }
 
 /// Connects `fr` (client id `A::<fr>`) subscribed to its response topic.

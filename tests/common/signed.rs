@@ -1,7 +1,6 @@
 //! Signed requests for the check-value and replay tests: a `[checks]` section with keys in
 //! 0600 files, and a retrieve of the meter by Cmeter with its `aus`.
 
-use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -9,7 +8,7 @@ use bytes::Bytes;
 use http_body_util::Full;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
-use m2mguard::primitive::{Operation, Peer, Primitive, Protocol, Security};
+use m2mguard::primitive::{Operation, Peer, Primitive, Protocol};
 use m2mguard::security::Secret;
 
 use super::{client, onem2m, send, Answer};
@@ -21,10 +20,7 @@ pub const METER: &str = "/id-in/cse-in/meter";
 /// Cmeter and one for Clamp, written to 0600 files in `dir`.
 pub fn checks_toml(dir: &Path, lease: u64) -> String {
     for (name, byte) in [("meter.key", 0x42u8), ("lamp.key", 0x17)] {
-        let path = dir.join(name);
-        let hex: String = [byte; 32].iter().map(|b| format!("{b:02x}")).collect();
-        std::fs::write(&path, hex).unwrap();
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+        super::key_file(dir, name, &[byte; 32]);
     }
     format!(
         r#"
@@ -89,25 +85,16 @@ impl Signed {
 
     /// The primitive the gateway decodes from [`Signed::request`].
     pub fn primitive(&self) -> Primitive {
-        Primitive {
-            op: Operation::Retrieve,
-            to: METER.into(),
-            to_as_sent: None,
-            fr: "Cmeter".into(),
-            rqi: self.rqi.clone(),
-            rvi: Some("4".into()),
-            ot: self.ot.clone(),
-            rqet: None,
-            query: String::new(),
-            ty: None,
-            content: Bytes::new(),
-            security: Security::default(),
-            peer: Peer {
-                addr: ([127, 0, 0, 1], 0).into(),
-                protocol: Protocol::Http,
-                tls_identity: None,
-            },
-        }
+        let peer = Peer::unauthenticated(([127, 0, 0, 1], 0).into(), Protocol::Http);
+        let mut p = Primitive::new(
+            Operation::Retrieve,
+            METER,
+            "Cmeter",
+            self.rqi.as_str(),
+            peer,
+        );
+        p.ot = self.ot.clone();
+        p
     }
 
     pub fn request(

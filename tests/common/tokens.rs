@@ -28,13 +28,7 @@ impl Issuers {
         let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
         std::fs::write(dir.path().join("ed.pub.pem"), ed.public_key_pem()).unwrap();
         std::fs::write(dir.path().join("ec.pub.pem"), ec.public_key_pem()).unwrap();
-        let secret = dir.path().join("hs.key");
-        std::fs::write(&secret, hex(HS_SECRET)).unwrap();
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::PermissionsExt;
-            std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
-        }
+        crate::common::key_file(dir.path(), "hs.key", HS_SECRET);
         Issuers {
             dir,
             ed,
@@ -131,8 +125,4 @@ pub fn now_s() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }

@@ -199,18 +199,15 @@ fn query_list(queries: &[&str], key: &str) -> Vec<String> {
 mod tests {
     use super::*;
 
-    fn addressing() -> Addressing {
-        Addressing::new("/id-in", "cse-in", Some("//acme.example.com"))
-    }
     use crate::primitive::Protocol;
     use coap_lite::MessageType;
 
+    fn addressing() -> Addressing {
+        Addressing::acme()
+    }
+
     fn peer() -> Peer {
-        Peer {
-            addr: std::net::SocketAddr::from(([127, 0, 0, 1], 5683)),
-            protocol: Protocol::Coap,
-            tls_identity: None,
-        }
+        Peer::unauthenticated(([127, 0, 0, 1], 5683).into(), Protocol::Coap)
     }
 
     fn request(method: RequestType, path: &[&str], numbers: Numbers) -> Packet {

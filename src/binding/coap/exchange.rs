@@ -9,6 +9,7 @@
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU16, AtomicU64, Ordering::Relaxed};
+use std::time::Duration;
 
 use bytes::Bytes;
 use moka::sync::Cache;
@@ -89,10 +90,10 @@ impl Tables {
         Tables {
             seen: Table::new(config.max_exchanges, config.exchange_lifetime),
             routes: Table::new(config.max_exchanges, config.exchange_lifetime),
-            observing: observations(config),
-            observers: observations(config),
+            observing: lru(config.max_observations, Ends::IdleFor(config.observe_idle)),
+            observers: lru(config.max_observations, Ends::IdleFor(config.observe_idle)),
             upstream_mids: MidRing::new(),
-            to_client: exchange(config),
+            to_client: lru(config.max_exchanges, Ends::After(config.exchange_lifetime)),
             token_key: a,
             next_token: AtomicU64::new(b),
             next_upstream_mid: AtomicU16::new(c as u16),
@@ -154,30 +155,29 @@ impl MidRing {
     }
 }
 
-/// Exchange tables forget the oldest entries first (LRU): for deduplication and matching, the
-/// newest exchanges are the ones that matter.
-fn exchange<K, V>(config: &CoapConfig) -> Cache<K, V>
-where
-    K: std::hash::Hash + Eq + Send + Sync + 'static,
-    V: Clone + Send + Sync + 'static,
-{
-    Cache::builder()
-        .max_capacity(config.max_exchanges)
-        .time_to_live(config.exchange_lifetime)
-        .eviction_policy(moka::policy::EvictionPolicy::lru())
-        .build()
+/// When an entry of an [`lru`] table ends, if it is not evicted before.
+enum Ends {
+    /// This long after it was made (an exchange: the exchange lifetime).
+    After(Duration),
+    /// Once unused this long (an observation: `observe_idle`).
+    IdleFor(Duration),
 }
 
-fn observations<K, V>(config: &CoapConfig) -> Cache<K, V>
+/// Exchange and observation tables forget the oldest entries first (LRU): for deduplication,
+/// matching and notifications, the newest exchanges are the ones that matter.
+fn lru<K, V>(capacity: u64, ends: Ends) -> Cache<K, V>
 where
     K: std::hash::Hash + Eq + Send + Sync + 'static,
     V: Clone + Send + Sync + 'static,
 {
-    Cache::builder()
-        .max_capacity(config.max_observations)
-        .time_to_idle(config.observe_idle)
-        .eviction_policy(moka::policy::EvictionPolicy::lru())
-        .build()
+    let tables = Cache::builder()
+        .max_capacity(capacity)
+        .eviction_policy(moka::policy::EvictionPolicy::lru());
+    match ends {
+        Ends::After(lifetime) => tables.time_to_live(lifetime),
+        Ends::IdleFor(idle) => tables.time_to_idle(idle),
+    }
+    .build()
 }
 
 /// The token as our own 8-byte tokens are written, or `None` for any other.

@@ -32,6 +32,7 @@ use crate::primitive::Protocol;
 pub use decode::{decode, DecodeError, Numbers};
 use exchange::Tables;
 use limit::{Echo, RateLimit};
+pub use reply::answer_to;
 use timeout::Deadlines;
 
 /// RFC 7252 §4.8: ACK_TIMEOUT and MAX_RETRANSMIT, for our confirmable messages to clients

@@ -47,7 +47,7 @@ pub fn reject(datagram: &[u8]) -> Option<Vec<u8>> {
 }
 
 /// The response head for `request`: piggy-backed on the ACK, or a NON with `fresh_mid`.
-fn answer_to(request: &Packet, code: ResponseType, fresh_mid: u16) -> Packet {
+pub fn answer_to(request: &Packet, code: ResponseType, fresh_mid: u16) -> Packet {
     let mut p = Packet::new();
     if request.header.get_type() == MessageType::Confirmable {
         p.header.set_type(MessageType::Acknowledgement);

@@ -180,18 +180,15 @@ fn list(object: &Value, key: &'static str) -> Result<Vec<String>, DecodeError> {
 mod tests {
     use super::*;
 
-    fn addressing() -> Addressing {
-        Addressing::new("/id-in", "cse-in", Some("//acme.example.com"))
-    }
     use crate::primitive::Protocol;
     use serde_json::json;
 
+    fn addressing() -> Addressing {
+        Addressing::acme()
+    }
+
     fn peer() -> Peer {
-        Peer {
-            addr: "127.0.0.1:1".parse().unwrap(),
-            protocol: Protocol::Mqtt,
-            tls_identity: None,
-        }
+        Peer::unauthenticated(([127, 0, 0, 1], 1).into(), Protocol::Mqtt)
     }
 
     #[test]

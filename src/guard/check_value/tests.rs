@@ -3,7 +3,7 @@ use std::net::SocketAddr;
 use proptest::prelude::*;
 
 use super::*;
-use crate::primitive::{Operation, Peer, Protocol, Security};
+use crate::primitive::{Operation, Peer, Protocol};
 
 fn primitive(
     op: u8,
@@ -13,24 +13,11 @@ fn primitive(
     ot: Option<&str>,
     ty: Option<u16>,
 ) -> Primitive {
+    let peer = Peer::unauthenticated(SocketAddr::from(([127, 0, 0, 1], 5000)), Protocol::Http);
     Primitive {
-        op: Operation::ALL[usize::from(op) - 1],
-        to: to.into(),
-        to_as_sent: None,
-        fr: fr.into(),
-        rqi: rqi.into(),
-        rvi: Some("4".into()),
         ot: ot.map(Into::into),
-        rqet: None,
-        query: String::new(),
         ty,
-        content: Default::default(),
-        security: Security::default(),
-        peer: Peer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
+        ..Primitive::new(Operation::ALL[usize::from(op) - 1], to, fr, rqi, peer)
     }
 }
 

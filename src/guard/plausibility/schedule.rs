@@ -287,19 +287,11 @@ mod tests {
         assert_eq!(e.field, "hour");
     }
 
-    /// The hand-written conversion `Civil::at` replaced (H. Hinnant's `civil_from_days`), as
-    /// the oracle it must agree with.
+    /// The hand-written conversion `Civil::at` replaced, as the oracle it must agree with.
     fn old_civil(secs: i64) -> Civil {
         let days = secs.div_euclid(86_400);
         let rem = secs.rem_euclid(86_400);
-        let z = days + 719_468;
-        let era = z.div_euclid(146_097);
-        let doe = z - era * 146_097;
-        let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-        let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-        let mp = (5 * doy + 2) / 153;
-        let day = doy - (153 * mp + 2) / 5 + 1;
-        let month = if mp < 10 { mp + 3 } else { mp - 9 };
+        let (_, month, day) = crate::guard::civil::civil_from_days(days);
         Civil {
             month: month as u8,
             day: day as u8,

@@ -2,7 +2,7 @@ use std::net::SocketAddr;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::*;
-use crate::primitive::{Peer, Protocol, Security};
+use crate::primitive::{Peer, Protocol};
 use crate::store::{NodeKind, NodeStatus};
 
 fn node(id: &str, groups: &[&str]) -> Node {
@@ -18,24 +18,12 @@ fn node(id: &str, groups: &[&str]) -> Node {
 }
 
 fn request(fr: &str, content: &str, peer: [u8; 4]) -> Primitive {
+    let peer = Peer::unauthenticated(SocketAddr::from((peer, 5000)), Protocol::Http);
+    let to = "/id-in/cse-in/tracker-01/data";
     Primitive {
-        op: Operation::Create,
-        to: "/id-in/cse-in/tracker-01/data".into(),
-        to_as_sent: None,
-        fr: fr.into(),
-        rqi: "r".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
         ty: Some(4),
         content: content.to_owned().into(),
-        security: Security::default(),
-        peer: Peer {
-            addr: SocketAddr::from((peer, 5000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
+        ..Primitive::new(Operation::Create, to, fr, "r", peer)
     }
 }
 
@@ -68,6 +56,16 @@ fn t(secs: u64) -> SystemTime {
     UNIX_EPOCH + Duration::from_secs(1_700_000_000 + secs)
 }
 
+/// A loopback request of `fr` reporting a fix at `(lat, lon)`, run `secs` into the test's day.
+fn fix(
+    stage: &Plausibility,
+    fr: &str,
+    (lat, lon): (f64, f64),
+    secs: u64,
+) -> Result<Vec<String>, Denial> {
+    run(stage, &request(fr, &at(lat, lon), [127, 0, 0, 1]), t(secs))
+}
+
 fn run(stage: &Plausibility, p: &Primitive, now: SystemTime) -> Result<Vec<String>, Denial> {
     let mut findings = Findings::default();
     stage
@@ -79,98 +77,39 @@ fn run(stage: &Plausibility, p: &Primitive, now: SystemTime) -> Result<Vec<Strin
 fn jump_of_500_km_in_a_minute_is_denied_and_does_not_move_the_last_position() {
     let stage = Plausibility::new(&[rule("speed", Action::Deny)], FlagCounter::default());
     // Berlin, then Munich (~504 km) a minute later, then 1 km from Berlin.
-    assert_eq!(
-        run(
-            &stage,
-            &request("Ct", &at(52.52, 13.405), [127, 0, 0, 1]),
-            t(0)
-        ),
-        Ok(vec![])
-    );
-    let denial = run(
-        &stage,
-        &request("Ct", &at(48.137, 11.575), [127, 0, 0, 1]),
-        t(60),
-    )
-    .unwrap_err();
+    assert_eq!(fix(&stage, "Ct", (52.52, 13.405), 0), Ok(vec![]));
+    let denial = fix(&stage, "Ct", (48.137, 11.575), 60).unwrap_err();
     assert_eq!(denial.stage, Stage::Plausibility);
     assert!(
         matches!(&denial.reason, Reason::Implausible { rule, why: Implausibility::Speed { kmh, max_kmh, .. } } if rule == "speed" && kmh > max_kmh),
         "{denial:?}"
     );
-    assert_eq!(
-        run(
-            &stage,
-            &request("Ct", &at(52.529, 13.405), [127, 0, 0, 1]),
-            t(120)
-        ),
-        Ok(vec![])
-    );
+    assert_eq!(fix(&stage, "Ct", (52.529, 13.405), 120), Ok(vec![]));
     // Another node has its own history.
-    assert_eq!(
-        run(
-            &stage,
-            &request("Cu", &at(48.137, 11.575), [127, 0, 0, 1]),
-            t(121)
-        ),
-        Ok(vec![])
-    );
+    assert_eq!(fix(&stage, "Cu", (48.137, 11.575), 121), Ok(vec![]));
 }
 
 #[test]
 fn same_instant_fixes_divide_by_the_minimum_interval() {
     let stage = Plausibility::new(&[rule("speed", Action::Deny)], FlagCounter::default());
-    assert!(run(
-        &stage,
-        &request("Ct", &at(10.0, 10.0), [127, 0, 0, 1]),
-        t(0)
-    )
-    .is_ok());
+    assert!(fix(&stage, "Ct", (10.0, 10.0), 0).is_ok());
     // 20 m within the same second: 72 km/h over MIN_INTERVAL, below 200.
-    assert!(run(
-        &stage,
-        &request("Ct", &at(10.00018, 10.0), [127, 0, 0, 1]),
-        t(0)
-    )
-    .is_ok());
+    assert!(fix(&stage, "Ct", (10.00018, 10.0), 0).is_ok());
     // 100 m within the same second: 360 km/h.
-    assert!(run(
-        &stage,
-        &request("Ct", &at(10.0011, 10.0), [127, 0, 0, 1]),
-        t(0)
-    )
-    .is_err());
+    assert!(fix(&stage, "Ct", (10.0011, 10.0), 0).is_err());
 }
 
 #[test]
 fn flag_rule_passes_with_its_name_and_still_records_the_position() {
     let flags = FlagCounter::default();
     let stage = Plausibility::new(&[rule("jumpy", Action::Flag)], flags);
+    assert_eq!(fix(&stage, "Ct", (52.52, 13.405), 0), Ok(vec![]));
     assert_eq!(
-        run(
-            &stage,
-            &request("Ct", &at(52.52, 13.405), [127, 0, 0, 1]),
-            t(0)
-        ),
-        Ok(vec![])
-    );
-    assert_eq!(
-        run(
-            &stage,
-            &request("Ct", &at(48.137, 11.575), [127, 0, 0, 1]),
-            t(60)
-        ),
+        fix(&stage, "Ct", (48.137, 11.575), 60),
         Ok(vec!["jumpy".to_owned()])
     );
     // Munich is now the last position: a small move from there is not flagged.
-    assert_eq!(
-        run(
-            &stage,
-            &request("Ct", &at(48.138, 11.575), [127, 0, 0, 1]),
-            t(120)
-        ),
-        Ok(vec![])
-    );
+    assert_eq!(fix(&stage, "Ct", (48.138, 11.575), 120), Ok(vec![]));
 }
 
 #[test]

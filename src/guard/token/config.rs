@@ -64,6 +64,17 @@ pub enum IssuerKey {
     Hmac(Secret),
 }
 
+impl IssuerKey {
+    /// The one algorithm this key verifies.
+    pub fn algorithm(&self) -> TokenAlgorithm {
+        match self {
+            IssuerKey::Ed25519Pem(_) => TokenAlgorithm::EdDsa,
+            IssuerKey::P256Pem(_) => TokenAlgorithm::Es256,
+            IssuerKey::Hmac(_) => TokenAlgorithm::Hs256,
+        }
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct IssuerConfig {
     /// `iss`, matched exactly.
@@ -72,4 +83,16 @@ pub struct IssuerConfig {
     pub key: IssuerKey,
     /// Uses allowed per token when the token does not say (`tkuc` lowers it, never raises).
     pub max_uses: Option<u64>,
+}
+
+impl IssuerConfig {
+    /// The issuer `iss` with `key`, verified with the key's algorithm, allowing `max_uses`.
+    pub fn new(iss: impl Into<String>, key: IssuerKey, max_uses: Option<u64>) -> Self {
+        IssuerConfig {
+            iss: iss.into(),
+            algorithms: vec![key.algorithm()],
+            key,
+            max_uses,
+        }
+    }
 }

@@ -10,7 +10,7 @@ use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use serde_json::{json, Value};
 
 use super::*;
-use crate::primitive::{Operation, Peer, Protocol, Security};
+use crate::primitive::{Operation, Peer, Protocol};
 use crate::security::Secret;
 use crate::store::SledStore;
 
@@ -29,35 +29,16 @@ fn kit() -> Kit {
     let store: Arc<dyn Store> = Arc::new(SledStore::open(dir.path()).unwrap());
     let ed = rcgen::KeyPair::generate_for(&rcgen::PKCS_ED25519).unwrap();
     let ec = rcgen::KeyPair::generate_for(&rcgen::PKCS_ECDSA_P256_SHA256).unwrap();
-    let issuer = |iss: &str, a, key, max_uses| IssuerConfig {
-        iss: iss.into(),
-        algorithms: vec![a],
-        key,
-        max_uses,
-    };
+    let ed_key = IssuerKey::Ed25519Pem(ed.public_key_pem().into_bytes());
+    let ec_key = IssuerKey::P256Pem(ec.public_key_pem().into_bytes());
     let config = TokensConfig {
         max_skew: Duration::from_secs(30),
         cache_entries: 100,
         token_request_info: Some("http://127.0.0.1:1/das".into()),
         issuers: vec![
-            issuer(
-                "/id-in/das-ed",
-                TokenAlgorithm::EdDsa,
-                IssuerKey::Ed25519Pem(ed.public_key_pem().into_bytes()),
-                None,
-            ),
-            issuer(
-                "/id-in/das-ec",
-                TokenAlgorithm::Es256,
-                IssuerKey::P256Pem(ec.public_key_pem().into_bytes()),
-                None,
-            ),
-            issuer(
-                "/id-in/das-hs",
-                TokenAlgorithm::Hs256,
-                IssuerKey::Hmac(Secret::new(&HS_SECRET)),
-                Some(3),
-            ),
+            IssuerConfig::new("/id-in/das-ed", ed_key, None),
+            IssuerConfig::new("/id-in/das-ec", ec_key, None),
+            IssuerConfig::new("/id-in/das-hs", hs_key(), Some(3)),
         ],
     };
     Kit {
@@ -67,6 +48,10 @@ fn kit() -> Kit {
         ec,
         _dir: dir,
     }
+}
+
+fn hs_key() -> IssuerKey {
+    IssuerKey::Hmac(Secret::new(&HS_SECRET))
 }
 
 fn now_s() -> u64 {
@@ -143,28 +128,10 @@ fn raw_token(header: &Value, claims: &Value, signature: &[u8]) -> String {
 }
 
 fn request(fr: &str, tokens: &[&str]) -> Primitive {
-    Primitive {
-        op: Operation::Retrieve,
-        to: "/id-in/cse-in/meter".into(),
-        to_as_sent: None,
-        fr: fr.into(),
-        rqi: "r1".into(),
-        rvi: Some("4".into()),
-        ot: None,
-        rqet: None,
-        query: String::new(),
-        ty: None,
-        content: Default::default(),
-        security: Security {
-            tokens: tokens.iter().map(|t| t.to_string()).collect(),
-            ..Security::default()
-        },
-        peer: Peer {
-            addr: SocketAddr::from(([127, 0, 0, 1], 5000)),
-            protocol: Protocol::Http,
-            tls_identity: None,
-        },
-    }
+    let peer = Peer::unauthenticated(SocketAddr::from(([127, 0, 0, 1], 5000)), Protocol::Http);
+    let mut p = Primitive::new(Operation::Retrieve, "/id-in/cse-in/meter", fr, "r1", peer);
+    p.security.tokens = tokens.iter().map(|t| t.to_string()).collect();
+    p
 }
 
 #[test]
@@ -420,12 +387,7 @@ fn uses_are_counted_durably_on_cache_hits_up_to_the_limit() {
     // A fresh stage on the same repository (a restart) remembers.
     let again = Tokens::new(
         &TokensConfig {
-            issuers: vec![IssuerConfig {
-                iss: "/id-in/das-hs".into(),
-                algorithms: vec![TokenAlgorithm::Hs256],
-                key: IssuerKey::Hmac(Secret::new(&HS_SECRET)),
-                max_uses: Some(3),
-            }],
+            issuers: vec![IssuerConfig::new("/id-in/das-hs", hs_key(), Some(3))],
             ..TokensConfig::default()
         },
         "/id-in",
