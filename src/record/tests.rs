@@ -256,7 +256,7 @@ fn a_would_be_denial_survives_an_upstream_failure_and_is_counted_as_one() {
     recorder
         .pending(would("answered"))
         .forwarded(Forward::Answered(Duration::from_millis(2)));
-    let records = sink.taken();
+    let records = taken(&sink);
     assert!(matches!(records[0].outcome, Outcome::Failed { .. }));
     assert!(
         records
@@ -273,7 +273,7 @@ fn a_would_be_denial_survives_an_upstream_failure_and_is_counted_as_one() {
     );
     // A plain allow is counted as one, with no would-be denial.
     recorder.pending(allowed("plain")).forwarded(Forward::Sent);
-    assert!(sink.taken()[0].would_deny.is_none());
+    assert!(taken(&sink)[0].would_deny.is_none());
     let allowed = r#"verdict="allow",stage=""} 1"#;
     assert!(metrics.encode().contains(allowed), "{}", metrics.encode());
 }
