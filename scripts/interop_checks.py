@@ -21,18 +21,10 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import check_value  # noqa: E402  (the independent implementation next to this file)
+from onem2m_http import Report  # noqa: E402
 
 CSE_ID = "/id-in"
-failed = 0
-
-
-def report(name, good, detail=""):
-    global failed
-    if good:
-        print(f"ok  checks: {name}")
-    else:
-        failed += 1
-        print(f"FAIL checks: {name}: {detail}")
+report = Report("checks: ")
 
 
 def token(secret, holder):
@@ -99,7 +91,7 @@ def main():
     report("a signed container create (content digest) is created by ACME", got == (201, "2001"), got)
     got = d.send("DELETE", f"{cse}/iop_checks_{run}", f"cv-{run}-6")
     report("legitimate: the signed delete of that container passes", got == (200, "2002"), got)
-    return 1 if failed else 0
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -18,27 +18,20 @@ certificate acting as another id; deregistration and what it ends. Every attack 
 a legitimate request. Prints `ok  NAME` or `FAIL NAME: why` per check.
 """
 
-import http.client
-import json
+import os
 import ssl
 import sys
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onem2m_http import Report, connection, exchange  # noqa: E402  (same directory)
 
 RVI = "3"
 CSE = "/~/id-in/cse-in"
 # Certificate names = CNs. A registrant with a certificate chooses no id but its CN.
 REGISTRANTS = ["reg-c", "reg-s", "reg-none", "Creg-chosen", "reg-csr", "reg-spoof"]
 
-FAILED = 0
-
-
-def report(name, good, detail=""):
-    global FAILED
-    if good:
-        print(f"ok  {name}")
-    else:
-        FAILED += 1
-        print(f"FAIL {name}: {detail}")
+report = Report()
 
 
 class Client:
@@ -58,24 +51,8 @@ class Client:
             headers["X-M2M-Origin"] = origin
         if ty is not None:
             headers["Content-Type"] = f"application/json;ty={ty}"
-        body = json.dumps(content).encode() if content is not None else None
-        if self.tls:
-            conn = http.client.HTTPSConnection(self.host, self.port, timeout=10,
-                                               context=self.context)
-        else:
-            conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            rsc = resp.getheader("X-M2M-RSC") or "-"
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw) if raw else {}
-        except ValueError:
-            parsed = {}
-        return resp.status, rsc, parsed
+        conn = connection(self.host, self.port, self.context)
+        return exchange(conn, method, path, headers, content)
 
 
 def ae(rn):
@@ -166,7 +143,7 @@ def main():
         again = gw["reg-s"].request("POST", CSE, "S", ty=2, content=ae(f"{rn}-2"))
         report("the deregistered certificate registers again (2001)", again[1] == "2001", again[:2])
 
-    return 1 if FAILED else 0
+    return 1 if report.failed else 0
 
 
 if __name__ == "__main__":

@@ -19,12 +19,15 @@ near one passes. Prints `ok  NAME` or `FAIL NAME: why` per check.
 """
 
 import argparse
-import http.client
 import json
+import os
 import random
 import sys
 import time
 import urllib.parse
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from onem2m_http import connection, exchange  # noqa: E402  (same directory)
 
 RVI = "3"
 FAR = {"lat": 48.14, "lon": 11.58}   # Munich: outside the fence
@@ -45,20 +48,7 @@ class Client:
             headers["Content-Type"] = f"application/json;ty={ty}"
         if ot:
             headers["X-M2M-OT"] = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        body = json.dumps(content).encode() if content is not None else None
-        conn = http.client.HTTPConnection(self.host, self.port, timeout=10)
-        try:
-            conn.request(method, path, body=body, headers=headers)
-            resp = conn.getresponse()
-            raw = resp.read()
-            rsc = resp.getheader("X-M2M-RSC") or "-"
-        finally:
-            conn.close()
-        try:
-            parsed = json.loads(raw) if raw else {}
-        except ValueError:
-            parsed = {}
-        return resp.status, rsc, parsed
+        return exchange(connection(self.host, self.port), method, path, headers, content)
 
 
 def ri_of(body):

@@ -495,31 +495,16 @@ async fn trusted_source_is_served_without_echo_and_others_are_still_challenged()
     )
     .await;
     let mut trusted = Client::new().await;
-    let answer = trusted
-        .once(
-            gw.coap(),
-            request(RequestType::Get, "/cse-in", "CAdmin", "t1"),
-        )
-        .await;
+    let answer = get_once(&mut trusted, gw.coap(), "CAdmin", "t1").await;
     assert_content(&answer);
     assert_eq!(up.hits(), 1);
     // A source outside the trusted ranges gets the challenge, and nothing is forwarded.
     let mut outside = Client::on([127, 0, 0, 2]).await;
-    let answer = outside
-        .once(
-            gw.coap(),
-            request(RequestType::Get, "/cse-in", "CAdmin", "o1"),
-        )
-        .await;
+    let answer = get_once(&mut outside, gw.coap(), "CAdmin", "o1").await;
     assert_challenge(&answer);
     assert_eq!(up.hits(), 1);
     // Trust is not a pass through the guard: an unknown originator is still refused.
-    let answer = trusted
-        .once(
-            gw.coap(),
-            request(RequestType::Get, "/cse-in", "Cmallory", "t2"),
-        )
-        .await;
+    let answer = get_once(&mut trusted, gw.coap(), "Cmallory", "t2").await;
     assert_denied(&answer, "access denied: originator is not active");
     assert_eq!(up.hits(), 1);
     // The outside source validates with Echo and passes; the trusted one still does.
@@ -552,12 +537,7 @@ async fn trusted_source_is_still_rate_limited() {
     assert!((1..=12).contains(&answers), "{answers} answers to 100");
     assert!(up.hits() <= 12, "{} forwarded", up.hits());
     let mut other = Client::new().await;
-    let answer = other
-        .once(
-            gw.coap(),
-            request(RequestType::Get, "/cse-in", "CAdmin", "l"),
-        )
-        .await;
+    let answer = get_once(&mut other, gw.coap(), "CAdmin", "l").await;
     assert_content(&answer);
 }
 
@@ -567,12 +547,7 @@ async fn with_echo_off_every_source_is_served_without_a_challenge() {
     let gw = gateway(up.addr, "echo = \"off\"").await;
     for (i, ip) in [[127, 0, 0, 1], [127, 0, 0, 3]].into_iter().enumerate() {
         let mut legacy = Client::on(ip).await;
-        let answer = legacy
-            .once(
-                gw.coap(),
-                request(RequestType::Get, "/cse-in", "CAdmin", "off"),
-            )
-            .await;
+        let answer = get_once(&mut legacy, gw.coap(), "CAdmin", "off").await;
         assert_content(&answer);
         assert_eq!(up.hits(), i + 1);
     }
@@ -595,19 +570,9 @@ async fn with_echo_off_every_source_is_served_without_a_challenge() {
         sent.len()
     );
     // The guard still decides: an unknown originator is refused, CAdmin passes after it.
-    let answer = small
-        .once(
-            gw.coap(),
-            request(RequestType::Get, "/cse-in", "Cmallory", "m"),
-        )
-        .await;
+    let answer = get_once(&mut small, gw.coap(), "Cmallory", "m").await;
     assert_denied(&answer, "access denied: originator is not active");
-    let answer = small
-        .once(
-            gw.coap(),
-            request(RequestType::Get, "/cse-in", "CAdmin", "l"),
-        )
-        .await;
+    let answer = get_once(&mut small, gw.coap(), "CAdmin", "l").await;
     assert_content(&answer);
 }
 
@@ -905,4 +870,11 @@ async fn with_forward_tokens_the_verified_token_reaches_the_upstream() {
         .await;
     assert_eq!(rsc(&answer), 2000, "{answer:?}");
     assert_eq!(queries_of(&up.last()), [tkns]);
+}
+
+/// GET of the CSE base as `fr` through `to`, sent once (an Echo challenge is not answered).
+async fn get_once(client: &mut Client, to: std::net::SocketAddr, fr: &str, rqi: &str) -> Packet {
+    client
+        .once(to, request(RequestType::Get, "/cse-in", fr, rqi))
+        .await
 }

@@ -183,20 +183,13 @@ impl Evaluator {
             second: bundle.uses_time.then_some(secs),
             findings: findings.clone(),
         };
-        if let Some(hit) = self.decisions.get(&key) {
-            if Arc::ptr_eq(&hit.bundle, bundle) && Arc::ptr_eq(&hit.node, node) {
-                return hit.outcome;
-            }
+        if let Some(hit) = cached(&self.decisions, &key, bundle, node) {
+            return hit;
         }
         let action = self.actions[&p.op].clone();
         let outcome = self.evaluate(bundle, p, principal, action, findings, &[], now);
         if self.doorkeeper.seen_before(&key) {
-            let cached = CachedDecision {
-                bundle: bundle.clone(),
-                node: node.clone(),
-                outcome: outcome.clone(),
-            };
-            self.decisions.insert(key, cached);
+            remember(&self.decisions, key, bundle, node, &outcome);
         }
         outcome
     }
@@ -223,19 +216,12 @@ impl Evaluator {
             authenticated: t.peer.authenticated(),
             second: bundle.uses_time.then_some(secs),
         };
-        if let Some(hit) = self.topic_decisions.get(&key) {
-            if Arc::ptr_eq(&hit.bundle, bundle) && Arc::ptr_eq(&hit.node, node) {
-                return hit.outcome;
-            }
+        if let Some(hit) = cached(&self.topic_decisions, &key, bundle, node) {
+            return hit;
         }
         let built = self.build_topic(t, principal, now, None);
         let outcome = self.decide_topic_request(bundle, t, built);
-        let cached = CachedDecision {
-            bundle: bundle.clone(),
-            node: node.clone(),
-            outcome: outcome.clone(),
-        };
-        self.topic_decisions.insert(key, cached);
+        remember(&self.topic_decisions, key, bundle, node, &outcome);
         outcome
     }
 
@@ -607,6 +593,38 @@ fn findings_context(f: &Findings) -> Result<Vec<(String, RestrictedExpression)>,
         pairs.push(("token".to_owned(), record));
     }
     Ok(pairs)
+}
+
+/// A cached decision for `key`, if it was made under this very bundle and node record.
+fn cached<K>(
+    cache: &Cache<K, CachedDecision>,
+    key: &K,
+    bundle: &Arc<PolicyBundle>,
+    node: &Arc<Node>,
+) -> Option<Result<Allowed, Denial>>
+where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let hit = cache.get(key)?;
+    (Arc::ptr_eq(&hit.bundle, bundle) && Arc::ptr_eq(&hit.node, node)).then_some(hit.outcome)
+}
+
+/// Remembers `outcome` for `key`, with the bundle and node record it was made under.
+fn remember<K>(
+    cache: &Cache<K, CachedDecision>,
+    key: K,
+    bundle: &Arc<PolicyBundle>,
+    node: &Arc<Node>,
+    outcome: &Result<Allowed, Denial>,
+) where
+    K: std::hash::Hash + Eq + Send + Sync + 'static,
+{
+    let entry = CachedDecision {
+        bundle: bundle.clone(),
+        node: node.clone(),
+        outcome: outcome.clone(),
+    };
+    cache.insert(key, entry);
 }
 
 /// What a registration adds to the context: the registrant's certificate identity and what
