@@ -5,13 +5,12 @@
 //! `now`. Out: a [`Verdict`]. Order, cheapest first: identity binding → node status → message
 //! checks (check value, replay, token, plausibility; see [`checks`]) → Cedar policy, which sees
 //! what the message checks found. Each stage is a function of its inputs; none does network
-//! I/O.
+//! I/O. Every failure, internal ones included, is a denial: the guard fails closed.
 //!
 //! A registration (a create of an AE or remoteCSE by an originator the repository does not
 //! know, [`crate::registration`]) takes its own path: the registrant's certificate may not be
 //! bound already, then the message checks, then Cedar's action `register`; its permit carries
 //! what to enrol once the upstream accepted.
-//! Every failure, internal ones included, is a denial: the guard fails closed.
 
 pub mod check_value;
 pub mod checks;

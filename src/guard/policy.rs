@@ -66,6 +66,17 @@ struct TopicKey {
     second: Option<u64>,
 }
 
+/// One Cedar question about a request: who asks, as which action (its uid and name), with
+/// what the message checks found, extra context entries, and when.
+struct Ask<'a> {
+    p: &'a Primitive,
+    principal: &'a Principal,
+    action: (&'a EntityUid, &'static str),
+    findings: &'a Findings,
+    extra: Vec<(String, RestrictedExpression)>,
+    now: SystemTime,
+}
+
 /// Everything a decision depends on besides the bundle and the node record.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct DecisionKey {
@@ -168,8 +179,7 @@ impl Evaluator {
     ) -> Result<Allowed, Denial> {
         let node = &principal.node;
         if !principal.enrolled {
-            let action = self.actions[&p.op].clone();
-            return self.evaluate(bundle, p, principal, action, findings, &[], now);
+            return self.evaluate(bundle, &self.ask(p, principal, findings, now));
         }
         let secs = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let key = DecisionKey {
@@ -186,8 +196,7 @@ impl Evaluator {
         if let Some(hit) = cached(&self.decisions, &key, bundle, node) {
             return hit;
         }
-        let action = self.actions[&p.op].clone();
-        let outcome = self.evaluate(bundle, p, principal, action, findings, &[], now);
+        let outcome = self.evaluate(bundle, &self.ask(p, principal, findings, now));
         if self.doorkeeper.seen_before(&key) {
             remember(&self.decisions, key, bundle, node, &outcome);
         }
@@ -296,9 +305,12 @@ impl Evaluator {
         asked: &Asked,
         now: SystemTime,
     ) -> Result<(Allowed, Vec<String>), Denial> {
-        let extra = registration_context(p, asked);
-        let action = self.register_action.clone();
-        let allowed = self.evaluate(bundle, p, principal, action, findings, &extra, now)?;
+        let ask = Ask {
+            action: (&self.register_action, "register"),
+            extra: registration_context(p, asked),
+            ..self.ask(p, principal, findings, now)
+        };
+        let allowed = self.evaluate(bundle, &ask)?;
         let ids = &allowed.ids;
         let mut groups = Vec::new();
         for id in ids {
@@ -315,28 +327,32 @@ impl Evaluator {
         Ok((allowed, groups))
     }
 
-    #[allow(clippy::too_many_arguments)]
-    fn evaluate(
-        &self,
-        bundle: &PolicyBundle,
-        p: &Primitive,
-        principal: &Principal,
-        action: EntityUid,
-        findings: &Findings,
-        extra: &[(String, RestrictedExpression)],
+    /// The question `p` asks as its own operation.
+    fn ask<'a>(
+        &'a self,
+        p: &'a Primitive,
+        principal: &'a Principal,
+        findings: &'a Findings,
         now: SystemTime,
-    ) -> Result<Allowed, Denial> {
+    ) -> Ask<'a> {
+        Ask {
+            p,
+            principal,
+            action: (&self.actions[&p.op], p.op.as_str()),
+            findings,
+            extra: Vec::new(),
+            now,
+        }
+    }
+
+    fn evaluate(&self, bundle: &PolicyBundle, ask: &Ask) -> Result<Allowed, Denial> {
         let (request, entities) = self
-            .build_as(p, principal, action, findings, extra, now, None)
+            .build_as(ask, None)
             .map_err(|e| Denial::new(Stage::Policy, Reason::PolicyRequest(e)))?;
         let what = || Reason::NoPolicyPermits {
-            action: if crate::registration::kind(p).is_some() && !principal.enrolled {
-                "register"
-            } else {
-                p.op.as_str()
-            },
-            resource: p.to.clone(),
-            principal: p.fr.clone(),
+            action: ask.action.1,
+            resource: ask.p.to.clone(),
+            principal: ask.p.fr.clone(),
         };
         self.decide(bundle, &request, &entities, what)
     }
@@ -419,23 +435,18 @@ impl Evaluator {
             node: node.clone(),
             enrolled: true,
         };
-        let action = self.actions[&p.op].clone();
-        self.build_as(p, &principal, action, findings, &[], now, schema)
+        self.build_as(&self.ask(p, &principal, findings, now), schema)
     }
 
-    /// The Cedar request and entities for `p` as `action` from `principal`, with `extra`
-    /// context entries.
-    #[allow(clippy::too_many_arguments)]
-    pub(super) fn build_as(
-        &self,
-        p: &Primitive,
-        principal: &Principal,
-        action: EntityUid,
-        findings: &Findings,
-        extra: &[(String, RestrictedExpression)],
-        now: SystemTime,
-        schema: Option<&Schema>,
-    ) -> Result<(Request, Entities), String> {
+    /// The Cedar request and entities of `ask`.
+    fn build_as(&self, ask: &Ask, schema: Option<&Schema>) -> Result<(Request, Entities), String> {
+        let Ask {
+            p,
+            principal,
+            findings,
+            now,
+            ..
+        } = *ask;
         let node = &principal.node;
         let resource = uid(&self.resource_type, &p.to);
         let path = HashMap::from([(
@@ -449,9 +460,10 @@ impl Evaluator {
             .add_entities([resource_entity], schema)
             .map_err(|e| e.to_string())?;
         let mut pairs = self.context(p, findings, now)?;
-        pairs.extend_from_slice(extra);
+        pairs.extend_from_slice(&ask.extra);
         let context = Context::from_pairs(pairs).map_err(|e| e.to_string())?;
         let principal = uid(&self.node_type, &node.id);
+        let action = ask.action.0.clone();
         let request = Request::new(principal, action, resource, context, schema)
             .map_err(|e| e.to_string())?;
         Ok((request, entities))
