@@ -14,6 +14,7 @@ pub mod binding;
 pub mod budget;
 pub mod config;
 pub mod decision;
+pub mod feed;
 pub mod gateway;
 pub mod guard;
 pub mod listen;
