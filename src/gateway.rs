@@ -28,7 +28,8 @@ use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
 use crate::record::{LogSink, Recorder, Sink};
 use crate::registration::Registrar;
-use crate::store::{Keys, Nodes, Repository, SledStore, Store, StoreError};
+use crate::store::{Keys, Limits, Nodes, Repository, SledStore, Standing, Store, StoreError};
+use crate::sync::Follower;
 use crate::target::resolve::{Lookup, Resolver};
 use crate::tls::TlsError;
 
@@ -53,6 +54,8 @@ pub enum StartError {
     Tls(#[from] TlsError),
     #[error("CoAP set-up failed: {0}")]
     Coap(#[from] coap::CoapError),
+    #[error("cannot follow the feed: {0}")]
+    Sync(String),
 }
 
 /// A running gateway. Drop it only through [`Gateway::shutdown`].
@@ -125,6 +128,13 @@ impl Gateway {
                 .with_enrolment(g.unknown_originators, g.registration_groups.clone()),
         );
         let targets = resolver(&config)?;
+        let follower = match &config.sync {
+            Some(s) => Some(
+                Follower::new(s.clone(), repository.clone(), metrics.clone())
+                    .map_err(StartError::Sync)?,
+            ),
+            None => None,
+        };
         let registrar = Registrar::new(repository);
         let decider = Arc::new(
             Decider::new(
@@ -191,6 +201,9 @@ impl Gateway {
             tasks.spawn(mqtt::serve(listener, binding, shutdown.clone()));
         }
         tasks.spawn(reload_on_sighup(state.clone(), shutdown.clone()));
+        if let Some(follower) = follower {
+            tasks.spawn(follower.run(shutdown.clone()));
+        }
         tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         for warning in config.coap.iter().flat_map(CoapConfig::warnings) {
             tracing::warn!("{warning}");
@@ -228,10 +241,18 @@ fn repository(config: &Config) -> Result<Opened, StartError> {
     };
     let store: Arc<dyn Store> =
         Arc::new(SledStore::open(&config.gateway.data_dir).map_err(store_err)?);
-    let nodes = Arc::new(Nodes::new(
-        store.clone(),
-        config.gateway.node_cache_capacity,
-    ));
+    let limits = match &config.sync {
+        Some(s) => Limits {
+            synced: true,
+            max_age_s: s.max_age_s,
+            group: s.stale_group.clone(),
+        },
+        None => Limits::default(),
+    };
+    let nodes = Arc::new(
+        Nodes::new(store.clone(), config.gateway.node_cache_capacity)
+            .with_standing(Arc::new(Standing::new(limits))),
+    );
     nodes.seed(&config.nodes).map_err(store_err)?;
     let keys = Arc::new(Keys::load(store.clone()).map_err(store_err)?);
     keys.seed(&config.checks.keys).map_err(store_err)?;

@@ -27,5 +27,6 @@ pub mod record;
 pub mod registration;
 pub mod security;
 pub mod store;
+pub mod sync;
 pub mod target;
 pub mod tls;

@@ -127,6 +127,7 @@ pub struct Metrics {
     records_lost: Family<SinkLabel, Counter>,
     observed_forbids: Family<PolicyLabel, Counter>,
     registrations: Family<RegistrationLabels, Counter>,
+    sync: crate::sync::SyncMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -253,12 +254,14 @@ impl Metrics {
             "Forwarded requests a forbid policy would have denied (@observe, or observe mode), by policy",
             observed_forbids.clone(),
         );
+        let sync = crate::sync::SyncMetrics::register(&mut registry);
         Metrics {
             registry,
             observed_forbids,
             upstream_failures,
             records_lost,
             registrations,
+            sync,
             requests,
             decision,
             upstream,
@@ -379,7 +382,16 @@ impl Metrics {
     }
 
     /// The Prometheus text exposition of everything registered.
+    /// The status-feed sync's metrics.
+    pub fn sync(&self) -> &crate::sync::SyncMetrics {
+        &self.sync
+    }
+
     pub fn encode(&self) -> String {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        self.sync.refresh(now);
         let mut out = String::new();
         // Writing into a String cannot fail.
         let _ = prometheus_client::encoding::text::encode(&mut out, &self.registry);

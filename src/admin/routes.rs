@@ -136,13 +136,39 @@ fn is_local_authority(authority: &str) -> bool {
     name_ok && port_ok
 }
 
+/// 200 `ready` while the repository answers; with `[sync]`, a second line says how fresh
+/// it is, and a deactivated gateway or one older than `sync.max_age_s` is not ready (503).
 fn ready(state: &State) -> Reply {
-    match state.nodes.probe() {
-        Ok(_) => text(StatusCode::OK, "ready\n"),
-        Err(e) => text(
+    if let Err(e) = state.nodes.probe() {
+        let detail = format!("repository unavailable: {e}\n");
+        return text(StatusCode::SERVICE_UNAVAILABLE, &detail);
+    }
+    let standing = state.nodes.standing();
+    if !standing.synced() {
+        return text(StatusCode::OK, "ready\n");
+    }
+    let now = crate::sync::follower::unix_now();
+    let age = standing.age_s(now);
+    let sync = format!(
+        "sync: record {}, head age {}\n",
+        standing.seq(),
+        age.map_or("unknown (no head verified yet)".to_owned(), |a| format!(
+            "{a} s"
+        ))
+    );
+    let limit = standing.max_age_s();
+    if standing.deactivated() {
+        text(
             StatusCode::SERVICE_UNAVAILABLE,
-            &format!("repository unavailable: {e}\n"),
-        ),
+            &format!("deactivated by the authority\n{sync}"),
+        )
+    } else if limit > 0 && age.is_none_or(|a| a > limit) {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("stale: older than sync.max_age_s = {limit}\n{sync}"),
+        )
+    } else {
+        text(StatusCode::OK, &format!("ready\n{sync}"))
     }
 }
 
@@ -165,6 +191,12 @@ fn node(state: &State, raw_id: &str) -> Reply {
 }
 
 fn set_status(state: &State, raw_id: &str, status: NodeStatus) -> Reply {
+    if state.nodes.standing().synced() {
+        return error(
+            StatusCode::CONFLICT,
+            "the authority's feed owns node status ([sync]): change it at the authority",
+        );
+    }
     let id = percent_decode_str(raw_id).decode_utf8_lossy();
     match state.nodes.set_status(&id, status) {
         Ok(Some(node)) => {

@@ -49,6 +49,12 @@ pub fn check(path: &Path) -> Result<(), Failure> {
             if let Some(line) = strangers(&config, &bundle) {
                 println!("{line}");
             }
+            if let Some(sync) = &config.sync {
+                println!(
+                    "sync: following feed {:?} at {} as gateway {:?}; nodes and check-value keys come from the feed only ([[nodes]] and [[checks.keys]] are refused)",
+                    sync.feed, sync.authority, sync.gateway_id
+                );
+            }
             Ok(())
         }
         _ => {

@@ -22,6 +22,7 @@ pub struct FileConfig {
     #[serde(default)]
     pub plausibility: Vec<super::plausibility::FilePlausibility>,
     pub coap: Option<FileCoap>,
+    pub sync: Option<super::sync::FileSync>,
 }
 
 #[derive(Debug, Deserialize)]

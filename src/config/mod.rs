@@ -12,6 +12,7 @@ mod coap;
 mod file;
 mod locate;
 mod plausibility;
+mod sync;
 mod tokens;
 
 use std::fmt;
@@ -31,6 +32,7 @@ use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
 pub use coap::{CoapConfig, EchoMode};
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
+pub use sync::{SyncConfig, Transport};
 
 /// The annotated default configuration, compiled in.
 pub const DEFAULT_TOML: &str = include_str!("../../config/m2mguard.toml");
@@ -50,6 +52,8 @@ pub struct Config {
     pub plausibility: Vec<crate::guard::plausibility::Rule>,
     /// The CoAP listener, when `[coap]` is present.
     pub coap: Option<CoapConfig>,
+    /// Following the authority's status feed, when `[sync]` is present.
+    pub sync: Option<SyncConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -348,7 +352,12 @@ impl Validator {
         let plausibility = self.plausibility(raw.plausibility);
         let mqtt = raw.mqtt.map(|m| self.mqtt(m));
         let coap = raw.coap.map(|c| self.coap(c));
+        let sync = raw.sync.and_then(|s| self.sync(s));
+        if sync.is_some() {
+            self.sync_owns(nodes.len(), checks.keys.len());
+        }
         Config {
+            sync,
             gateway,
             http,
             admin: AdminConfig {
@@ -520,11 +529,16 @@ impl Validator {
     }
 
     fn upstream_tls(&mut self, t: FileUpstreamTls) -> Option<Arc<rustls::ClientConfig>> {
-        let ca = self.certs("http.upstream_tls.ca", &t.ca);
+        self.client_tls("http.upstream_tls", t)
+    }
+
+    /// A TLS client configuration from the table at `at` (`ca`, optional `cert` and `key`).
+    fn client_tls(&mut self, at: &str, t: FileUpstreamTls) -> Option<Arc<rustls::ClientConfig>> {
+        let ca = self.certs(&format!("{at}.ca"), &t.ca);
         let client = match (&t.cert, &t.key) {
             (Some(cert), Some(key)) => {
-                let certs = self.certs("http.upstream_tls.cert", cert);
-                let key = self.key("http.upstream_tls.key", key);
+                let certs = self.certs(&format!("{at}.cert"), cert);
+                let key = self.key(&format!("{at}.key"), key);
                 Some(KeyPair {
                     certs: certs?,
                     key: Arc::new(key?),
@@ -532,17 +546,14 @@ impl Validator {
             }
             (None, None) => None,
             _ => {
-                self.err(
-                    "http.upstream_tls",
-                    "cert and key go together (expected both or neither)",
-                );
+                self.err(at, "cert and key go together (expected both or neither)");
                 return None;
             }
         };
         match tls::client_config(&ca?, client.as_ref()) {
             Ok(config) => Some(Arc::new(config)),
             Err(e) => {
-                self.err("http.upstream_tls", e.to_string());
+                self.err(at, e.to_string());
                 None
             }
         }

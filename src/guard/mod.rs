@@ -60,11 +60,12 @@ pub struct Guard {
 impl Guard {
     pub fn new(nodes: Arc<Nodes>, policies: Arc<Policies>, checks: MessageChecks) -> Self {
         let nodes_capacity = nodes.capacity();
+        let evaluator = policy::Evaluator::new(nodes_capacity, nodes.standing().clone());
         Guard {
             nodes,
             policies,
             checks,
-            evaluator: policy::Evaluator::new(nodes_capacity),
+            evaluator,
             unknown: Unknown::Deny,
             registration_groups: Vec::new(),
         }

@@ -33,7 +33,7 @@ use super::{Denial, Findings, Principal, Reason, Stage};
 use crate::policy::PolicyBundle;
 use crate::primitive::{Operation, Primitive, Protocol, TopicAction, TopicRequest};
 use crate::registration::Asked;
-use crate::store::Node;
+use crate::store::{Node, Standing};
 
 /// Builds and decides Cedar requests.
 pub struct Evaluator {
@@ -52,6 +52,8 @@ pub struct Evaluator {
     /// Topic decisions: a session publishes to the same few topics again and again.
     topic_decisions: Cache<TopicKey, CachedDecision>,
     doorkeeper: Doorkeeper,
+    /// The gateway's own standing, for `context.repository`.
+    standing: Arc<Standing>,
 }
 
 /// Everything a topic decision depends on besides the bundle and the node record (the
@@ -138,7 +140,7 @@ impl Doorkeeper {
 }
 
 impl Evaluator {
-    pub fn new(node_cache_capacity: u64) -> Self {
+    pub fn new(node_cache_capacity: u64, standing: Arc<Standing>) -> Self {
         let name = |s: &str| EntityTypeName::from_str(s).unwrap_or_else(|_| unreachable!("{s}"));
         let action_type = name("Action");
         let actions = Operation::ALL
@@ -157,6 +159,7 @@ impl Evaluator {
             actions,
             topic_actions,
             register_action: uid(&action_type, "register"),
+            standing,
             authorizer: Authorizer::new(),
             principals: Cache::new(node_cache_capacity),
             sources: Cache::new(10_000),
@@ -563,7 +566,25 @@ impl Evaluator {
                 "authenticated".to_owned(),
                 RestrictedExpression::new_bool(peer.authenticated()),
             ),
+            ("repository".to_owned(), self.repository(secs)),
         ]
+    }
+
+    /// `context.repository`: whether the repository follows the IN feed, and how many
+    /// seconds old its view is (0 when it does not follow or has verified no head yet).
+    fn repository(&self, now_s: u64) -> RestrictedExpression {
+        let age = self.standing.age_s(now_s).unwrap_or(0);
+        RestrictedExpression::new_record([
+            (
+                "synced".to_owned(),
+                RestrictedExpression::new_bool(self.standing.synced()),
+            ),
+            (
+                "age_s".to_owned(),
+                RestrictedExpression::new_long(i64::try_from(age).unwrap_or(i64::MAX)),
+            ),
+        ])
+        .unwrap_or_else(|_| unreachable!("two distinct attribute names"))
     }
 }
 

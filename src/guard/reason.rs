@@ -31,6 +31,18 @@ pub enum Reason {
     #[error("{0}")]
     SessionClaims(ClaimError),
 
+    // The gateway's own standing.
+    #[error("this gateway is deactivated by the authority")]
+    GatewayDeactivated,
+    #[error(
+        "the repository is {age_s} s old (limit {limit_s} s) and {fr:?} is not in the stale group"
+    )]
+    RepositoryStale {
+        fr: String,
+        age_s: u64,
+        limit_s: u64,
+    },
+
     // Node status.
     #[error("originator {fr:?} is {status}")]
     Inactive { fr: String, status: NodeStatus },

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 
 use super::{Denial, Reason, Stage};
-use crate::store::{Node, NodeKind, NodeStatus, Nodes};
+use crate::store::{Node, NodeKind, NodeStatus, Nodes, Refusal};
 
 /// What the guard does with originators the repository does not know.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -34,11 +34,34 @@ impl Principal {
     }
 }
 
-/// The repository's record of `fr`; a repository error denies.
+/// The repository's record of `fr`, if the gateway's own standing lets `fr` through (see
+/// [`Standing`](crate::store::Standing)); a repository error denies.
 pub fn lookup(nodes: &Nodes, fr: &str) -> Result<Option<Arc<Node>>, Denial> {
-    nodes
+    let node = nodes
         .get(fr)
-        .map_err(|e| Denial::new(Stage::Status, Reason::Repository(e.to_string())))
+        .map_err(|e| Denial::new(Stage::Status, Reason::Repository(e.to_string())))?;
+    let groups = node.as_ref().map_or(&[][..], |n| &n.groups[..]);
+    nodes
+        .standing()
+        .admits(groups, unix_now())
+        .map_err(|refusal| {
+            let reason = match refusal {
+                Refusal::Deactivated => Reason::GatewayDeactivated,
+                Refusal::Stale { age_s, limit_s } => Reason::RepositoryStale {
+                    fr: fr.to_owned(),
+                    age_s,
+                    limit_s,
+                },
+            };
+            Denial::new(Stage::Gateway, reason)
+        })?;
+    Ok(node)
+}
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// The stage on a record looked up with [`lookup`].

@@ -155,7 +155,7 @@ fn requests_conform_to_the_schema() {
         let p = request("Cmeter", op, "/id-in/cse-in/x");
         let mut p = p;
         p.ty = Some(4);
-        let evaluator = policy::Evaluator::new(10);
+        let evaluator = policy::Evaluator::new(10, Default::default());
         evaluator
             .build(
                 &p,

@@ -16,6 +16,9 @@ use crate::registration::FollowUp;
 pub enum Stage {
     /// `fr` does not match the authenticated transport identity.
     Identity,
+    /// The gateway itself may not forward: deactivated by the IN, or its synced repository
+    /// is older than `sync.max_age_s` (then only `sync.stale_group` passes).
+    Gateway,
     /// Originator unknown, suspended, deactivated or revoked (or the repository failed).
     Status,
     /// Check value (`aus`) missing where required, unknown key id, or wrong value.
@@ -37,6 +40,7 @@ impl Stage {
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Identity => "identity",
+            Stage::Gateway => "gateway",
             Stage::Status => "status",
             Stage::CheckValue => "check_value",
             Stage::Replay => "replay",
@@ -53,6 +57,7 @@ impl Stage {
             Stage::Identity => {
                 "access denied: originator does not match the authenticated identity"
             }
+            Stage::Gateway => "access denied: gateway deactivated or out of date",
             Stage::Status => "access denied: originator is not active",
             Stage::CheckValue => "access denied: check value missing or invalid",
             Stage::Replay => "access denied: stale or replayed request",

@@ -42,10 +42,12 @@ pub fn load_dir(dir: &Path) -> Result<PolicyBundle, Vec<PolicyError>> {
     validate(&schema, &set, |id| origin.get(id).map(|&i| &sources[i]))?;
     let count = set.policies().count();
     let uses_time = set.policies().any(|p| {
-        // Conservative: any attribute, key or string "time" counts, and so does a policy that
-        // cannot be shown as JSON.
-        p.to_json()
-            .map_or(true, |json| json.to_string().contains("\"time\""))
+        // Conservative: any attribute, key or string "time" or "repository" (its age changes
+        // with time) counts, and so does a policy that cannot be shown as JSON.
+        p.to_json().map_or(true, |json| {
+            let json = json.to_string();
+            json.contains("\"time\"") || json.contains("\"repository\"")
+        })
     });
     let (set, observed, observing) = split(set);
     Ok(PolicyBundle {

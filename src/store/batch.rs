@@ -1,4 +1,4 @@
-//! [`Batch`]: several repository records (nodes, keys) and an opaque feed cursor, applied by
+//! [`Batch`]: several repository records (nodes, keys, token revocations) and an opaque feed cursor, applied by
 //! [`Store::apply`](super::Store::apply) in one atomic, durable step — what the IN sync
 //! needs to apply a page of the feed and remember where it stopped, all or nothing.
 
@@ -17,6 +17,8 @@ pub enum Change {
     /// Removes the key with this id (nothing if there is none). Its sequence-number bounds
     /// stay, so the id can never accept an old number again.
     RemoveKey(String),
+    /// Revokes access-control token `jti` (at Unix seconds `at`); already revoked stays so.
+    RevokeToken { jti: String, at: u64 },
 }
 
 /// Changes applied in order (a later change to the same record wins), then the cursor.
@@ -48,6 +50,14 @@ impl Batch {
 
     pub fn remove_key(mut self, id: &str) -> Self {
         self.changes.push(Change::RemoveKey(id.to_owned()));
+        self
+    }
+
+    pub fn revoke_token(mut self, jti: &str, at: u64) -> Self {
+        self.changes.push(Change::RevokeToken {
+            jti: jti.to_owned(),
+            at,
+        });
         self
     }
 

@@ -68,6 +68,9 @@ impl Store for MemoryStore {
                     Change::RemoveNode(id) => {
                         s.nodes.remove(id);
                     }
+                    Change::RevokeToken { jti, at } => {
+                        s.revoked_tokens.entry(jti.clone()).or_insert(*at);
+                    }
                 }
             }
             if let Some(cursor) = batch.cursor() {

@@ -16,6 +16,7 @@ mod memory;
 mod nodes;
 mod repository;
 mod sled_store;
+mod standing;
 #[cfg(test)]
 mod tests;
 
@@ -30,6 +31,7 @@ pub use memory::MemoryStore;
 pub use nodes::Nodes;
 pub use repository::Repository;
 pub use sled_store::SledStore;
+pub use standing::{Limits, Refusal, Standing, EVERY_NODE};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

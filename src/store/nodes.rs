@@ -14,7 +14,7 @@ use moka::sync::Cache;
 use tokio::sync::broadcast;
 
 use super::bindings::Bindings;
-use super::{Batch, Change, Node, NodeSeed, NodeStatus, Store, StoreError};
+use super::{Batch, Change, Node, NodeSeed, NodeStatus, Standing, Store, StoreError, EVERY_NODE};
 
 pub struct Nodes {
     store: Arc<dyn Store>,
@@ -22,6 +22,7 @@ pub struct Nodes {
     write: RwLock<()>,
     changes: broadcast::Sender<String>,
     bindings: Bindings,
+    standing: Arc<Standing>,
 }
 
 /// Status changes buffered per subscriber; one that falls further behind is told it lagged.
@@ -35,6 +36,25 @@ impl Nodes {
             write: RwLock::new(()),
             changes: broadcast::channel(STATUS_CHANGES_BUFFER).0,
             bindings: Bindings::default(),
+            standing: Arc::default(),
+        }
+    }
+
+    /// With the gateway's own standing kept by the sync (see [`Standing`]).
+    pub fn with_standing(mut self, standing: Arc<Standing>) -> Self {
+        self.standing = standing;
+        self
+    }
+
+    pub fn standing(&self) -> &Arc<Standing> {
+        &self.standing
+    }
+
+    /// Sets the gateway's own status (from the feed) and, if it changed, tells every
+    /// long-lived session to check its node again ([`EVERY_NODE`]).
+    pub fn set_gateway_deactivated(&self, deactivated: bool) {
+        if self.standing.set_deactivated(deactivated) {
+            let _ = self.changes.send(EVERY_NODE.to_owned());
         }
     }
 
@@ -57,6 +77,11 @@ impl Nodes {
     /// How many nodes the cache holds at most.
     pub fn capacity(&self) -> u64 {
         self.cache.policy().max_capacity().unwrap_or(0)
+    }
+
+    /// The feed cursor the repository holds (see [`Store::cursor`]).
+    pub fn cursor(&self) -> Result<Option<Vec<u8>>, StoreError> {
+        self.store.cursor()
     }
 
     pub fn all(&self) -> Result<Vec<Node>, StoreError> {
@@ -92,8 +117,9 @@ impl Nodes {
         Ok(node)
     }
 
-    /// The ids of nodes whose status changed from now on. A receiver that lags behind gets
-    /// `RecvError::Lagged` and should re-check every node it cares about.
+    /// The ids of nodes whose status changed from now on, and [`EVERY_NODE`] when the
+    /// gateway's own standing changed. A receiver that lags behind gets `RecvError::Lagged`
+    /// and should re-check every node it cares about.
     pub fn status_changes(&self) -> broadcast::Receiver<String> {
         self.changes.subscribe()
     }

@@ -4,7 +4,7 @@
 //! given); `sequence_marks` (check-value key id → persisted sequence bound), `revoked_tokens`
 //! (token id → revocation time) and `token_uses` (token id → uses reserved so far), all three
 //! with big-endian `u64` values. Every write is flushed before it returns; a [`Batch`] is one
-//! sled transaction across `nodes`, `check_keys` and `feed`. The repository directory is
+//! sled transaction across `nodes`, `check_keys`, `feed` and `revoked_tokens`. The repository directory is
 //! restricted to its owner (0700) when opened.
 
 use std::convert::Infallible;
@@ -129,6 +129,7 @@ enum Write {
     Key(Vec<u8>, Vec<u8>),
     RemoveKey(Vec<u8>),
     RemoveNode(Vec<u8>),
+    Revoke(Vec<u8>, [u8; 8]),
 }
 
 fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
@@ -141,6 +142,9 @@ fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
                 Change::PutKey(k) => Write::Key(k.id.clone().into_bytes(), encode_key(k)?),
                 Change::RemoveKey(id) => Write::RemoveKey(id.clone().into_bytes()),
                 Change::RemoveNode(id) => Write::RemoveNode(id.clone().into_bytes()),
+                Change::RevokeToken { jti, at } => {
+                    Write::Revoke(jti.clone().into_bytes(), at.to_be_bytes())
+                }
             })
         })
         .collect()
@@ -195,14 +199,18 @@ impl Store for SledStore {
         batch.check()?;
         let writes = encode(batch)?;
         let cursor = batch.cursor();
-        (&self.nodes, &self.keys, &self.feed)
-            .transaction(|(nodes, keys, feed)| {
+        (&self.nodes, &self.keys, &self.feed, &self.revoked_tokens)
+            .transaction(|(nodes, keys, feed, revoked)| {
                 for write in &writes {
                     match write {
                         Write::Node(k, v) => nodes.insert(k.as_slice(), v.as_slice())?,
                         Write::Key(k, v) => keys.insert(k.as_slice(), v.as_slice())?,
                         Write::RemoveKey(k) => keys.remove(k.as_slice())?,
                         Write::RemoveNode(k) => nodes.remove(k.as_slice())?,
+                        Write::Revoke(k, at) => match revoked.get(k.as_slice())? {
+                            Some(first) => Some(first),
+                            None => revoked.insert(k.as_slice(), &at[..])?,
+                        },
                     };
                 }
                 if let Some(cursor) = cursor {

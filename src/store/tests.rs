@@ -80,13 +80,18 @@ fn a_batch_with_a_bad_record_applies_nothing() {
                 Change::PutNode(n) => batch.put_node(n),
                 Change::RemoveKey(id) => batch.remove_key(&id),
                 Change::RemoveNode(id) => batch.remove_node(&id),
+                Change::RevokeToken { jti, at } => batch.revoke_token(&jti, at),
             };
+            let batch = batch.revoke_token("t1", 5);
             let e = store.apply(&batch).unwrap_err();
             assert!(matches!(e, StoreError::Invalid { .. }), "{e}");
             assert_eq!(store.node("Cm").unwrap(), None);
             assert!(store.keys().unwrap().is_empty());
             assert_eq!(store.cursor().unwrap(), None);
+            assert!(!store.token_revoked("t1").unwrap());
         }
+        store.apply(&Batch::new().revoke_token("t1", 5)).unwrap();
+        assert!(store.token_revoked("t1").unwrap());
     });
 }
 

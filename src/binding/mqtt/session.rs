@@ -35,6 +35,7 @@ use crate::guard::Admission;
 use crate::primitive::{Peer, TopicAction, TopicRequest};
 use crate::record::{About, Answer, Refusal};
 use crate::registration::Completed;
+use crate::store::EVERY_NODE;
 
 /// A client packet that ends its session as a refusal of the binding's (recorded): one that
 /// cannot be read, or one over the size limit.
@@ -266,7 +267,7 @@ impl Session<'_> {
                     Err(e) => return End::Broker(e),
                 },
                 change = changes.recv() => match change {
-                    Ok(id) if id != self.originator => Ok(Flow::Continue),
+                    Ok(id) if id != self.originator && id != EVERY_NODE => Ok(Flow::Continue),
                     Ok(_) | Err(RecvError::Lagged(_)) if self.b.decider.still_admitted(&self.originator, &self.peer, self.admission) => Ok(Flow::Continue),
                     Ok(_) | Err(RecvError::Lagged(_)) => {
                         // No will: a node that is no longer active publishes nothing more.

@@ -1,0 +1,176 @@
+//! The gateway's HTTPS client for the authority's feed endpoints (docs/feed.md "Endpoints"):
+//! mutual TLS with the gateway's client certificate, one pooled HTTP/1.1 connection, every
+//! request bounded in time and every answer in bytes.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use http::{Method, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client as HyperClient;
+use hyper_util::rt::TokioExecutor;
+
+use crate::config::SyncConfig;
+use crate::feed::record::{MAX_HEAD, MAX_RECORD, MAX_SNAPSHOT};
+
+/// Records per page the gateway asks for (the authority's maximum).
+pub const PAGE: u64 = 1000;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("authority unreachable: {0}")]
+    Unreachable(String),
+    #[error("authority answered {status} to {what}: {detail}")]
+    Status {
+        what: &'static str,
+        status: StatusCode,
+        detail: String,
+    },
+    #[error("authority's answer to {0} is too large")]
+    TooLarge(&'static str),
+    #[error("authority's answer to {0} timed out")]
+    Timeout(&'static str),
+    #[error("authority's answer to {0} is not ASCII lines")]
+    NotText(&'static str),
+}
+
+pub struct Client {
+    http: HyperClient<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    base: String,
+    timeout: Duration,
+}
+
+impl Client {
+    pub fn new(config: &SyncConfig) -> Self {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        http.set_connect_timeout(Some(config.request_timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config((*config.tls).clone())
+            .https_only()
+            .enable_http1()
+            .wrap_connector(http);
+        let http = HyperClient::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(90))
+            .pool_max_idle_per_host(2)
+            .build(connector);
+        Client {
+            http,
+            base: config
+                .authority
+                .to_string()
+                .trim_end_matches('/')
+                .to_owned(),
+            timeout: config.request_timeout,
+        }
+    }
+
+    /// The current head, as a compact JWS.
+    pub async fn head(&self) -> Result<String, ClientError> {
+        let body = self
+            .get("head", "/v1/feed/head", MAX_HEAD, Duration::ZERO)
+            .await?;
+        Ok(body.trim_end_matches('\n').to_owned())
+    }
+
+    /// Records after `after` (at most [`PAGE`]), waiting up to `wait` for the first.
+    pub async fn records(&self, after: u64, wait: Duration) -> Result<Vec<String>, ClientError> {
+        let path = format!(
+            "/v1/feed/records?after={after}&limit={PAGE}&wait={}",
+            wait.as_secs()
+        );
+        let max = (MAX_RECORD + 1) * PAGE as usize;
+        let body = self.get("records", &path, max, wait).await?;
+        Ok(body.lines().map(str::to_owned).collect())
+    }
+
+    /// A snapshot of the feed for this gateway.
+    pub async fn snapshot(&self) -> Result<String, ClientError> {
+        let body = self
+            .get(
+                "snapshot",
+                "/v1/feed/snapshot",
+                MAX_SNAPSHOT,
+                Duration::from_secs(60),
+            )
+            .await?;
+        Ok(body.trim_end_matches('\n').to_owned())
+    }
+
+    /// Sends a signed ack.
+    pub async fn ack(&self, compact: &str) -> Result<(), ClientError> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri("/v1/feed/ack")?)
+            .header(http::header::CONTENT_TYPE, "application/jose")
+            .body(Full::new(Bytes::from(compact.to_owned())))
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        self.send("ack", request, 4096, Duration::ZERO)
+            .await
+            .map(|_| ())
+    }
+
+    async fn get(
+        &self,
+        what: &'static str,
+        path: &str,
+        max: usize,
+        wait: Duration,
+    ) -> Result<String, ClientError> {
+        let request = Request::builder()
+            .method(Method::GET)
+            .uri(self.uri(path)?)
+            .body(Full::new(Bytes::new()))
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        self.send(what, request, max, wait).await
+    }
+
+    fn uri(&self, path: &str) -> Result<Uri, ClientError> {
+        format!("{}{path}", self.base)
+            .parse()
+            .map_err(|e: http::uri::InvalidUri| ClientError::Unreachable(e.to_string()))
+    }
+
+    /// Sends `request`; the whole exchange is bounded by the request timeout plus `wait`.
+    async fn send(
+        &self,
+        what: &'static str,
+        request: Request<Full<Bytes>>,
+        max: usize,
+        wait: Duration,
+    ) -> Result<String, ClientError> {
+        let exchange = async {
+            let response = self
+                .http
+                .request(request)
+                .await
+                .map_err(|e| ClientError::Unreachable(format!("{e:?}")))?;
+            let status = response.status();
+            let body = Limited::new(response.into_body(), max)
+                .collect()
+                .await
+                .map_err(|_| ClientError::TooLarge(what))?
+                .to_bytes();
+            let text = String::from_utf8(body.to_vec())
+                .ok()
+                .filter(|t| t.is_ascii() || !status.is_success())
+                .ok_or(ClientError::NotText(what))?;
+            if !status.is_success() {
+                let mut detail = text;
+                detail.truncate(200);
+                return Err(ClientError::Status {
+                    what,
+                    status,
+                    detail,
+                });
+            }
+            Ok(text)
+        };
+        tokio::time::timeout(self.timeout + wait, exchange)
+            .await
+            .map_err(|_| ClientError::Timeout(what))?
+    }
+}

@@ -1,0 +1,341 @@
+//! The follower: one task that keeps the repository in step with the authority's feed.
+//!
+//! Each round: verify the current head; if it shows records missing, fetch them page by
+//! page (or a snapshot, when starting empty or too far behind); then wait for the next
+//! record (long-poll). A page is verified record by record and the valid prefix applied with
+//! its cursor in one durable step ([`crate::store::Repository::apply`]), then acknowledged.
+//! Anything refused changes nothing, is logged with the reason, reported in the next ack's
+//! `error`, counted, and retried after a jittered, growing pause. The repository keeps
+//! enforcing throughout; [`crate::store::Standing`] says how fresh it is.
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::{Deserialize, Serialize};
+use tokio_util::sync::CancellationToken;
+
+use super::apply::{self, ApplyError, Changes};
+use super::client::{Client, ClientError};
+use crate::config::SyncConfig;
+use crate::feed::{Ack, FeedError, GatewayStatus, Head, Position, Signed, Snapshot};
+use crate::metrics::Metrics;
+use crate::store::{Repository, StoreError};
+
+/// What the repository stores as its feed cursor.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Cursor {
+    pub position: Position,
+    /// The gateway's own status as the feed last set it.
+    pub gateway: GatewayStatus,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SyncError {
+    #[error(transparent)]
+    Feed(#[from] FeedError),
+    #[error(transparent)]
+    Client(#[from] ClientError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<ApplyError> for SyncError {
+    fn from(e: ApplyError) -> Self {
+        match e {
+            ApplyError::Feed(e) => SyncError::Feed(e),
+            ApplyError::Store(e) => SyncError::Store(e),
+        }
+    }
+}
+
+impl SyncError {
+    fn reason(&self) -> &'static str {
+        match self {
+            SyncError::Feed(FeedError::Signature { .. }) => "signature",
+            SyncError::Feed(FeedError::Malformed { .. }) => "malformed",
+            SyncError::Feed(FeedError::TooLarge { .. }) => "too_large",
+            SyncError::Feed(FeedError::Sealed { .. }) => "sealed",
+            SyncError::Feed(FeedError::Chain { .. }) => "chain",
+            SyncError::Feed(FeedError::Head { .. }) => "head",
+            SyncError::Client(_) => "unreachable",
+            SyncError::Store(_) => "repository",
+        }
+    }
+}
+
+pub struct Follower {
+    config: SyncConfig,
+    client: Client,
+    repository: Arc<Repository>,
+    metrics: Arc<Metrics>,
+    cursor: Cursor,
+}
+
+impl Follower {
+    /// A follower that resumes from the repository's cursor (or starts empty), with the
+    /// gateway's standing restored from it.
+    pub fn new(
+        config: SyncConfig,
+        repository: Arc<Repository>,
+        metrics: Arc<Metrics>,
+    ) -> Result<Follower, String> {
+        let stored = repository.nodes().cursor().map_err(|e| e.to_string())?;
+        let cursor = match stored {
+            Some(bytes) => serde_json::from_slice::<Cursor>(&bytes)
+                .map_err(|e| format!("the repository's feed cursor is unreadable: {e}"))?,
+            None => Cursor {
+                position: Position::start(&config.feed),
+                gateway: GatewayStatus::Active,
+            },
+        };
+        if cursor.position.feed != config.feed {
+            return Err(format!(
+                "the repository follows feed {:?}, the configuration names {:?} (start over with an empty gateway.data_dir)",
+                cursor.position.feed, config.feed
+            ));
+        }
+        let follower = Follower {
+            client: Client::new(&config),
+            config,
+            repository,
+            metrics,
+            cursor,
+        };
+        follower.publish_standing();
+        Ok(follower)
+    }
+
+    pub fn cursor(&self) -> &Cursor {
+        &self.cursor
+    }
+
+    /// Follows until `stop`.
+    pub async fn run(mut self, stop: CancellationToken) {
+        let mut pause = Pause::new(self.config.backoff_max);
+        loop {
+            let round = tokio::select! {
+                () = stop.cancelled() => return,
+                round = self.round() => round,
+            };
+            match round {
+                Ok(()) => pause.reset(),
+                Err(e) => {
+                    self.metrics.sync().refused(e.reason());
+                    tracing::warn!(feed = %self.config.feed, seq = self.cursor.position.seq, error = %e, "feed: refused; the repository stays as it is");
+                    if !matches!(e, SyncError::Client(_)) {
+                        self.ack(Some(e.to_string())).await;
+                    }
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        () = tokio::time::sleep(pause.next()) => {}
+                    }
+                }
+            }
+        }
+    }
+
+    /// One round: head, catch up, then wait for what comes next.
+    pub async fn round(&mut self) -> Result<(), SyncError> {
+        let head = Head::verify(&self.client.head().await?, &self.config.feed_key)?;
+        let mut position = self.cursor.position.clone();
+        let behind = position.observe(&head, unix_now())?.0;
+        if behind > 0 && (self.cursor.position.seq == 0 || behind > self.config.snapshot_after) {
+            self.snapshot().await?;
+        }
+        while self.cursor.position.seq < head.seq {
+            let page = self
+                .client
+                .records(self.cursor.position.seq, Duration::ZERO)
+                .await?;
+            if page.is_empty() {
+                return Err(FeedError::Head {
+                    detail: format!(
+                        "head names record {} but the authority serves none after {}",
+                        head.seq, self.cursor.position.seq
+                    ),
+                }
+                .into());
+            }
+            self.apply(&page).await?;
+        }
+        self.caught_up(&head)?;
+        let page = self
+            .client
+            .records(self.cursor.position.seq, self.config.poll_wait)
+            .await?;
+        if !page.is_empty() {
+            self.apply(&page).await?;
+        }
+        Ok(())
+    }
+
+    /// Verifies `page` in order and applies the valid prefix; the first refusal is returned
+    /// after the prefix is on disk and acknowledged.
+    async fn apply(&mut self, page: &[String]) -> Result<(), SyncError> {
+        let mut next = self.cursor.clone();
+        let mut records = Vec::new();
+        let mut refused = None;
+        for line in page {
+            let verified = Signed::verify(line, &self.config.feed_key)
+                .and_then(|s| next.position.extend(&s).map(|()| s));
+            match verified {
+                Ok(signed) => records.push(signed),
+                Err(e) => {
+                    refused = Some(e);
+                    break;
+                }
+            }
+        }
+        if !records.is_empty() {
+            let nodes = self.repository.nodes();
+            let changes = apply::records(
+                &records,
+                &self.config.gateway_id,
+                &self.config.seal_key,
+                nodes,
+                unix_now(),
+            )?;
+            self.commit(next, changes)?;
+            self.metrics
+                .sync()
+                .applied(self.cursor.position.seq, records.len() as u64);
+            self.ack(None).await;
+        }
+        match refused {
+            Some(e) => Err(e.into()),
+            None => Ok(()),
+        }
+    }
+
+    /// Fetches, verifies and applies a snapshot: never one older than what is applied.
+    async fn snapshot(&mut self) -> Result<(), SyncError> {
+        let snapshot = Snapshot::verify(&self.client.snapshot().await?, &self.config.feed_key)?;
+        let p = &self.cursor.position;
+        let refuse = |detail: String| Err(SyncError::Feed(FeedError::Chain { detail }));
+        if snapshot.feed != self.config.feed || snapshot.gateway != self.config.gateway_id {
+            return refuse(format!(
+                "snapshot of feed {:?} for {:?}, not ours",
+                snapshot.feed, snapshot.gateway
+            ));
+        }
+        if snapshot.seq < p.seq || (snapshot.seq == p.seq && snapshot.hash != p.hash) {
+            return refuse(format!(
+                "snapshot at record {} does not extend record {}: rolled back or forked",
+                snapshot.seq, p.seq
+            ));
+        }
+        let keys: Vec<_> = self.repository.keys().ring().records().cloned().collect();
+        let changes = apply::snapshot(
+            &snapshot,
+            &self.config.gateway_id,
+            &self.config.seal_key,
+            self.repository.nodes(),
+            &keys,
+            unix_now(),
+        )?;
+        let mut next = self.cursor.clone();
+        next.position.seq = snapshot.seq;
+        next.position.hash.clone_from(&snapshot.hash);
+        next.position.head_seq = next.position.head_seq.max(snapshot.seq);
+        self.commit(next, changes)?;
+        tracing::info!(feed = %self.config.feed, seq = snapshot.seq, nodes = snapshot.nodes.len(), keys = snapshot.keys.len(), "feed: snapshot applied");
+        self.metrics.sync().applied(snapshot.seq, 0);
+        self.ack(None).await;
+        Ok(())
+    }
+
+    /// Records that the repository holds everything `head` names.
+    fn caught_up(&mut self, head: &Head) -> Result<(), SyncError> {
+        let mut next = self.cursor.clone();
+        next.position.observe(head, unix_now())?;
+        if next != self.cursor {
+            let batch = crate::store::Batch::new();
+            self.commit(
+                next,
+                Changes {
+                    batch,
+                    gateway: None,
+                },
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Applies `changes` with `next` as the cursor, durably; then it is in force.
+    fn commit(&mut self, mut next: Cursor, changes: Changes) -> Result<(), SyncError> {
+        if let Some(status) = changes.gateway {
+            next.gateway = status;
+        }
+        let bytes = serde_json::to_vec(&next).expect("a cursor serialises");
+        self.repository.apply(&changes.batch.with_cursor(&bytes))?;
+        self.cursor = next;
+        self.publish_standing();
+        Ok(())
+    }
+
+    /// Puts the cursor's gateway status and head time in force for the request path.
+    fn publish_standing(&self) {
+        let deactivated = self.cursor.gateway == GatewayStatus::Deactivated;
+        let nodes = self.repository.nodes();
+        let was = nodes.standing().deactivated();
+        nodes.set_gateway_deactivated(deactivated);
+        if was != deactivated {
+            tracing::warn!(feed = %self.config.feed, status = self.cursor.gateway.as_str(), "feed: the authority set this gateway's status");
+        }
+        nodes.standing().set_head_at(self.cursor.position.head_at);
+        nodes.standing().set_seq(self.cursor.position.seq);
+        self.metrics.sync().head(self.cursor.position.head_at);
+        self.metrics.sync().deactivated(deactivated);
+    }
+
+    /// Tells the authority what is applied (and what was refused); failures are logged only.
+    async fn ack(&self, error: Option<String>) {
+        let ack = Ack {
+            feed: self.config.feed.clone(),
+            gateway: self.config.gateway_id.clone(),
+            seq: self.cursor.position.seq,
+            hash: self.cursor.position.hash.clone(),
+            at: unix_now(),
+            error,
+        };
+        if let Err(e) = self.client.ack(&ack.sign(&self.config.sign_key)).await {
+            tracing::warn!(feed = %self.config.feed, seq = ack.seq, error = %e, "feed: ack not delivered");
+        }
+    }
+}
+
+/// Growing pauses between failed rounds, each drawn from its upper half (jitter), so that
+/// gateways that lost the authority together do not come back together.
+struct Pause {
+    next: Duration,
+    max: Duration,
+}
+
+impl Pause {
+    const FIRST: Duration = Duration::from_millis(500);
+
+    fn new(max: Duration) -> Self {
+        Pause {
+            next: Self::FIRST,
+            max,
+        }
+    }
+
+    fn reset(&mut self) {
+        self.next = Self::FIRST;
+    }
+
+    fn next(&mut self) -> Duration {
+        let full = self.next.min(self.max);
+        self.next = (self.next * 2).min(self.max);
+        let random = u64::from(crate::feed::keys::random32()[0]);
+        full / 2 + full / 2 * u32::try_from(random).unwrap_or(0) / 255
+    }
+}
+
+pub fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
