@@ -82,11 +82,8 @@ impl Validator {
                 ),
             );
         }
-        if s.gateway_id.is_empty()
-            || s.gateway_id.len() > 64
-            || s.gateway_id.chars().any(|c| c.is_control() || c == '*')
-        {
-            self.err("sync.gateway_id", "must be 1 to 64 printable characters, not \"*\" (the id the authority knows this gateway by, its client certificate's CN)");
+        if !feed::check::is_name(&s.gateway_id) {
+            self.err("sync.gateway_id", format!("{:?} is not a gateway id (expected 1 to 64 of A-Za-z0-9._-: the id the authority knows this gateway by, its client certificate's CN)", s.gateway_id));
         }
         let feed_key = self.feed_file("sync.feed_key", &s.feed_key, VerifyingKey::load);
         let sign_key = self.feed_file("sync.sign_key", &s.sign_key, SigningKey::load);

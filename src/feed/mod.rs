@@ -8,6 +8,7 @@
 //! `follow` the chain a gateway extends. Nothing here does I/O; the authority and the
 //! gateway's sync build on it.
 
+pub mod check;
 pub mod follow;
 pub mod jws;
 pub mod keys;

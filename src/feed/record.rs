@@ -10,7 +10,7 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use super::keys::{hex, SigningKey, VerifyingKey};
-use super::{jws, FeedError};
+use super::{check, jws, FeedError};
 use crate::store::{NodeKind, NodeStatus};
 
 pub const RECORD_TYP: &str = "m2mguard-record";
@@ -187,10 +187,9 @@ impl Signed {
         if record.seq == 0 {
             return Err(malformed("record", "seq 0 (records start at 1)"));
         }
-        if record.aud.is_empty() || record.aud.len() > 64 {
-            return Err(malformed("record", "aud must name 1 to 64 audiences"));
-        }
+        check::audience(&record.aud)?;
         let body = Body::parse(&record.kind, &record.body)?;
+        check::body(&body)?;
         Ok(Signed {
             hash: hash(compact),
             compact: compact.to_owned(),
@@ -249,6 +248,7 @@ impl Head {
         let head: Head = verified(compact, HEAD_TYP, key, MAX_HEAD)?;
         check_feed_id(&head.feed)?;
         check_hash("hash", &head.hash)?;
+        check::head(&head)?;
         Ok(head)
     }
 }
@@ -262,6 +262,7 @@ impl Snapshot {
         let snapshot: Snapshot = verified(compact, SNAPSHOT_TYP, key, MAX_SNAPSHOT)?;
         check_feed_id(&snapshot.feed)?;
         check_hash("hash", &snapshot.hash)?;
+        check::snapshot(&snapshot)?;
         Ok(snapshot)
     }
 }
@@ -273,7 +274,11 @@ impl Ack {
 
     pub fn verify(compact: &str, key: &VerifyingKey) -> Result<Ack, FeedError> {
         let ack: Ack = verified(compact, ACK_TYP, key, MAX_HEAD)?;
+        check_feed_id(&ack.feed)?;
         check_hash("hash", &ack.hash)?;
+        if !check::is_name(&ack.gateway) {
+            return Err(malformed("ack", "gateway must be 1 to 64 of A-Za-z0-9._-"));
+        }
         Ok(ack)
     }
 }
@@ -305,11 +310,7 @@ fn verified<T: DeserializeOwned>(
 
 /// Feed ids: 1–64 of `A-Za-z0-9._-`.
 pub fn check_feed_id(feed: &str) -> Result<(), FeedError> {
-    let ok = (1..=64).contains(&feed.len())
-        && feed
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b));
-    if ok {
+    if check::is_name(feed) {
         Ok(())
     } else {
         Err(malformed("feed id", "expected 1 to 64 of A-Za-z0-9._-"))

@@ -343,6 +343,8 @@ fn vectors() -> Value {
             {"why": "signature does not verify", "typ": "m2mguard-record", "compact": bad_sig},
             {"why": "signed by another key", "typ": "m2mguard-record", "compact": other_signer.compact},
             {"why": "a head where a record is expected", "typ": "m2mguard-record", "compact": head.sign(&feed_key())},
+            {"why": "aud mixes \"*\" with a gateway id", "typ": "m2mguard-record", "compact": Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*", "gw-a"]), bodies().remove(0).1).compact},
+            {"why": "an empty node id", "typ": "m2mguard-record", "compact": Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*"]), Body::NodeRemove(IdBody { id: String::new() })).compact},
         ],
     })
 }

@@ -95,7 +95,7 @@ impl Standing {
         }
         // Never having verified a head counts as infinitely old.
         let age_s = self.age_s(now).unwrap_or(u64::MAX);
-        if age_s > limit_s && !groups.iter().any(|g| *g == self.limits.group) {
+        if age_s > limit_s && !groups.contains(&self.limits.group) {
             return Err(Refusal::Stale { age_s, limit_s });
         }
         Ok(())
@@ -129,7 +129,10 @@ mod tests {
     fn past_the_age_limit_only_the_stale_group_passes() {
         let s = synced(60);
         let ops = ["operators".to_owned()];
-        assert!(matches!(s.admits(&[], 100), Err(Refusal::Stale { .. })), "no head yet");
+        assert!(
+            matches!(s.admits(&[], 100), Err(Refusal::Stale { .. })),
+            "no head yet"
+        );
         s.set_head_at(100);
         assert_eq!(s.admits(&[], 160), Ok(()));
         assert_eq!(
