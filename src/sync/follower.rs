@@ -12,11 +12,13 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Serialize};
+use tokio::sync::mpsc::Receiver;
 use tokio_util::sync::CancellationToken;
 
 use super::apply::{self, ApplyError, Changes};
 use super::client::{Client, ClientError};
-use crate::config::SyncConfig;
+use super::mqtt::Message;
+use crate::config::{SyncConfig, Transport};
 use crate::feed::{Ack, FeedError, GatewayStatus, Head, Position, Signed, Snapshot};
 use crate::metrics::Metrics;
 use crate::store::{Repository, StoreError};
@@ -113,10 +115,19 @@ impl Follower {
     /// Follows until `stop`.
     pub async fn run(mut self, stop: CancellationToken) {
         let mut pause = Pause::new(self.config.backoff_max);
+        let mut broker = match &self.config.transport {
+            Transport::Mqtt { broker, topic } => Some(super::mqtt::subscribe(
+                broker,
+                topic,
+                &self.config.gateway_id,
+                stop.child_token(),
+            )),
+            Transport::Poll => None,
+        };
         loop {
             let round = tokio::select! {
                 () = stop.cancelled() => return,
-                round = self.round() => round,
+                round = self.round(broker.as_mut()) => round,
             };
             match round {
                 Ok(()) => pause.reset(),
@@ -135,11 +146,66 @@ impl Follower {
         }
     }
 
-    /// One round: head, catch up, then wait for what comes next.
-    pub async fn round(&mut self) -> Result<(), SyncError> {
+    /// One round: head, catch up, then wait for what comes next (a long-poll, or what the
+    /// broker delivers, for up to `poll_wait`).
+    pub async fn round(&mut self, broker: Option<&mut Receiver<Message>>) -> Result<(), SyncError> {
         let head = Head::verify(&self.client.head().await?, &self.config.feed_key)?;
+        self.catch_up(&head).await?;
+        match broker {
+            Some(broker) => self.listen(broker).await,
+            None => {
+                let page = self
+                    .client
+                    .records(self.cursor.position.seq, self.config.poll_wait)
+                    .await?;
+                if page.is_empty() {
+                    Ok(())
+                } else {
+                    self.apply(&page).await
+                }
+            }
+        }
+    }
+
+    /// Applies what the broker delivers until it is quiet for `poll_wait`: the next record
+    /// at once, duplicates ignored; a gap, or a head naming records not here, is fetched over
+    /// HTTPS.
+    async fn listen(&mut self, broker: &mut Receiver<Message>) -> Result<(), SyncError> {
+        loop {
+            let Ok(Some(message)) =
+                tokio::time::timeout(self.config.poll_wait, broker.recv()).await
+            else {
+                return Ok(());
+            };
+            // Whatever anyone can publish on the broker: a copy that does not verify is
+            // counted and skipped, never a reason to stop following.
+            match message {
+                Message::Record(line) => match Signed::verify(&line, &self.config.feed_key) {
+                    Ok(s) if s.record.seq == self.cursor.position.seq + 1 => {
+                        self.apply(&[line]).await?;
+                    }
+                    Ok(s) if s.record.seq > self.cursor.position.seq => return Ok(()), // a gap
+                    Ok(_) => {} // a duplicate
+                    Err(e) => self.skipped(&e.into()),
+                },
+                Message::Head(compact) => match Head::verify(&compact, &self.config.feed_key) {
+                    Ok(head) => self.catch_up(&head).await?,
+                    Err(e) => self.skipped(&e.into()),
+                },
+            }
+        }
+    }
+
+    fn skipped(&self, e: &SyncError) {
+        self.metrics.sync().refused(e.reason());
+        tracing::warn!(feed = %self.config.feed, error = %e, "feed: skipped a copy from the MQTT broker");
+    }
+
+    /// Brings the repository up to `head`: a snapshot when starting empty or too far behind,
+    /// then pages of records.
+    async fn catch_up(&mut self, head: &Head) -> Result<(), SyncError> {
         let mut position = self.cursor.position.clone();
-        let behind = position.observe(&head, unix_now())?.0;
+        let behind = position.observe(head, unix_now())?.0;
         if behind > 0 && (self.cursor.position.seq == 0 || behind > self.config.snapshot_after) {
             self.snapshot().await?;
         }
@@ -159,15 +225,7 @@ impl Follower {
             }
             self.apply(&page).await?;
         }
-        self.caught_up(&head)?;
-        let page = self
-            .client
-            .records(self.cursor.position.seq, self.config.poll_wait)
-            .await?;
-        if !page.is_empty() {
-            self.apply(&page).await?;
-        }
-        Ok(())
+        self.caught_up(head)
     }
 
     /// Verifies `page` in order and applies the valid prefix; the first refusal is returned

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod client;
 pub mod follower;
 mod metrics;
+pub mod mqtt;
 #[cfg(test)]
 mod tests;
 
