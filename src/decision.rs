@@ -145,6 +145,12 @@ impl Decider {
         self.mode == Mode::Observe
     }
 
+    /// Node status changes from now on, for bindings that hold long-lived exchanges (CoAP
+    /// observations): see [`crate::store::Nodes::status_changes`].
+    pub fn status_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.guard.status_changes()
+    }
+
     /// The names that make a target local, for the bindings' decoders.
     pub fn addressing(&self) -> &Addressing {
         self.targets.addressing()

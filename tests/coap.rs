@@ -775,7 +775,7 @@ async fn gateway_without_coap_table_has_no_coap_listener() {
 }
 
 #[tokio::test]
-async fn notifications_stop_when_the_observing_node_is_deactivated() {
+async fn an_observation_ends_when_the_observing_node_is_deactivated() {
     let up = upstream().await;
     let gw = gateway(up.addr, "").await;
     let mut client = Client::new().await;
@@ -788,6 +788,19 @@ async fn notifications_stop_when_the_observing_node_is_deactivated() {
         .deactivate("Cmeter")
         .await
         .unwrap();
+    // The observation ends at once with a last answer: 4.03 / 4103, its token, no Observe.
+    let (last, _) = client
+        .recv_within(Duration::from_millis(1500))
+        .await
+        .expect("a last answer ends the observation");
+    assert_eq!(
+        last.header.code,
+        MessageClass::Response(ResponseType::Forbidden)
+    );
+    assert_eq!(last.get_token(), &[0xcc]);
+    assert_eq!(rsc(&last), 4103);
+    assert_eq!(last.get_observe_value(), None);
+    assert_eq!(option_text(&last, 283), "os1", "rqi (option 283)");
     // n2 (NON) and n3 (CON) come 0.4 s and 0.8 s later: neither reaches the client.
     assert!(
         client

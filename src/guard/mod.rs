@@ -123,6 +123,11 @@ impl Guard {
         status::check(&self.nodes, originator).is_ok()
     }
 
+    /// Node status changes from now on (see [`Nodes::status_changes`]).
+    pub fn status_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
+        self.nodes.status_changes()
+    }
+
     /// Admits a session (MQTT CONNECT) for `originator` reached through `peer`: identity
     /// binding and node status. An originator the repository does not know is admitted for
     /// registration only (or, with `unknown_originators = "policy"`, as any session, for

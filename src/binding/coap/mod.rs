@@ -12,6 +12,7 @@
 
 mod decode;
 mod downstream;
+mod ended;
 mod exchange;
 mod limit;
 mod reply;
@@ -132,6 +133,7 @@ pub async fn serve(relay: Arc<Relay>, stop: CancellationToken) {
         tokio::spawn(client_loop(relay.clone())),
         tokio::spawn(upstream_loop(relay.clone())),
         tokio::spawn(upstream_loop(relay.clone())),
+        tokio::spawn(ended::end_on_status_change(relay.clone())),
         tokio::spawn(timeout_loop(relay)),
     ];
     stop.cancelled().await;
