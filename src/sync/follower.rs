@@ -23,6 +23,9 @@ use crate::feed::{Ack, FeedError, GatewayStatus, Head, Position, Signed, Snapsho
 use crate::metrics::Metrics;
 use crate::store::{Repository, StoreError};
 
+/// The least time a round that applied nothing takes.
+const MIN_QUIET_ROUND: Duration = Duration::from_millis(250);
+
 /// What the repository stores as its feed cursor.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -125,12 +128,24 @@ impl Follower {
             Transport::Poll => None,
         };
         loop {
+            let started = tokio::time::Instant::now();
+            let applied = self.cursor.position.seq;
             let round = tokio::select! {
                 () = stop.cancelled() => return,
                 round = self.round(broker.as_mut()) => round,
             };
             match round {
-                Ok(()) => pause.reset(),
+                Ok(()) => {
+                    pause.reset();
+                    // A round that brought nothing and ended early (an authority, or someone
+                    // between, answering long-polls at once) waits out the rest of its floor.
+                    if self.cursor.position.seq == applied {
+                        tokio::select! {
+                            () = stop.cancelled() => return,
+                            () = tokio::time::sleep_until(started + MIN_QUIET_ROUND) => {}
+                        }
+                    }
+                }
                 Err(e) => {
                     self.metrics.sync().refused(e.reason());
                     tracing::warn!(feed = %self.config.feed, seq = self.cursor.position.seq, error = %e, "feed: refused; the repository stays as it is");
