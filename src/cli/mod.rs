@@ -1,9 +1,10 @@
 //! The command line: one file per subcommand, exit codes with meaning.
 
+mod authority;
 mod check;
 mod demo;
 mod node;
-mod run;
+pub mod run;
 mod token;
 
 use std::path::PathBuf;
@@ -82,6 +83,10 @@ enum Command {
         #[command(subcommand)]
         action: token::Action,
     },
+    /// The IN-side authority that publishes the signed status feed gateways follow: create
+    /// one (`init`), run it (`serve`), and manage its nodes, keys, tokens and gateways over
+    /// its HTTPS API.
+    Authority(authority::Authority),
 }
 
 /// The configuration file a command reads.
@@ -114,6 +119,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo => demo::demo().await,
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
+        Command::Authority(args) => authority::authority(args).await,
     }
 }
 

@@ -1,0 +1,33 @@
+//! A gateway's snapshot (docs/feed.md "Snapshots"): every node, every key sealed to that
+//! gateway alone, the revoked tokens and its own status, at the feed's current position,
+//! read under the writer's lock so that it is the state of exactly that record.
+
+use super::ops::{key_body, OpError};
+use super::publish::{now_s, Feed};
+use crate::feed::Snapshot;
+
+/// The signed snapshot for `gateway`.
+pub fn for_gateway(feed: &Feed, gateway: &str) -> Result<String, OpError> {
+    feed.read(|state, current| {
+        let gw = state
+            .gateway(gateway)?
+            .ok_or_else(|| OpError::NotFound(format!("no gateway {gateway:?}")))?;
+        let keys = state
+            .keys()?
+            .iter()
+            .map(|(id, key)| key_body(id, key, [&gw]))
+            .collect::<Result<Vec<_>, _>>()?;
+        let snapshot = Snapshot {
+            feed: feed.id.clone(),
+            gateway: gateway.to_owned(),
+            seq: current.seq,
+            hash: current.hash.clone(),
+            at: now_s(),
+            status: gw.status,
+            nodes: state.nodes()?,
+            keys,
+            revoked: state.revoked()?,
+        };
+        Ok(snapshot.sign(feed.key()))
+    })
+}
