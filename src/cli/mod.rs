@@ -86,6 +86,13 @@ enum Command {
     /// The IN-side authority that publishes the signed status feed gateways follow: create
     /// one (`init`), run it (`serve`), and manage its nodes, keys, tokens and gateways over
     /// its HTTPS API.
+    #[command(
+        long_about = "The authority is the IN-side service that publishes the signed status feed \
+(docs/feed.md) that gateways follow: nodes and their status, check-value keys (sealed to each \
+gateway), token revocations and the gateways' own status. `init` creates one, `serve` runs it; \
+every other command talks to the running authority over HTTPS with the operator token, trusting \
+only the authority's CA, both named in authority.toml."
+    )]
     Authority(authority::Authority),
 }
 

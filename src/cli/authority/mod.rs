@@ -20,6 +20,15 @@ use m2mguard::authority::AuthorityConfig;
 use super::Failure;
 
 #[derive(Args)]
+#[command(
+    after_help = "Every command that publishes prints the record it published \
+(`record N (first 16 hex digits of its hash)`). Secrets are never printed: `key add` and \
+`key rotate` write them to --secret-out (mode 0600).\n\nExit codes: 0 success; 64 invalid \
+authority.toml or an unusable key, certificate or token file; 1 the authority unreachable or \
+refusing (its error is printed), a port in use, or a file that would be overwritten.\n\n\
+Example:\n  m2mguard authority init --dir auth && m2mguard authority serve -c auth/authority.toml\n  \
+m2mguard authority -c auth/authority.toml node enrol Cmeter-01 --group meters"
+)]
 pub struct Authority {
     /// The authority's configuration file (as `authority init` writes it).
     #[arg(
