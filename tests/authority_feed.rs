@@ -1,6 +1,6 @@
 //! The authority's feed endpoints over real sockets, as a gateway sees them: heads, the
 //! long-poll woken by a publish, cacheable full pages, 416, snapshots sealed to the gateway,
-//! acks (forged ones refused, nothing recorded), and MQTT publishing to an embedded rumqttd.
+//! acks (forged ones refused, nothing recorded).
 
 mod common;
 
@@ -8,7 +8,6 @@ use std::time::Duration;
 
 use m2mguard::feed::record::ZERO_HASH;
 use m2mguard::feed::{seal, Ack, Head, SigningKey, Snapshot};
-use rumqttc::QoS;
 use serde_json::Value;
 
 use common::authority::{printed_seq, verify_chain, Gateway, Setup};
@@ -232,41 +231,5 @@ async fn a_snapshot_holds_everything_with_secrets_sealed_to_that_gateway_only() 
         seal::open(&key.sealed["gw-a"], &other.seal).is_err(),
         "no other gateway opens it"
     );
-    running.shutdown().await;
-}
-
-#[tokio::test]
-async fn records_and_heads_are_published_on_mqtt_in_order() {
-    let broker = common::mqtt::broker().await;
-    let extra = format!("\n[authority.mqtt]\nbroker = \"{broker}\"\ntopic = \"m2mguard/feed-t\"\n");
-    let setup = Setup::new(&extra).await;
-    let mut sub = common::mqtt::connect(broker, "feed-watcher").await;
-    sub.subscribe("m2mguard/feed-t/records", QoS::AtLeastOnce)
-        .await;
-    let running = setup.start().await;
-    for i in 0..5 {
-        enrol(&setup, &format!("Cm{i}")).await;
-    }
-    let mut lines = String::new();
-    for _ in 0..5 {
-        let publish = sub.publication("m2mguard/feed-t/records").await;
-        lines.push_str(std::str::from_utf8(&publish.payload).unwrap());
-        lines.push('\n');
-    }
-    let chain = verify_chain(&lines, &setup.feed_key(), "feed-t");
-    let seqs: Vec<u64> = chain.iter().map(|s| s.record.seq).collect();
-    assert_eq!(seqs, [1, 2, 3, 4, 5], "every record, in order");
-    // A late subscriber gets the retained head, naming the last record.
-    let mut late = common::mqtt::connect(broker, "late-watcher").await;
-    late.subscribe("m2mguard/feed-t/head", QoS::AtLeastOnce)
-        .await;
-    let head = late.publication("m2mguard/feed-t/head").await;
-    assert!(head.retain, "the head is retained");
-    let head = Head::verify(
-        std::str::from_utf8(&head.payload).unwrap(),
-        &setup.feed_key(),
-    )
-    .unwrap();
-    assert_eq!((head.seq, head.hash), (5, chain[4].hash.clone()));
     running.shutdown().await;
 }

@@ -25,6 +25,8 @@ pub mod server;
 pub mod service;
 pub mod snapshot;
 pub mod state;
+#[cfg(test)]
+mod tests;
 
 pub use config::AuthorityConfig;
 pub use publish::Feed;
