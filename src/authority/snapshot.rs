@@ -6,17 +6,13 @@ use super::ops::{key_body, OpError};
 use super::publish::{now_s, Feed};
 use crate::feed::Snapshot;
 
-/// The signed snapshot for `gateway`.
+/// The signed snapshot for `gateway`. The state is read under the writer's lock; the
+/// sealing (one X25519 agreement per key) is done after it is released.
 pub fn for_gateway(feed: &Feed, gateway: &str) -> Result<String, OpError> {
-    feed.read(|state, current| {
+    let (gw, keys, mut snapshot) = feed.read(|state, current| {
         let gw = state
             .gateway(gateway)?
             .ok_or_else(|| OpError::NotFound(format!("no gateway {gateway:?}")))?;
-        let keys = state
-            .keys()?
-            .iter()
-            .map(|(id, key)| key_body(id, key, [&gw]))
-            .collect::<Result<Vec<_>, _>>()?;
         let snapshot = Snapshot {
             feed: feed.id.clone(),
             gateway: gateway.to_owned(),
@@ -25,9 +21,14 @@ pub fn for_gateway(feed: &Feed, gateway: &str) -> Result<String, OpError> {
             at: now_s(),
             status: gw.status,
             nodes: state.nodes()?,
-            keys,
+            keys: Vec::new(),
             revoked: state.revoked()?,
         };
-        Ok(snapshot.sign(feed.key()))
-    })
+        Ok::<_, OpError>((gw, state.keys()?, snapshot))
+    })?;
+    snapshot.keys = keys
+        .iter()
+        .map(|(id, key)| key_body(id, key, [&gw]))
+        .collect::<Result<Vec<_>, _>>()?;
+    Ok(snapshot.sign(feed.key()))
 }

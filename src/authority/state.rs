@@ -19,6 +19,9 @@ use sled::Transactional;
 use crate::feed::record::{hash, ZERO_HASH};
 use crate::feed::{GatewayStatus, NodeBody};
 
+/// Largest page of records read at once, in bytes (lines and their newlines).
+pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
+
 #[derive(Debug, thiserror::Error)]
 pub enum StateError {
     #[error("authority state I/O failed: {0}")]
@@ -120,17 +123,21 @@ impl State {
         }
     }
 
-    /// Up to `limit` records after `after`, in order.
+    /// Up to `limit` records after `after`, in order, and no more than [`MAX_PAGE_BYTES`] of
+    /// them (but always the first).
     pub fn records_after(&self, after: u64, limit: usize) -> Result<Vec<String>, StateError> {
         let start = after.saturating_add(1).to_be_bytes();
-        self.records
-            .range(start..)
-            .take(limit)
-            .map(|entry| {
-                let (k, v) = entry?;
-                text(&k, &v)
-            })
-            .collect()
+        let mut out = Vec::new();
+        let mut bytes = 0;
+        for entry in self.records.range(start..).take(limit) {
+            let (k, v) = entry?;
+            bytes += v.len() + 1;
+            if bytes > MAX_PAGE_BYTES && !out.is_empty() {
+                break;
+            }
+            out.push(text(&k, &v)?);
+        }
+        Ok(out)
     }
 
     /// The record `seq`, if the feed has it.

@@ -177,3 +177,33 @@ fn an_update_keeps_the_status_and_a_given_secret_is_used() {
     let signed = Signed::verify(&last, &SigningKey::from_seed(&[7; 32]).public()).unwrap();
     assert!(matches!(signed.body, Body::KeyPut(k) if k.insert && k.sealed.is_empty()));
 }
+
+#[test]
+fn a_page_of_records_stops_at_its_byte_bound_but_always_holds_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let state = State::open(dir.path()).unwrap();
+    let big = "x".repeat(1024 * 1024);
+    let records: Vec<(u64, String)> = (1..=9).map(|seq| (seq, big.clone())).collect();
+    state.commit(&records, &[]).unwrap();
+    let page = state.records_after(0, 1000).unwrap();
+    assert_eq!(
+        page.len(),
+        7,
+        "seven 1 MiB lines fit in 8 MiB, eight do not"
+    );
+    assert_eq!(state.records_after(8, 1000).unwrap().len(), 1);
+    let huge = vec![(10, "y".repeat(super::state::MAX_PAGE_BYTES + 1))];
+    state.commit(&huge, &[]).unwrap();
+    assert_eq!(
+        state.records_after(9, 1000).unwrap().len(),
+        1,
+        "one record, however large"
+    );
+    assert!(
+        matches!(
+            state.commit(&[(3, "again".into())], &[]),
+            Err(super::state::StateError::Rewrite { seq: 3 })
+        ),
+        "a record is never rewritten"
+    );
+}
