@@ -11,8 +11,7 @@ use super::reply::{error, json, op_error, read_json, Answer};
 use crate::authority::ops::{self, GatewayInput, KeyInput, NodeFields, NodeInput, OpError};
 use crate::authority::publish::{Feed, Plan};
 use crate::authority::state::{State, StoredGateway};
-use crate::feed::record::Record;
-use crate::feed::GatewayStatus;
+use crate::feed::{GatewayStatus, Signed, VerifyingKey};
 use crate::store::NodeStatus;
 
 /// Serves one operator request; `path` is the percent-decoded segments after `/v1/`.
@@ -96,7 +95,10 @@ where
             publish(feed, move |s| plain(ops::gateway_status(s, &id, status))).await
         }
         ["records"] if get => match after_limit(query) {
-            Ok((after, limit)) => read(feed, move |s| decoded(s, after, limit)).await,
+            Ok((after, limit)) => {
+                let key = feed.key().public();
+                read(feed, move |s| decoded(s, &key, after, limit)).await
+            }
             Err(m) => error(StatusCode::BAD_REQUEST, &m),
         },
         ["nodes" | "keys" | "gateways" | "records", ..] | ["tokens", _, "revoke"] => {
@@ -195,30 +197,20 @@ fn after_limit(query: Option<&str>) -> Result<(u64, usize), String> {
     Ok((after, limit))
 }
 
-/// Records after `after`, decoded (their signatures are the authority's own).
-fn decoded(state: &State, after: u64, limit: usize) -> Result<Value, OpError> {
+/// Records after `after`, verified with the feed's key and decoded.
+fn decoded(state: &State, key: &VerifyingKey, after: u64, limit: usize) -> Result<Value, OpError> {
     let mut out = Vec::new();
-    for (i, compact) in state.records_after(after, limit)?.into_iter().enumerate() {
-        let payload = compact
-            .split('.')
-            .nth(1)
-            .and_then(|p| {
-                use base64::Engine as _;
-                base64::engine::general_purpose::URL_SAFE_NO_PAD
-                    .decode(p)
-                    .ok()
-            })
-            .and_then(|bytes| serde_json::from_slice::<Record>(&bytes).ok())
-            .ok_or_else(|| {
-                OpError::Invalid(format!("record {} unreadable", after + 1 + i as u64))
-            })?;
+    for compact in state.records_after(after, limit)? {
+        let signed = Signed::verify(&compact, key)
+            .map_err(|e| OpError::Invalid(format!("a stored record does not verify: {e}")))?;
+        let record = signed.record;
         out.push(json!({
-            "seq": payload.seq,
-            "hash": crate::feed::record::hash(&compact),
-            "at": payload.at,
-            "aud": payload.aud,
-            "kind": payload.kind,
-            "body": payload.body,
+            "seq": record.seq,
+            "hash": signed.hash,
+            "at": record.at,
+            "aud": record.aud,
+            "kind": record.kind,
+            "body": record.body,
         }));
     }
     Ok(json!({ "records": out }))
