@@ -1,7 +1,7 @@
 //! Crash safety of the real `m2mguard authority serve`: two clients publish while the server
 //! is killed with SIGKILL at random points, five times; after each restart every record whose
 //! publish was answered is there with the hash it was answered with, its state change with it,
-//! and the whole chain verifies.
+//! and the whole chain verifies. SIGTERM stops it cleanly (exit 0).
 
 mod common;
 
@@ -119,6 +119,34 @@ async fn every_answered_record_survives_sigkill_and_the_chain_verifies() {
     for (_, _, id) in &answered {
         assert!(held.iter().any(|n| n["id"] == id.as_str()), "{id} enrolled");
     }
+    child.start_kill().unwrap();
+    child.wait().await.unwrap();
+}
+
+#[tokio::test]
+async fn sigterm_stops_the_authority_cleanly_and_a_restart_serves_the_same_feed() {
+    let setup = Setup::new("").await;
+    let mut child = serve(&setup).await;
+    let answer = setup
+        .operator()
+        .call(Method::POST, "/v1/nodes", Some(&json!({ "id": "Ct" })))
+        .await
+        .unwrap();
+    let pid = child.id().unwrap().to_string();
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    let status = tokio::time::timeout(Duration::from_secs(20), child.wait())
+        .await
+        .expect("the authority stops within 20 s of SIGTERM")
+        .unwrap();
+    assert!(status.success(), "exit {status:?}");
+    let mut child = serve(&setup).await;
+    let chain = setup.chain().await;
+    assert_eq!(chain.len(), 1);
+    assert_eq!(chain[0].hash, answer["hash"].as_str().unwrap());
     child.start_kill().unwrap();
     child.wait().await.unwrap();
 }
