@@ -107,3 +107,44 @@ async fn gateway_activation_and_the_feed_commands_show_what_was_published() {
     );
     running.shutdown().await;
 }
+
+#[tokio::test]
+async fn a_gateway_the_authority_does_not_register_leaves_no_files_behind() {
+    let setup = Setup::new("").await;
+    let out = setup.dir.path().join("kit");
+    let kit = out.to_str().unwrap();
+    let down = setup
+        .cli(&["gateway", "add", "--id", "gw-a", "--out", kit])
+        .await;
+    assert_eq!(down.status.code(), Some(1), "the authority is not running");
+    assert!(!out.join("sign.key").exists(), "the kit was removed again");
+    let running = setup.start().await;
+    setup.gateway("gw-a").await;
+    let twice = setup
+        .cli(&["gateway", "add", "--id", "gw-a", "--out", kit])
+        .await;
+    assert_eq!(twice.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&twice.stderr).contains("409"));
+    assert!(
+        !out.join("client.key").exists(),
+        "no kit for a refused gateway"
+    );
+    let sync = std::fs::read_to_string(setup.dir.path().join("gw-a/sync.toml")).unwrap();
+    let parsed: toml::Value = toml::from_str(&sync).unwrap();
+    assert_eq!(parsed["sync"]["gateway_id"].as_str(), Some("gw-a"));
+    assert_eq!(parsed["sync"]["feed"].as_str(), Some("feed-t"));
+    assert_eq!(
+        parsed["sync"]["authority"].as_str(),
+        Some(setup.url().as_str())
+    );
+    #[cfg(unix)]
+    for private in ["sign.key", "seal.key", "client.key"] {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(setup.dir.path().join("gw-a").join(private))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{private}");
+    }
+    running.shutdown().await;
+}
