@@ -105,6 +105,7 @@ impl Feed {
         } = self.current();
         let at = now_s();
         let mut records = Vec::with_capacity(plan.records.len());
+        let mut kinds = Vec::with_capacity(plan.records.len());
         for (aud, body) in plan.records {
             let header = Record {
                 feed: self.id.clone(),
@@ -124,9 +125,13 @@ impl Feed {
             }
             seq += 1;
             hash.clone_from(&signed.hash);
+            kinds.push(signed.body.kind());
             records.push((seq, signed.compact));
         }
         self.state.commit(&records, &plan.changes)?;
+        for ((seq, _), kind) in records.iter().zip(&kinds) {
+            tracing::info!(feed.seq = seq, feed.kind = kind, "published");
+        }
         if !records.is_empty() {
             self.move_to(seq, hash.clone());
         }

@@ -163,6 +163,12 @@ where
                     ack.seq, ack.hash
                 )));
             }
+            tracing::info!(
+                gateway.id = %id,
+                feed.seq = ack.seq,
+                ack.error = ?ack.error,
+                "ack"
+            );
             gateway.confirmed = Some(Confirmed {
                 seq: ack.seq,
                 hash: ack.hash,
