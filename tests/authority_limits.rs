@@ -103,7 +103,7 @@ async fn an_oversize_request_head_is_refused_and_the_next_request_passes() {
     let setup = Setup::new("").await;
     let running = setup.start().await;
     let mut stream = tls(&setup).await;
-    let filler = "a".repeat(40 * 1024);
+    let filler = "a".repeat(17 * 1024);
     let head = format!("GET /v1/nodes HTTP/1.1\r\nhost: x\r\nx-filler: {filler}\r\n\r\n");
     let _ = stream.write_all(head.as_bytes()).await;
     let mut answer = Vec::new();
