@@ -207,3 +207,40 @@ fn a_page_of_records_stops_at_its_byte_bound_but_always_holds_one() {
         "a record is never rewritten"
     );
 }
+
+#[test]
+fn a_key_put_too_large_for_one_record_is_refused_and_nothing_is_published() {
+    let dir = tempfile::tempdir().unwrap();
+    let feed = feed(dir.path());
+    feed.publish(|s| no_extra(ops::enrol(s, node("Ca"))))
+        .unwrap();
+    let key = |id: &str| KeyInput {
+        id: id.into(),
+        node: "Ca".into(),
+        insert: false,
+        secret: None,
+    };
+    let mut fits = 0;
+    for i in 0..400 {
+        let seal = crate::feed::SealingKey::from_scalar([i as u8 % 250 + 1; 32]);
+        let gateway = GatewayInput {
+            id: format!("gw-{i:03}"),
+            sign: "11".repeat(32),
+            seal: crate::feed::keys::hex(seal.public()),
+        };
+        feed.publish(|s| no_extra(ops::gateway_add(s, gateway)))
+            .unwrap();
+        let before = feed.current().seq;
+        match feed.publish(|s| ops::key_add(s, key(&format!("k{i}")))) {
+            Ok(_) => fits = i + 1,
+            Err(OpError::Invalid(_)) => {
+                assert_eq!(feed.current().seq, before, "nothing published");
+                assert!(feed.state().key(&format!("k{i}")).unwrap().is_none());
+                break;
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+    // 139 with these 6-character ids (docs/authority.md says so).
+    assert!((100..400).contains(&fits), "{fits}");
+}
