@@ -1,6 +1,7 @@
 //! The rest of the operator's commands through the real binary against a running authority:
 //! node update, suspend, activate, revoke (final), list and show; gateway activate; feed show
-//! and head. Each change is checked as the record it published.
+//! and head. Each change is checked as the record it published. A bad authority.toml, and an
+//! init that would overwrite.
 
 mod common;
 
@@ -147,4 +148,51 @@ async fn a_gateway_the_authority_does_not_register_leaves_no_files_behind() {
         assert_eq!(mode & 0o777, 0o600, "{private}");
     }
     running.shutdown().await;
+}
+
+#[tokio::test]
+async fn a_bad_authority_toml_is_refused_with_located_errors_and_exit_64() {
+    let setup = Setup::new("").await;
+    let path = setup.config_path();
+    let text = std::fs::read_to_string(&path).unwrap();
+    let bad = text
+        .replace("listen = \"127.0.0.1:", "listen = \"localhost:")
+        .replace("# heartbeat_s = 10", "heartbeat_s = 0");
+    std::fs::write(setup.path("bad.toml"), bad).unwrap();
+    let out = common::authority::m2mguard_in(
+        setup.dir.path(),
+        &[
+            "authority",
+            "serve",
+            "-c",
+            setup.path("bad.toml").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("bad.toml:") && stderr.contains("authority.listen"),
+        "{stderr}"
+    );
+    assert!(stderr.contains("authority.heartbeat_s"), "{stderr}");
+    let unknown = text + "\n[authority.extra]\n";
+    std::fs::write(setup.path("bad.toml"), unknown).unwrap();
+    let out = common::authority::m2mguard_in(
+        setup.dir.path(),
+        &[
+            "authority",
+            "node",
+            "list",
+            "-c",
+            setup.path("bad.toml").to_str().unwrap(),
+        ],
+    )
+    .await;
+    assert_eq!(out.status.code(), Some(64), "unknown keys are errors");
+    let init_again =
+        common::authority::m2mguard_in(setup.dir.path(), &["authority", "init", "--dir", "a"])
+            .await;
+    assert!(!init_again.status.success(), "init refuses to overwrite");
+    assert!(String::from_utf8_lossy(&init_again.stderr).contains("exists already"));
 }
