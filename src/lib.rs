@@ -10,6 +10,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod authority;
 pub mod binding;
 pub mod budget;
 pub mod config;

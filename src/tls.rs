@@ -129,6 +129,28 @@ pub fn server_config(
     Ok(Arc::new(config))
 }
 
+/// A listener's configuration that asks for a client certificate from `client_roots` but
+/// does not require one (the authority: gateways present a certificate, operators a bearer
+/// token); a certificate that is presented must verify. ALPN h2 and http/1.1.
+pub fn server_config_optional_client(
+    identity: &KeyPair,
+    client_roots: &[CertificateDer<'static>],
+) -> Result<Arc<ServerConfig>, TlsError> {
+    let verifier =
+        WebPkiClientVerifier::builder_with_provider(Arc::new(roots(client_roots)?), provider())
+            .allow_unauthenticated()
+            .build()
+            .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    let mut config = ServerConfig::builder_with_provider(provider())
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Rustls(e.to_string()))?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(identity.certs.clone(), identity.key.clone_key())
+        .map_err(|e| TlsError::Rustls(e.to_string()))?;
+    config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
+    Ok(Arc::new(config))
+}
+
 /// The upstream client's configuration: trust only `ca`; present `client` if given.
 pub fn client_config(
     ca: &[CertificateDer<'static>],

@@ -1,9 +1,10 @@
 //! The command line: one file per subcommand, exit codes with meaning.
 
+mod authority;
 mod check;
 mod demo;
 mod node;
-mod run;
+pub mod run;
 mod token;
 
 use std::path::PathBuf;
@@ -82,6 +83,17 @@ enum Command {
         #[command(subcommand)]
         action: token::Action,
     },
+    /// The IN-side authority that publishes the signed status feed gateways follow: create
+    /// one (`init`), run it (`serve`), and manage its nodes, keys, tokens and gateways over
+    /// its HTTPS API.
+    #[command(
+        long_about = "The authority is the IN-side service that publishes the signed status feed \
+(docs/feed.md) that gateways follow: nodes and their status, check-value keys (sealed to each \
+gateway), token revocations and the gateways' own status. `init` creates one, `serve` runs it; \
+every other command talks to the running authority over HTTPS with the operator token, trusting \
+only the authority's CA, both named in authority.toml."
+    )]
+    Authority(authority::Authority),
 }
 
 /// The configuration file a command reads.
@@ -114,6 +126,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Demo => demo::demo().await,
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
+        Command::Authority(args) => authority::authority(args).await,
     }
 }
 

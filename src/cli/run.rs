@@ -20,7 +20,7 @@ pub async fn run(path: &Path) -> Result<(), Failure> {
 }
 
 #[cfg(unix)]
-async fn stop_signal() -> &'static str {
+pub async fn stop_signal() -> &'static str {
     use tokio::signal::unix::{signal, SignalKind};
     match signal(SignalKind::terminate()) {
         Ok(mut term) => tokio::select! {
@@ -35,7 +35,7 @@ async fn stop_signal() -> &'static str {
 }
 
 #[cfg(not(unix))]
-async fn stop_signal() -> &'static str {
+pub async fn stop_signal() -> &'static str {
     let _ = tokio::signal::ctrl_c().await;
     "Ctrl-C"
 }

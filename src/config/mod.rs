@@ -10,7 +10,7 @@
 mod checks;
 mod coap;
 mod file;
-mod locate;
+pub mod locate;
 mod plausibility;
 mod sync;
 mod tokens;

@@ -29,6 +29,11 @@ pub async fn broker() -> SocketAddr {
     let probe = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = probe.local_addr().unwrap();
     drop(probe);
+    broker_on(addr).await
+}
+
+/// Starts rumqttd on `addr` (it runs until the test process ends).
+pub async fn broker_on(addr: SocketAddr) -> SocketAddr {
     let text = format!(
         r#"
 id = 0

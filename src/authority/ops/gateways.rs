@@ -1,0 +1,57 @@
+//! Gateway operations: registering one (no record) and its status (`gateway.put` to it alone).
+
+use super::input::{is_gateway_id, GatewayInput};
+use super::{one, OpError};
+use crate::authority::publish::Plan;
+use crate::authority::state::{Change, State, StoredGateway};
+use crate::feed::keys::parse_hex32;
+use crate::feed::{Body, GatewayBody, GatewayStatus};
+
+/// Registers a gateway (no record: it starts from a snapshot).
+pub fn gateway_add(state: &State, input: GatewayInput) -> Result<Plan, OpError> {
+    if !is_gateway_id(&input.id) {
+        return Err(OpError::Invalid(format!(
+            "{:?} is not a gateway id (expected 1 to 64 of A-Z a-z 0-9 . _ -)",
+            input.id
+        )));
+    }
+    for (what, value) in [("sign", &input.sign), ("seal", &input.seal)] {
+        parse_hex32(value, what).map_err(|_| {
+            OpError::Invalid(format!(
+                "{what} is not 64 hex digits (a 32-byte public key)"
+            ))
+        })?;
+    }
+    if state.gateway(&input.id)?.is_some() {
+        return Err(OpError::Conflict(format!(
+            "gateway {:?} exists already",
+            input.id
+        )));
+    }
+    let gateway = StoredGateway {
+        id: input.id,
+        sign: input.sign.to_ascii_lowercase(),
+        seal: input.seal.to_ascii_lowercase(),
+        status: GatewayStatus::Active,
+        confirmed: None,
+    };
+    Ok(one(Vec::new(), vec![Change::PutGateway(gateway)]))
+}
+
+/// `gateway.put` for that gateway alone.
+pub fn gateway_status(state: &State, id: &str, status: GatewayStatus) -> Result<Plan, OpError> {
+    let mut gateway = state
+        .gateway(id)?
+        .ok_or_else(|| OpError::NotFound(format!("no gateway {id:?}")))?;
+    gateway.status = status;
+    Ok(one(
+        vec![(
+            vec![id.to_owned()],
+            Body::GatewayPut(GatewayBody {
+                id: id.to_owned(),
+                status,
+            }),
+        )],
+        vec![Change::PutGateway(gateway)],
+    ))
+}

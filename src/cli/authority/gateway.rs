@@ -1,0 +1,208 @@
+//! `m2mguard authority gateway …`. `add` makes a gateway's whole kit in `--out DIR` — its
+//! Ed25519 signing key and X25519 sealing key (`sign.key`, `seal.key`, 0600), a TLS client
+//! certificate with CN = its id from the authority's CA (`client.crt`, `client.key` 0600),
+//! `ca.crt`, `feed.pub` and a ready `[sync]` snippet (`sync.toml`) — and registers the public
+//! parts with the running authority. If the authority refuses, the files are removed again.
+
+use std::path::{Path, PathBuf};
+
+use clap::Subcommand;
+use http::Method;
+use serde_json::{json, Value};
+
+use m2mguard::authority::client::segment;
+use m2mguard::authority::material::{fresh_key_hex, none_exist, write_new, Ca};
+use m2mguard::authority::ops::is_gateway_id;
+use m2mguard::authority::AuthorityConfig;
+use m2mguard::feed::keys::{hex, parse_hex32};
+use m2mguard::feed::{SealingKey, SigningKey};
+
+use super::super::{table, Failure};
+use super::{api, client, load, print_json, record_of};
+
+#[derive(Subcommand)]
+pub enum Action {
+    /// Make a gateway's keys, certificate and [sync] snippet in --out and register it.
+    Add {
+        /// The gateway id (1 to 64 of A-Z a-z 0-9 . _ -): its certificate's CN.
+        #[arg(long, value_name = "ID")]
+        id: String,
+        /// The directory for the gateway's files (created if missing; no file is overwritten).
+        #[arg(long, value_name = "DIR")]
+        out: PathBuf,
+        /// The authority's base URL written to sync.toml (default: https:// and the listen
+        /// address).
+        #[arg(long, value_name = "URL")]
+        url: Option<String>,
+    },
+    /// All gateways: status and what each confirmed (seq, hash, applied at, error).
+    List {
+        /// Print JSON instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Let a deactivated gateway forward again (publishes gateway.put to it).
+    Activate { id: String },
+    /// Make a gateway refuse every request (publishes gateway.put to it).
+    Deactivate { id: String },
+}
+
+const KIT: [&str; 7] = [
+    "sign.key",
+    "seal.key",
+    "client.crt",
+    "client.key",
+    "ca.crt",
+    "feed.pub",
+    "sync.toml",
+];
+
+pub async fn run(path: &Path, action: Action) -> Result<(), Failure> {
+    let config = load(path)?;
+    let client = client(&config)?;
+    match action {
+        Action::Add { id, out, url } => add(&config, &client, &id, &out, url).await,
+        Action::List { json } => {
+            let value = client
+                .call(Method::GET, "/v1/gateways", None)
+                .await
+                .map_err(api)?;
+            if json {
+                print_json(&value);
+            } else {
+                print_gateways(&value);
+            }
+            Ok(())
+        }
+        Action::Activate { id } => status(&client, &id, "activate").await,
+        Action::Deactivate { id } => status(&client, &id, "deactivate").await,
+    }
+}
+
+async fn status(
+    client: &m2mguard::authority::client::Client,
+    id: &str,
+    action: &str,
+) -> Result<(), Failure> {
+    let path = format!("/v1/gateways/{}/{action}", segment(id));
+    let answer = client.call(Method::POST, &path, None).await.map_err(api)?;
+    println!("gateway {id}: {action}d, {}", record_of(&answer));
+    Ok(())
+}
+
+async fn add(
+    config: &AuthorityConfig,
+    client: &m2mguard::authority::client::Client,
+    id: &str,
+    out: &Path,
+    url: Option<String>,
+) -> Result<(), Failure> {
+    if !is_gateway_id(id) {
+        return Err(Failure::config(anyhow::anyhow!(
+            "--id {id:?} is not a gateway id (expected 1 to 64 of A-Z a-z 0-9 . _ -)"
+        )));
+    }
+    std::fs::create_dir_all(out)
+        .map_err(|e| Failure::startup(anyhow::anyhow!("cannot create {}: {e}", out.display())))?;
+    let paths: Vec<PathBuf> = KIT.iter().map(|f| out.join(f)).collect();
+    none_exist(paths.iter().map(PathBuf::as_path)).map_err(Failure::startup)?;
+    let ca = Ca::load(&config.client_ca, &config.ca_key).map_err(Failure::config)?;
+    let feed_key = SigningKey::load(&config.feed_key).map_err(Failure::config)?;
+    let ca_pem = std::fs::read_to_string(&config.client_ca).map_err(Failure::config)?;
+    let (sign, seal) = (fresh_key_hex(), fresh_key_hex());
+    let sign_pub = hex(SigningKey::from_seed(
+        &parse_hex32(&sign, "sign").map_err(Failure::startup)?,
+    )
+    .public()
+    .raw());
+    let seal_pub = hex(SealingKey::from_scalar(
+        parse_hex32(&seal, "seal").map_err(Failure::startup)?,
+    )
+    .public());
+    let cert = ca.issue(id, &[]).map_err(Failure::startup)?;
+    let url = url.unwrap_or_else(|| config.url());
+    let sync = sync_toml(&url, &config.feed, id);
+    let feed_pub = format!("{}\n", hex(feed_key.public().raw()));
+    let files: [(&str, &str, bool); 7] = [
+        ("sign.key", &sign, true),
+        ("seal.key", &seal, true),
+        ("client.crt", &cert.cert_pem, false),
+        ("client.key", &cert.key_pem, true),
+        ("ca.crt", &ca_pem, false),
+        ("feed.pub", &feed_pub, false),
+        ("sync.toml", &sync, false),
+    ];
+    let written = write_all(out, &files);
+    let body = json!({"id": id, "sign": sign_pub, "seal": seal_pub});
+    let registered = match written {
+        Ok(()) => client
+            .call(Method::POST, "/v1/gateways", Some(&body))
+            .await
+            .map_err(api),
+        Err(e) => Err(e),
+    };
+    match registered {
+        Ok(answer) => {
+            println!(
+                "gateway {id} added at {}; its files are in {} (start it from a snapshot)",
+                record_of(&answer),
+                out.display()
+            );
+            Ok(())
+        }
+        Err(e) => {
+            for path in &paths {
+                let _ = std::fs::remove_file(path);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn write_all(out: &Path, files: &[(&str, &str, bool)]) -> Result<(), Failure> {
+    for (name, contents, private) in files {
+        write_new(&out.join(name), contents, *private).map_err(Failure::startup)?;
+    }
+    Ok(())
+}
+
+/// The gateway's `[sync]` table; paths relative to the gateway's configuration.
+fn sync_toml(url: &str, feed: &str, id: &str) -> String {
+    format!(
+        "[sync]\nauthority = \"{url}\"   # base URL\nfeed = \"{feed}\"\ngateway_id = \"{id}\"\nfeed_key = \"feed.pub\"        # the authority's Ed25519 public key (64 hex)\nsign_key = \"sign.key\"        # this gateway's Ed25519 seed (64 hex)\nseal_key = \"seal.key\"        # this gateway's X25519 scalar (64 hex)\nca = \"ca.crt\"                # CA of the authority's TLS server certificate\ncert = \"client.crt\"          # this gateway's TLS client certificate\nkey = \"client.key\"\n"
+    )
+}
+
+fn print_gateways(value: &Value) {
+    let text = |v: &Value| match v {
+        Value::Null => "-".to_owned(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    let rows: Vec<[String; 6]> = value["gateways"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|g| {
+            let c = &g["confirmed"];
+            let hash = c["hash"]
+                .as_str()
+                .map_or("-".to_owned(), |h| h[..h.len().min(16)].to_owned());
+            [
+                text(&g["id"]),
+                text(&g["status"]),
+                text(&c["seq"]),
+                hash,
+                text(&c["applied_at"]),
+                text(&c["error"]),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(
+            &["ID", "STATUS", "SEQ", "HASH", "APPLIED_AT", "ERROR"],
+            &rows
+        )
+    );
+}
