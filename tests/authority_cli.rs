@@ -134,6 +134,14 @@ async fn a_gateway_the_authority_does_not_register_leaves_no_files_behind() {
     let parsed: toml::Value = toml::from_str(&sync).unwrap();
     assert_eq!(parsed["sync"]["gateway_id"].as_str(), Some("gw-a"));
     assert_eq!(parsed["sync"]["feed"].as_str(), Some("feed-t"));
+    for file in ["feed_key", "sign_key", "seal_key", "ca", "cert", "key"] {
+        let path = std::path::PathBuf::from(parsed["sync"][file].as_str().unwrap());
+        assert!(
+            path.is_absolute() && path.exists(),
+            "{file}: {}",
+            path.display()
+        );
+    }
     assert_eq!(
         parsed["sync"]["authority"].as_str(),
         Some(setup.url().as_str())

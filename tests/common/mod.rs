@@ -5,7 +5,9 @@
 pub mod authority;
 pub mod coap;
 mod config;
+pub mod mitm;
 pub mod mqtt;
+pub mod sync;
 
 use std::convert::Infallible;
 use std::net::SocketAddr;

@@ -121,7 +121,9 @@ async fn add(
     .public());
     let cert = ca.issue(id, &[]).map_err(Failure::startup)?;
     let url = url.unwrap_or_else(|| config.url());
-    let sync = sync_toml(&url, &config.feed, id);
+    let dir = std::fs::canonicalize(out)
+        .map_err(|e| Failure::startup(anyhow::anyhow!("cannot resolve {}: {e}", out.display())))?;
+    let sync = sync_toml(&url, &config.feed, id, &dir);
     let feed_pub = format!("{}\n", hex(feed_key.public().raw()));
     let files: [(&str, &str, bool); 7] = [
         ("sign.key", &sign, true),
@@ -166,10 +168,18 @@ fn write_all(out: &Path, files: &[(&str, &str, bool)]) -> Result<(), Failure> {
     Ok(())
 }
 
-/// The gateway's `[sync]` table; paths relative to the gateway's configuration.
-fn sync_toml(url: &str, feed: &str, id: &str) -> String {
+/// The gateway's `[sync]` table, naming the kit's files by their absolute paths in `dir`
+/// (the gateway takes relative paths from its working directory).
+fn sync_toml(url: &str, feed: &str, id: &str, dir: &Path) -> String {
+    let file = |name: &str| toml::Value::String(dir.join(name).display().to_string()).to_string();
     format!(
-        "[sync]\nauthority = \"{url}\"   # base URL\nfeed = \"{feed}\"\ngateway_id = \"{id}\"\nfeed_key = \"feed.pub\"        # the authority's Ed25519 public key (64 hex)\nsign_key = \"sign.key\"        # this gateway's Ed25519 seed (64 hex)\nseal_key = \"seal.key\"        # this gateway's X25519 scalar (64 hex)\nca = \"ca.crt\"                # CA of the authority's TLS server certificate\ncert = \"client.crt\"          # this gateway's TLS client certificate\nkey = \"client.key\"\n"
+        "[sync]\nauthority = \"{url}\"   # base URL\nfeed = \"{feed}\"\ngateway_id = \"{id}\"\nfeed_key = {}   # the authority's Ed25519 public key (64 hex)\nsign_key = {}   # this gateway's Ed25519 seed (64 hex)\nseal_key = {}   # this gateway's X25519 scalar (64 hex)\nca = {}   # CA of the authority's TLS server certificate\ncert = {}   # this gateway's TLS client certificate\nkey = {}\n",
+        file("feed.pub"),
+        file("sign.key"),
+        file("seal.key"),
+        file("ca.crt"),
+        file("client.crt"),
+        file("client.key"),
     )
 }
 
