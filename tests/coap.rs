@@ -812,6 +812,38 @@ async fn an_observation_ends_when_the_observing_node_is_deactivated() {
     legitimate_passes(&mut client, &gw, "Clamp").await;
 }
 
+#[tokio::test]
+async fn every_observation_ends_when_the_gateway_itself_is_deactivated() {
+    let up = upstream().await;
+    let gw = gateway(up.addr, "").await;
+    let mut client = Client::new().await;
+    let mut p = request(RequestType::Get, "/cse-in/obs-slow", "Cmeter", "os2");
+    p.set_token(vec![0xcd]);
+    p.set_observe_value(0);
+    assert_eq!(client.exchange(gw.coap(), p).await.payload, b"n1");
+    // What the feed's gateway.put does (src/sync): the gateway's own standing.
+    gw.gateway.state.nodes.set_gateway_deactivated(true);
+    let (last, _) = client
+        .recv_within(Duration::from_millis(1500))
+        .await
+        .expect("a last answer ends the observation");
+    assert_eq!(rsc(&last), 4103);
+    assert_eq!(last.get_token(), &[0xcd]);
+    assert_eq!(
+        last.payload,
+        b"access denied: gateway deactivated or out of date"
+    );
+    let refused = client
+        .exchange(
+            gw.coap(),
+            request(RequestType::Get, "/cse-in", "Clamp", "g1"),
+        )
+        .await;
+    assert_eq!(rsc(&refused), 4103, "everyone is refused");
+    gw.gateway.state.nodes.set_gateway_deactivated(false);
+    legitimate_passes(&mut client, &gw, "Clamp").await;
+}
+
 #[path = "common/tokens.rs"]
 mod token_kit;
 

@@ -4,6 +4,8 @@
 //! legitimate request passing.
 
 mod common;
+#[path = "common/tokens.rs"]
+mod token_kit;
 
 use common::signed::{Signed, KEY};
 use common::sync::{eventually, outcome, Synced};
@@ -215,4 +217,41 @@ async fn past_max_age_only_operators_pass_until_heads_come_again() {
         s.rsc("Cmeter").await == "pass"
     })
     .await;
+}
+
+#[tokio::test]
+async fn a_token_revoked_at_the_authority_is_refused_and_a_fresh_one_passes() {
+    let issuers = token_kit::Issuers::new();
+    let s = Synced::new(
+        &[("Cmeter", "devices")],
+        &issuers.toml("/id-in/cse-in/meter*", 100),
+    )
+    .await;
+    let claims = issuers.claims(token_kit::ED_ISS, "Cmeter");
+    let jti = claims["jti"].as_str().unwrap().to_owned();
+    let token = issuers.ed(&claims);
+    let gw = s.gateway().http_addr;
+    let get = |token: String| async move {
+        let request = common::onem2m("GET", format!("http://{gw}/cse-in/meter"), "Cmeter", "t")
+            .header("Authorization", format!("Bearer {token}"))
+            .body(Default::default())
+            .unwrap();
+        outcome(&common::send(&common::client(), request).await)
+    };
+    eventually("the token passes", || {
+        let answer = get(token.clone());
+        async move { answer.await == "pass" }
+    })
+    .await;
+    s.setup.ok(&["token", "revoke", &jti]).await;
+    eventually("the revoked token is refused", || {
+        let answer = get(token.clone());
+        async move { answer.await == "4103" }
+    })
+    .await;
+    assert_eq!(
+        get(issuers.fresh("Cmeter")).await,
+        "pass",
+        "another token passes"
+    );
 }
