@@ -431,9 +431,24 @@ fn demo_runs_its_script_and_shows_every_kind_of_decision() {
     ] {
         assert!(text.contains(expected), "{expected} missing in:\n{text}");
     }
+    let (table, in_link) = text
+        .split_once("The IN link")
+        .unwrap_or_else(|| panic!("no IN link part in:\n{text}"));
     assert_eq!(
-        text.lines().filter(|l| l.contains("rsc=")).count(),
+        table.lines().filter(|l| l.contains("rsc=")).count(),
         12,
         "{text}"
     );
+    for expected in [
+        "Cmeter-01 GET /cse-in -> 200 rsc=2000 (enrolled at the authority)",
+        "$ m2mguard authority -c ",
+        "Cmeter-01 GET /cse-in -> 403 rsc=4103",
+        "CAdmin GET /cse-in -> 403 rsc=4103",
+        "CAdmin GET /cse-in -> 200 rsc=2000",
+    ] {
+        assert!(
+            in_link.contains(expected),
+            "{expected} missing in:\n{in_link}"
+        );
+    }
 }

@@ -66,8 +66,10 @@ enum Command {
     /// every error located (file:line:column) otherwise.
     Check(ConfigFile),
     /// Run a short scripted scenario against an in-process oneM2M CSE on the built-in
-    /// configuration, print each decision and why, and exit. Binds only free loopback ports
-    /// and keeps its repository in a temporary directory.
+    /// configuration and print each decision and why; then start an authority in-process and a
+    /// second gateway following its feed, and show a node and the gateway itself deactivated
+    /// at the authority. Binds only free loopback ports and keeps its repositories in
+    /// temporary directories.
     Demo,
     /// List, show, activate or deactivate nodes through a running gateway's admin API.
     Node {

@@ -190,6 +190,16 @@ impl Config {
         }
     }
 
+    /// The built-in configuration following the feed that `sync` (a `[sync]` table, as
+    /// `m2mguard authority gateway add` writes it) names: no nodes or keys of its own.
+    pub fn builtin_synced(sync: &str) -> Result<Config, Vec<ConfigError>> {
+        let mut config = Config::builtin()?;
+        config.nodes.clear();
+        config.checks.keys.clear();
+        config.sync = Some(sync::parse(sync, "<[sync]>")?);
+        Ok(config)
+    }
+
     /// The built-in default configuration.
     pub fn builtin() -> Result<Config, Vec<ConfigError>> {
         Config::parse(DEFAULT_TOML, "<built-in config>")

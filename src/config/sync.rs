@@ -70,6 +70,31 @@ pub struct SyncConfig {
     pub backoff_max: Duration,
 }
 
+/// A document holding only a `[sync]` table.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct OnlySync {
+    sync: FileSync,
+}
+
+/// Reads and validates `text`, a document with only a `[sync]` table (`name` for errors).
+pub fn parse(text: &str, name: &str) -> Result<SyncConfig, Vec<super::ConfigError>> {
+    let error = |key: String, message: String| super::ConfigError {
+        file: name.to_owned(),
+        line: None,
+        col: None,
+        key,
+        message,
+    };
+    let raw: OnlySync =
+        toml::from_str(text).map_err(|e| vec![error(String::new(), e.message().to_owned())])?;
+    let mut v = Validator::default();
+    match v.sync(raw.sync) {
+        Some(config) if v.errors.is_empty() => Ok(config),
+        _ => Err(v.errors.into_iter().map(|(k, m)| error(k, m)).collect()),
+    }
+}
+
 impl Validator {
     pub(super) fn sync(&mut self, s: FileSync) -> Option<SyncConfig> {
         let authority = self.authority(&s.authority);

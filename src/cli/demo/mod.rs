@@ -26,9 +26,12 @@ use m2mguard::primitive::{Operation, Peer, Primitive, Protocol};
 use m2mguard::record::{Outcome, Overflow, Record, Records};
 use m2mguard::security::{CheckKey, KeyOrigin, Secret};
 
+mod in_link;
+
 use super::{table, Failure};
 
-type HttpClient = Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
+pub(super) type HttpClient =
+    Client<hyper_util::client::legacy::connect::HttpConnector, Full<Bytes>>;
 
 /// One scripted step: a request, or an operator action through the admin API.
 enum Step {
@@ -49,7 +52,7 @@ enum Step {
 
 /// What a create carries: a container named so, or a content instance with this value.
 #[derive(Clone, Copy)]
-enum Content {
+pub(super) enum Content {
     Container(&'static str),
     Instance(&'static str),
 }
@@ -172,7 +175,9 @@ pub async fn demo() -> Result<(), Failure> {
             &rows
         )
     );
-    Ok(())
+    let in_link = in_link::in_link(cse.addr).await;
+    drop(cse);
+    in_link
 }
 
 /// A fresh random key for Cmeter-01, for this run only.
@@ -290,7 +295,7 @@ fn row(n: usize, fr: &str, answer: String, record: Record) -> [String; 7] {
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn send(
+pub(super) async fn send(
     client: &HttpClient,
     gateway: SocketAddr,
     fr: &str,
