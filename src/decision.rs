@@ -19,7 +19,7 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
-use crate::guard::{Addition, Admission, Denial, Guard, Permit, Verdict};
+use crate::guard::{Addition, Admission, Denial, Guard, Permit, Stage, Verdict};
 use crate::metrics::Metrics;
 use crate::primitive::{Peer, Primitive, Protocol, TopicRequest};
 use crate::record::{About, Answer, Forward, Outcome, Pending, Record, Recorder, Refusal};
@@ -145,6 +145,13 @@ impl Decider {
         self.mode == Mode::Observe
     }
 
+    /// Whether `denial` is only recorded (observe mode), not enforced. The gateway's own
+    /// standing (stage `gateway`: deactivated by the authority, or too stale) is remote
+    /// transmission control, not policy: it is enforced in observe mode too.
+    fn observes(&self, denial: &Denial) -> bool {
+        self.observing() && denial.stage != Stage::Gateway
+    }
+
     /// Node status changes from now on, for bindings that hold long-lived exchanges (CoAP
     /// observations): see [`crate::store::Nodes::status_changes`].
     pub fn status_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
@@ -201,14 +208,16 @@ impl Decider {
     /// make the gateway buffer theirs. In observe mode nothing is refused here: the decision
     /// runs these stages again and records what they would deny.
     pub fn precheck(&self, p: &Primitive) -> Result<(), Denial> {
-        if self.observing() {
-            return Ok(());
-        }
         let now = SystemTime::now();
         let started = Instant::now();
-        self.guard.precheck(p).inspect_err(|denial| {
-            self.denied(About::of(p), denial, now, started);
-        })
+        match self.guard.precheck(p) {
+            Err(denial) if self.observes(&denial) => Ok(()),
+            Err(denial) => {
+                self.denied(About::of(p), &denial, now, started);
+                Err(denial)
+            }
+            Ok(()) => Ok(()),
+        }
     }
 
     /// Decides `p` now; a denial is recorded, a permit is recorded when its forward ends.
@@ -248,7 +257,8 @@ impl Decider {
     /// Whether `originator` is active now (always, in observe mode); not a decision, so
     /// nothing is recorded.
     pub fn active(&self, originator: &str) -> bool {
-        self.observing() || self.guard.active(originator)
+        self.guard.active(originator)
+            || (self.observing() && !self.guard.refused_by_gateway(originator))
     }
 
     /// Admits a session for `originator` (MQTT CONNECT): identity and node status; an
@@ -260,7 +270,7 @@ impl Decider {
         let started = Instant::now();
         let about = About::peer(peer).fr(originator).op("connect");
         let (admitted, would_deny) = match self.guard.admit(originator, peer) {
-            Err(denial) if self.observing() => (Ok(Admission::Node), Some(denial)),
+            Err(denial) if self.observes(&denial) => (Ok(Admission::Node), Some(denial)),
             admitted => (admitted, None),
         };
         match &admitted {
@@ -283,7 +293,10 @@ impl Decider {
     /// The same admission as before, that is: a node still active, a registrant still not a
     /// node. Always, in observe mode.
     pub fn still_admitted(&self, originator: &str, peer: &Peer, admission: Admission) -> bool {
-        self.observing() || self.guard.admit(originator, peer).ok() == Some(admission)
+        match self.guard.admit(originator, peer) {
+            Ok(admitted) => admitted == admission,
+            Err(denial) => self.observes(&denial),
+        }
     }
 
     /// Decides a publish or subscription on a topic now, as [`Decider::decide`]; for a
@@ -364,7 +377,9 @@ impl Decider {
         started: Instant,
     ) -> Decision {
         let verdict = match verdict {
-            Verdict::Deny(denial) if self.observing() => Verdict::Allow(Permit::observed(denial)),
+            Verdict::Deny(denial) if self.observes(&denial) => {
+                Verdict::Allow(Permit::observed(denial))
+            }
             verdict => verdict,
         };
         match verdict {

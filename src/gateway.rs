@@ -201,8 +201,21 @@ impl Gateway {
             tasks.spawn(mqtt::serve(listener, binding, shutdown.clone()));
         }
         tasks.spawn(reload_on_sighup(state.clone(), shutdown.clone()));
-        if let Some(follower) = follower {
-            tasks.spawn(follower.run(shutdown.clone()));
+        if config.sync.as_ref().is_some_and(|s| s.max_age_s > 0) {
+            tasks.spawn(crate::sync::watch_staleness(
+                state.nodes.clone(),
+                shutdown.clone(),
+            ));
+        }
+        if let (Some(follower), Some(sync)) = (follower, &config.sync) {
+            let repository = follower.repository().clone();
+            tasks.spawn(crate::sync::follow(
+                follower,
+                sync.clone(),
+                repository,
+                metrics.clone(),
+                shutdown.clone(),
+            ));
         }
         tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
         for warning in config.coap.iter().flat_map(CoapConfig::warnings) {

@@ -193,7 +193,16 @@ async fn a_second_insert_key_and_a_duplicate_enrolment_are_refused() {
             &path("i2"),
         ])
         .await;
+    // A node no gateway would accept is refused before anything is published (a record
+    // gateways refuse would stall every one of them): a group name of 300 bytes.
+    let long_group = "g".repeat(300);
+    let refused = setup
+        .cli(&["node", "enrol", "Clong", "--group", &long_group])
+        .await;
+    assert_eq!(refused.status.code(), Some(1));
     assert_eq!(setup.chain().await.len(), 3, "refusals published nothing");
+    setup.ok(&["node", "enrol", "Clong", "--group", "g"]).await;
+    assert_eq!(setup.chain().await.len(), 4);
     running.shutdown().await;
 }
 

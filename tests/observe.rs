@@ -425,3 +425,28 @@ async fn in_observe_mode_an_unknown_originator_is_admitted_and_answered_on_mqtt(
     assert!(sink.one("legit").await.would_deny.is_none());
     gw.gateway.shutdown().await;
 }
+
+#[tokio::test]
+async fn in_observe_mode_a_gateway_deactivated_by_the_authority_still_refuses_everyone() {
+    let up = common::echo_upstream().await;
+    let data = tempfile::tempdir().unwrap();
+    let text = config_text(up.addr, data.path(), POLICIES, "");
+    let gw = start(&observing(text), data).await;
+    // What the feed's gateway.put does (docs/sync.md): remote transmission control is
+    // enforced in observe mode too; observe mode only tunes policies.
+    gw.gateway.state.nodes.set_gateway_deactivated(true);
+    let refused = common::retrieve(&client(), gw.http(), "CAdmin").await;
+    assert_eq!((refused.status.as_u16(), refused.rsc()), (403, "4103"));
+    assert_eq!(
+        refused.json()["m2m:dbg"],
+        "access denied: gateway deactivated or out of date"
+    );
+    assert_eq!(up.hits.load(std::sync::atomic::Ordering::SeqCst), 0);
+    gw.gateway.state.nodes.set_gateway_deactivated(false);
+    let passed = common::retrieve(&client(), gw.http(), "Cnobody").await;
+    assert_eq!(
+        passed.status.as_u16(),
+        201,
+        "observe mode lets the unknown node through"
+    );
+}

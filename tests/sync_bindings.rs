@@ -1,6 +1,7 @@
 //! The feed's changes on long-lived sessions: a node deactivated at the authority loses its
 //! MQTT session at once while others keep theirs, and a gateway the authority deactivates
-//! closes every session; once activated, a legitimate request passes again. (CoAP
+//! closes every session; once activated, a legitimate request passes again; records reach a
+//! gateway over MQTT (`transport = "mqtt"`), and a broker copy that does not verify is skipped. (CoAP
 //! observations end on the same status changes: tests/coap.rs.)
 
 mod common;
@@ -60,4 +61,44 @@ async fn a_gateway_deactivated_at_the_authority_closes_every_session() {
     })
     .await;
     legitimate_request_passes(addr, &cse, "Cmeter").await;
+}
+
+#[tokio::test]
+async fn records_reach_a_gateway_over_mqtt_and_a_broker_copy_that_does_not_verify_is_skipped() {
+    let broker = broker().await;
+    let authority_mqtt = format!("[authority.mqtt]\nbroker = \"{broker}\"\ntopic = \"feed-t\"\n");
+    let mut s = Synced::unstarted_with(&[("Cmeter", "devices")], "", &authority_mqtt).await;
+    s.sync.push_str(&format!(
+        "transport = \"mqtt\"\nmqtt_broker = \"{broker}\"\nmqtt_topic = \"feed-t\"\n"
+    ));
+    s.start_gateway().await;
+    common::sync::eventually("Cmeter is enrolled", || async {
+        s.rsc("Cmeter").await == "pass"
+    })
+    .await;
+    // Anyone can publish on the broker: a forged record is skipped, never applied.
+    let mut forger = common::mqtt::connect(broker, "forger").await;
+    forger
+        .publish_acked("feed-t/records", false, "eyJhbGciOiJub25lIn0.e30.")
+        .await;
+    s.setup.ok(&["node", "deactivate", "Cmeter"]).await;
+    common::sync::eventually("the deactivation arrives", || async {
+        s.rsc("Cmeter").await == "4103"
+    })
+    .await;
+    common::sync::eventually("it came over MQTT", || async {
+        s.counter("m2mguard_sync_records_applied_total{via=\"mqtt\"}")
+            .await
+            >= 1
+    })
+    .await;
+    assert!(
+        s.refused("signature").await >= 1,
+        "the forged copy was refused"
+    );
+    s.setup.ok(&["node", "activate", "Cmeter"]).await;
+    common::sync::eventually("the activation arrives", || async {
+        s.rsc("Cmeter").await == "pass"
+    })
+    .await;
 }

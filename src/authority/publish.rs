@@ -117,12 +117,16 @@ impl Feed {
                 body: serde_json::Value::Null,
             };
             let signed = Signed::sign(&self.key, header, body);
+            // Nothing is published that a gateway would refuse: it could never get past it.
             if signed.compact.len() > crate::feed::record::MAX_RECORD {
                 return Err(OpError::Invalid(format!(
                     "the record would be {} bytes, more than a record may be",
                     signed.compact.len()
                 )));
             }
+            Signed::verify(&signed.compact, &self.key.public()).map_err(|e| {
+                OpError::Invalid(format!("the record would be refused by gateways: {e}"))
+            })?;
             seq += 1;
             hash.clone_from(&signed.hash);
             kinds.push(signed.body.kind());

@@ -123,6 +123,11 @@ impl Guard {
         status::check(&self.nodes, originator).is_ok()
     }
 
+    /// Whether the gateway's own standing refuses `originator` now (stage `gateway`).
+    pub fn refused_by_gateway(&self, originator: &str) -> bool {
+        matches!(status::lookup(&self.nodes, originator), Err(d) if d.stage == Stage::Gateway)
+    }
+
     /// Node status changes from now on (see [`Nodes::status_changes`]).
     pub fn status_changes(&self) -> tokio::sync::broadcast::Receiver<String> {
         self.nodes.status_changes()

@@ -54,8 +54,14 @@ impl Nodes {
     /// long-lived session to check its node again ([`EVERY_NODE`]).
     pub fn set_gateway_deactivated(&self, deactivated: bool) {
         if self.standing.set_deactivated(deactivated) {
-            let _ = self.changes.send(EVERY_NODE.to_owned());
+            self.announce_every_node();
         }
+    }
+
+    /// Tells every long-lived session to check its node again ([`EVERY_NODE`]): the
+    /// gateway's own standing changed.
+    pub fn announce_every_node(&self) {
+        let _ = self.changes.send(EVERY_NODE.to_owned());
     }
 
     /// The node with this id, from memory when possible.

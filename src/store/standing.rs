@@ -84,18 +84,21 @@ impl Standing {
         (self.limits.synced && at > 0).then(|| now.saturating_sub(at))
     }
 
+    /// Whether the view is older than `sync.max_age_s` at `now` (never, without a limit).
+    pub fn stale(&self, now: u64) -> bool {
+        let limit_s = self.limits.max_age_s;
+        self.limits.synced && limit_s > 0 && self.age_s(now).is_none_or(|age| age > limit_s)
+    }
+
     /// Whether a request from a node in `groups` may be decided at `now`.
     pub fn admits(&self, groups: &[String], now: u64) -> Result<(), Refusal> {
         if self.deactivated() {
             return Err(Refusal::Deactivated);
         }
-        let limit_s = self.limits.max_age_s;
-        if !self.limits.synced || limit_s == 0 {
-            return Ok(());
-        }
-        // Never having verified a head counts as infinitely old.
-        let age_s = self.age_s(now).unwrap_or(u64::MAX);
-        if age_s > limit_s && !groups.contains(&self.limits.group) {
+        if self.stale(now) && !groups.contains(&self.limits.group) {
+            // Never having verified a head counts as infinitely old.
+            let age_s = self.age_s(now).unwrap_or(u64::MAX);
+            let limit_s = self.limits.max_age_s;
             return Err(Refusal::Stale { age_s, limit_s });
         }
         Ok(())

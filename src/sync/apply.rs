@@ -14,9 +14,30 @@ pub struct Changes {
     pub batch: Batch,
     /// The gateway's own status, when a record set it.
     pub gateway: Option<GatewayStatus>,
+    /// How many of the records the batch covers: all of them, unless one was `refused`.
+    pub covers: usize,
+    /// Why the record after those covered cannot be applied.
+    pub refused: Option<ApplyError>,
 }
 
-/// Builds the batch for `records` (already verified and chained), as gateway `me`.
+impl Changes {
+    /// No change: what moving the cursor alone takes.
+    pub fn nothing() -> Self {
+        Changes::new(Batch::new(), None, 0)
+    }
+
+    fn new(batch: Batch, gateway: Option<GatewayStatus>, covers: usize) -> Self {
+        Changes {
+            batch,
+            gateway,
+            covers,
+            refused: None,
+        }
+    }
+}
+
+/// Builds the batch for `records` (already verified and chained), as gateway `me`: up to the
+/// first record that cannot be applied (a key it cannot open), which `refused` then names.
 pub fn records(
     records: &[Signed],
     me: &str,
@@ -27,7 +48,10 @@ pub fn records(
     let mut batch = Batch::new();
     let mut gateway = None;
     let mut touched: HashMap<String, Option<Node>> = HashMap::new();
-    for record in records.iter().filter(|r| r.is_for(me)) {
+    for (i, record) in records.iter().enumerate() {
+        if !record.is_for(me) {
+            continue;
+        }
         match &record.body {
             Body::NodePut(body) => {
                 let before = match touched.get(&body.id) {
@@ -42,16 +66,21 @@ pub fn records(
                 touched.insert(body.id.clone(), None);
                 batch = batch.remove_node(&body.id);
             }
-            Body::KeyPut(body) => {
-                batch = batch.put_key(key(body, me, seal, record.record.seq)?);
-            }
+            Body::KeyPut(body) => match key(body, me, seal, record.record.seq) {
+                Ok(key) => batch = batch.put_key(key),
+                Err(e) => {
+                    let mut partial = Changes::new(batch, gateway, i);
+                    partial.refused = Some(e);
+                    return Ok(partial);
+                }
+            },
             Body::KeyRemove(body) => batch = batch.remove_key(&body.id),
             Body::TokenRevoke(body) => batch = batch.revoke_token(&body.jti, now),
             Body::GatewayPut(body) if body.id == me => gateway = Some(body.status),
             Body::GatewayPut(_) => {}
         }
     }
-    Ok(Changes { batch, gateway })
+    Ok(Changes::new(batch, gateway, records.len()))
 }
 
 /// Builds the batch that replaces what the feed gave before with `snapshot`: nodes the
@@ -90,10 +119,7 @@ pub fn snapshot(
     for jti in &snapshot.revoked {
         batch = batch.revoke_token(jti, now);
     }
-    Ok(Changes {
-        batch,
-        gateway: Some(snapshot.status),
-    })
+    Ok(Changes::new(batch, Some(snapshot.status), 0))
 }
 
 /// The node as the feed says, keeping how it registered through this gateway (if it did)
@@ -112,11 +138,11 @@ fn node(body: &NodeBody, before: Option<&Node>, now: u64) -> Node {
 }
 
 fn key(body: &KeyBody, me: &str, seal: &SealingKey, seq: u64) -> Result<CheckKey, ApplyError> {
-    let sealed = body.sealed.get(me).ok_or_else(|| FeedError::Sealed {
-        detail: format!(
+    let sealed = body.sealed.get(me).ok_or_else(|| {
+        ApplyError::NeedsSnapshot(format!(
             "record {seq}: key {:?} is sealed to no key of gateway {me:?} (it needs a snapshot)",
             body.id
-        ),
+        ))
     })?;
     let secret = crate::feed::seal::open(sealed, seal).map_err(|e| FeedError::Sealed {
         detail: format!("record {seq}: key {:?}: {e}", body.id),
@@ -136,4 +162,7 @@ pub enum ApplyError {
     Feed(#[from] FeedError),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// A record this gateway cannot apply from the records alone.
+    #[error("{0}")]
+    NeedsSnapshot(String),
 }

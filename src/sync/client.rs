@@ -159,8 +159,12 @@ impl Client {
                 .filter(|t| t.is_ascii() || !status.is_success())
                 .ok_or(ClientError::NotText(what))?;
             if !status.is_success() {
-                let mut detail = text;
-                detail.truncate(200);
+                // Whoever answered chose these bytes: at most 200 characters, escaped.
+                let detail = text
+                    .chars()
+                    .take(200)
+                    .flat_map(char::escape_debug)
+                    .collect();
                 return Err(ClientError::Status {
                     what,
                     status,

@@ -21,6 +21,7 @@ use super::mqtt::Message;
 use crate::config::{SyncConfig, Transport};
 use crate::feed::{Ack, FeedError, GatewayStatus, Head, Position, Signed, Snapshot};
 use crate::metrics::Metrics;
+use crate::metrics::Via;
 use crate::store::{Repository, StoreError};
 
 /// The least time a round that applied nothing takes.
@@ -50,6 +51,7 @@ impl From<ApplyError> for SyncError {
         match e {
             ApplyError::Feed(e) => SyncError::Feed(e),
             ApplyError::Store(e) => SyncError::Store(e),
+            ApplyError::NeedsSnapshot(detail) => SyncError::Feed(FeedError::Sealed { detail }),
         }
     }
 }
@@ -63,6 +65,7 @@ impl SyncError {
             SyncError::Feed(FeedError::Sealed { .. }) => "sealed",
             SyncError::Feed(FeedError::Chain { .. }) => "chain",
             SyncError::Feed(FeedError::Head { .. }) => "head",
+            SyncError::Client(ClientError::TooLarge(_)) => "too_large",
             SyncError::Client(_) => "unreachable",
             SyncError::Store(_) => "repository",
         }
@@ -113,6 +116,10 @@ impl Follower {
 
     pub fn cursor(&self) -> &Cursor {
         &self.cursor
+    }
+
+    pub fn repository(&self) -> &Arc<Repository> {
+        &self.repository
     }
 
     /// Follows until `stop`.
@@ -176,7 +183,7 @@ impl Follower {
                 if page.is_empty() {
                     Ok(())
                 } else {
-                    self.apply(&page).await
+                    self.apply(&page, Via::Https).await
                 }
             }
         }
@@ -186,10 +193,11 @@ impl Follower {
     /// at once, duplicates ignored; a gap, or a head naming records not here, is fetched over
     /// HTTPS.
     async fn listen(&mut self, broker: &mut Receiver<Message>) -> Result<(), SyncError> {
+        // One deadline for the whole listen, however much the broker sends: every round asks
+        // the authority itself for the head.
+        let until = tokio::time::Instant::now() + self.config.poll_wait;
         loop {
-            let Ok(Some(message)) =
-                tokio::time::timeout(self.config.poll_wait, broker.recv()).await
-            else {
+            let Ok(Some(message)) = tokio::time::timeout_at(until, broker.recv()).await else {
                 return Ok(());
             };
             // Whatever anyone can publish on the broker: a copy that does not verify is
@@ -197,16 +205,24 @@ impl Follower {
             match message {
                 Message::Record(line) => match Signed::verify(&line, &self.config.feed_key) {
                     Ok(s) if s.record.seq == self.cursor.position.seq + 1 => {
-                        self.apply(&[line]).await?;
+                        self.apply(&[line], Via::Mqtt).await?;
                     }
                     Ok(s) if s.record.seq > self.cursor.position.seq => return Ok(()), // a gap
                     Ok(_) => {} // a duplicate
                     Err(e) => self.skipped(&e.into()),
                 },
-                Message::Head(compact) => match Head::verify(&compact, &self.config.feed_key) {
-                    Ok(head) => self.catch_up(&head).await?,
-                    Err(e) => self.skipped(&e.into()),
-                },
+                // A head that is old, expired or rolled back (a replayed copy, or one queued
+                // behind a newer head fetched over HTTPS) is skipped too.
+                Message::Head(compact) => {
+                    let head = Head::verify(&compact, &self.config.feed_key).and_then(|head| {
+                        let mut position = self.cursor.position.clone();
+                        position.observe(&head, unix_now()).map(|_| head)
+                    });
+                    match head {
+                        Ok(head) => self.catch_up(&head).await?,
+                        Err(e) => self.skipped(&e.into()),
+                    }
+                }
             }
         }
     }
@@ -238,14 +254,14 @@ impl Follower {
                 }
                 .into());
             }
-            self.apply(&page).await?;
+            self.apply(&page, Via::Https).await?;
         }
         self.caught_up(head)
     }
 
     /// Verifies `page` in order and applies the valid prefix; the first refusal is returned
     /// after the prefix is on disk and acknowledged.
-    async fn apply(&mut self, page: &[String]) -> Result<(), SyncError> {
+    async fn apply(&mut self, page: &[String], via: Via) -> Result<(), SyncError> {
         let mut next = self.cursor.clone();
         let mut records = Vec::new();
         let mut refused = None;
@@ -260,24 +276,41 @@ impl Follower {
                 }
             }
         }
-        if !records.is_empty() {
-            let nodes = self.repository.nodes();
-            let changes = apply::records(
-                &records,
-                &self.config.gateway_id,
-                &self.config.seal_key,
-                nodes,
-                unix_now(),
-            )?;
+        if records.is_empty() {
+            return refused.map_or(Ok(()), |e| Err(e.into()));
+        }
+        let nodes = self.repository.nodes();
+        let mut changes = apply::records(
+            &records,
+            &self.config.gateway_id,
+            &self.config.seal_key,
+            nodes,
+            unix_now(),
+        )?;
+        let unapplied = changes.refused.take();
+        if changes.covers < records.len() {
+            // Only the records before the one that cannot be applied move the cursor.
+            next = self.cursor.clone();
+            for record in &records[..changes.covers] {
+                next.position.extend(record)?;
+            }
+        }
+        let covered = changes.covers as u64;
+        if covered > 0 {
             self.commit(next, changes)?;
             self.metrics
                 .sync()
-                .applied(self.cursor.position.seq, records.len() as u64);
+                .applied(self.cursor.position.seq, covered, via);
             self.ack(None).await;
         }
-        match refused {
-            Some(e) => Err(e.into()),
-            None => Ok(()),
+        match (unapplied, refused) {
+            (Some(ApplyError::NeedsSnapshot(why)), _) => {
+                tracing::info!(feed = %self.config.feed, reason = %why, "feed: fetching a snapshot");
+                self.snapshot().await
+            }
+            (Some(e), _) => Err(e.into()),
+            (None, Some(e)) => Err(e.into()),
+            (None, None) => Ok(()),
         }
     }
 
@@ -313,7 +346,7 @@ impl Follower {
         next.position.head_seq = next.position.head_seq.max(snapshot.seq);
         self.commit(next, changes)?;
         tracing::info!(feed = %self.config.feed, seq = snapshot.seq, nodes = snapshot.nodes.len(), keys = snapshot.keys.len(), "feed: snapshot applied");
-        self.metrics.sync().applied(snapshot.seq, 0);
+        self.metrics.sync().applied(snapshot.seq, 0, Via::Https);
         self.ack(None).await;
         Ok(())
     }
@@ -323,14 +356,7 @@ impl Follower {
         let mut next = self.cursor.clone();
         next.position.observe(head, unix_now())?;
         if next != self.cursor {
-            let batch = crate::store::Batch::new();
-            self.commit(
-                next,
-                Changes {
-                    batch,
-                    gateway: None,
-                },
-            )?;
+            self.commit(next, Changes::nothing())?;
         }
         Ok(())
     }

@@ -111,22 +111,36 @@ fn records_for_this_gateway_apply_and_others_are_skipped() {
 }
 
 #[test]
-fn a_key_sealed_to_other_gateways_only_is_refused() {
+fn records_before_a_key_sealed_to_other_gateways_only_apply_and_the_key_asks_for_a_snapshot() {
     let (_, repo) = repository();
-    let records = signed(vec![(
-        &["*"],
-        Body::KeyPut(key_body("k1", "Cmeter", &["gw-b"])),
-    )]);
-    let err = apply::records(&records, ME, &seal_key(), repo.nodes(), 5)
-        .err()
-        .unwrap();
-    assert!(err.to_string().contains("needs a snapshot"), "{err}");
-    // One sealed to us applies.
+    let records = signed(vec![
+        (
+            &["*"],
+            Body::NodePut(node_body("Cmeter", NodeStatus::Deactivated)),
+        ),
+        (&["*"], Body::KeyPut(key_body("k1", "Cmeter", &["gw-b"]))),
+        (
+            &["*"],
+            Body::NodePut(node_body("Clater", NodeStatus::Active)),
+        ),
+    ]);
+    let changes = apply::records(&records, ME, &seal_key(), repo.nodes(), 5).unwrap();
+    assert_eq!(changes.covers, 1, "the record before the key only");
+    let refused = changes.refused.as_ref().unwrap().to_string();
+    assert!(refused.contains("needs a snapshot"), "{refused}");
+    repo.apply(&changes.batch).unwrap();
+    assert_eq!(
+        repo.nodes().get("Cmeter").unwrap().unwrap().status,
+        NodeStatus::Deactivated
+    );
+    assert!(repo.nodes().get("Clater").unwrap().is_none());
+    // One sealed to us applies whole.
     let records = signed(vec![(
         &["*"],
         Body::KeyPut(key_body("k1", "Cmeter", &[ME])),
     )]);
-    assert!(apply::records(&records, ME, &seal_key(), repo.nodes(), 5).is_ok());
+    let changes = apply::records(&records, ME, &seal_key(), repo.nodes(), 5).unwrap();
+    assert!(changes.refused.is_none() && changes.covers == 1);
 }
 
 #[test]

@@ -67,7 +67,16 @@ impl Synced {
 
     /// As [`Synced::new`], the gateway not started yet.
     pub async fn unstarted(nodes: &[(&str, &str)], extra: &str) -> Synced {
-        let setup = Setup::new(AUTHORITY_TIMING).await;
+        Synced::unstarted_with(nodes, extra, "").await
+    }
+
+    /// As [`Synced::unstarted`], with `authority_extra` appended to authority.toml.
+    pub async fn unstarted_with(
+        nodes: &[(&str, &str)],
+        extra: &str,
+        authority_extra: &str,
+    ) -> Synced {
+        let setup = Setup::new(&format!("{AUTHORITY_TIMING}{authority_extra}")).await;
         let authority = setup.start().await;
         let kit = setup.gateway("gw-a").await;
         for (id, group) in nodes {
@@ -93,10 +102,18 @@ impl Synced {
 
     /// `m2mguard_sync_refused_total{reason}` at the gateway.
     pub async fn refused(&self, reason: &str) -> u64 {
+        self.counter(&format!(
+            "m2mguard_sync_refused_total{{reason=\"{reason}\"}}"
+        ))
+        .await
+    }
+
+    /// A counter's value on the gateway's `/metrics` (0 while it is not there).
+    pub async fn counter(&self, name_and_labels: &str) -> u64 {
         let uri = format!("http://{}/metrics", self.gateway().admin_addr);
         let request = http::Request::get(uri).body(Default::default()).unwrap();
         let text = String::from_utf8(super::send(&self.http, request).await.body.to_vec()).unwrap();
-        let prefix = format!("m2mguard_sync_refused_total{{reason=\"{reason}\"}} ");
+        let prefix = format!("{name_and_labels} ");
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .map_or(0, |v| v.trim().parse().unwrap())

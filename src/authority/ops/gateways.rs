@@ -22,6 +22,14 @@ pub fn gateway_add(state: &State, input: GatewayInput) -> Result<Plan, OpError> 
             ))
         })?;
     }
+    // A low-order X25519 point would make every later key.put fail to seal.
+    let seal = parse_hex32(&input.seal, "seal").map_err(|_| OpError::Invalid("seal".into()))?;
+    let probe = crate::feed::SealingKey::from_scalar(crate::feed::keys::random32());
+    if probe.agree(&seal).is_none() {
+        return Err(OpError::Invalid(
+            "seal is a low-order X25519 point: nothing could be sealed to it".into(),
+        ));
+    }
     if state.gateway(&input.id)?.is_some() {
         return Err(OpError::Conflict(format!(
             "gateway {:?} exists already",

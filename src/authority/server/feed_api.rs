@@ -163,6 +163,20 @@ where
                     ack.seq, ack.hash
                 )));
             }
+            // A gateway never goes back: an older ack is a replay or a late copy.
+            if let Some(before) = &gateway.confirmed {
+                if ack.seq < before.seq || (ack.seq == before.seq && ack.at < before.applied_at) {
+                    return Err(OpError::Invalid(format!(
+                        "ack for record {} at {} is older than the one confirmed (record {} at {})",
+                        ack.seq, ack.at, before.seq, before.applied_at
+                    )));
+                }
+            }
+            if ack.at > now_s() + 60 {
+                return Err(OpError::Invalid(
+                    "ack signed more than 60 s in the future".into(),
+                ));
+            }
             tracing::info!(
                 gateway.id = %id,
                 feed.seq = ack.seq,

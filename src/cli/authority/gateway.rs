@@ -186,7 +186,8 @@ fn sync_toml(url: &str, feed: &str, id: &str, dir: &Path) -> String {
 fn print_gateways(value: &Value) {
     let text = |v: &Value| match v {
         Value::Null => "-".to_owned(),
-        Value::String(s) => s.clone(),
+        // A gateway wrote its ack's error: control characters never reach the terminal raw.
+        Value::String(s) => s.escape_debug().to_string(),
         other => other.to_string(),
     };
     let rows: Vec<[String; 6]> = value["gateways"]

@@ -1,6 +1,7 @@
 //! The sync's metrics (docs/metrics.md): `m2mguard_sync_applied_seq` (the last record
 //! applied), `m2mguard_sync_head_age_seconds` (since the newest verified head the repository
-//! caught up with; -1 before the first), `m2mguard_sync_records_applied_total`,
+//! caught up with; -1 before the first), `m2mguard_sync_records_applied_total{via}` (`https`
+//! or `mqtt`: how the records came),
 //! `m2mguard_sync_refused_total{reason}` (what the sync refused: `signature`, `malformed`,
 //! `sealed`, `chain`, `head`, `too_large`, `unreachable`, `repository`) and
 //! `m2mguard_gateway_deactivated` (1 while the authority has deactivated this gateway).
@@ -18,12 +19,24 @@ struct ReasonLabel {
     reason: &'static str,
 }
 
+/// How applied records reached the gateway.
+#[derive(Clone, Copy, Debug, Hash, PartialEq, Eq)]
+pub enum Via {
+    Https,
+    Mqtt,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct ViaLabel {
+    via: &'static str,
+}
+
 #[derive(Debug, Default)]
 pub struct SyncMetrics {
     applied_seq: Gauge,
     head_age: Gauge,
     head_at: AtomicU64,
-    applied: Counter,
+    applied: Family<ViaLabel, Counter>,
     refused: Family<ReasonLabel, Counter>,
     deactivated: Gauge,
 }
@@ -60,9 +73,15 @@ impl SyncMetrics {
         m
     }
 
-    pub fn applied(&self, seq: u64, records: u64) {
+    pub fn applied(&self, seq: u64, records: u64, via: Via) {
         self.applied_seq.set(i64::try_from(seq).unwrap_or(i64::MAX));
-        self.applied.inc_by(records);
+        let via = match via {
+            Via::Https => "https",
+            Via::Mqtt => "mqtt",
+        };
+        self.applied
+            .get_or_create(&ViaLabel { via })
+            .inc_by(records);
     }
 
     pub fn head(&self, at: u64) {

@@ -22,6 +22,10 @@
 //! [`crate::record::Sink`]. Label values are a small closed set
 //! (rule names come from the configuration), so cardinality stays bounded.
 
+mod sync;
+
+pub use sync::{SyncMetrics, Via};
+
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
 use prometheus_client::metrics::family::Family;
@@ -127,7 +131,7 @@ pub struct Metrics {
     records_lost: Family<SinkLabel, Counter>,
     observed_forbids: Family<PolicyLabel, Counter>,
     registrations: Family<RegistrationLabels, Counter>,
-    sync: crate::sync::SyncMetrics,
+    sync: sync::SyncMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -254,7 +258,7 @@ impl Metrics {
             "Forwarded requests a forbid policy would have denied (@observe, or observe mode), by policy",
             observed_forbids.clone(),
         );
-        let sync = crate::sync::SyncMetrics::register(&mut registry);
+        let sync = sync::SyncMetrics::register(&mut registry);
         Metrics {
             registry,
             observed_forbids,
@@ -383,7 +387,7 @@ impl Metrics {
 
     /// The Prometheus text exposition of everything registered.
     /// The status-feed sync's metrics.
-    pub fn sync(&self) -> &crate::sync::SyncMetrics {
+    pub fn sync(&self) -> &sync::SyncMetrics {
         &self.sync
     }
 
