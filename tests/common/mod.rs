@@ -5,6 +5,7 @@
 pub mod authority;
 pub mod coap;
 mod config;
+pub mod crash;
 pub mod mitm;
 pub mod mqtt;
 pub mod sync;
