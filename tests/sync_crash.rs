@@ -20,7 +20,8 @@ use std::time::{Duration, Instant};
 use m2mguard::feed::GatewayStatus;
 
 use common::authority::Setup;
-use common::crash::{assert_nodes, confirmed, enrol, publish, read, until, Feed, Process, Rng};
+use common::crash::{assert_nodes, confirmed, read, until, Feed, Process};
+use common::publish::{enrol, publish, Rng};
 use common::sync::synced_config;
 
 const RECORDS: usize = 10_000;

@@ -8,6 +8,7 @@ mod config;
 pub mod crash;
 pub mod mitm;
 pub mod mqtt;
+pub mod publish;
 pub mod sync;
 
 use std::convert::Infallible;
