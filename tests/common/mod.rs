@@ -5,8 +5,10 @@
 pub mod authority;
 pub mod coap;
 mod config;
+pub mod crash;
 pub mod mitm;
 pub mod mqtt;
+pub mod publish;
 pub mod sync;
 
 use std::convert::Infallible;
