@@ -102,3 +102,32 @@ async fn records_reach_a_gateway_over_mqtt_and_a_broker_copy_that_does_not_verif
     })
     .await;
 }
+
+#[tokio::test]
+async fn past_max_age_sessions_outside_the_stale_group_close() {
+    let broker = broker().await;
+    let cse = responder(broker).await;
+    let mqtt = format!(
+        "[mqtt]\nlisten = \"127.0.0.1:0\"\nbroker = \"{broker}\"\nconnect_timeout_ms = 2000\nbroker_timeout_ms = 2000\n"
+    );
+    let mut s = Synced::unstarted(&[("Cmeter", "devices"), ("CAdmin", "operators")], &mqtt).await;
+    s.sync.push_str("max_age_s = 4\n");
+    s.start_gateway().await;
+    common::sync::eventually("Cmeter is enrolled", || async {
+        s.rsc("Cmeter").await == "pass"
+    })
+    .await;
+    let addr = s.gateway().mqtt_addr.unwrap();
+    let mut meter = device(addr, "Cmeter").await;
+    let mut admin = device(addr, "CAdmin").await;
+    s.authority.take().unwrap().shutdown().await;
+    assert!(
+        meter.closed_within(Duration::from_secs(15)).await,
+        "the device's session closes once the view is too old"
+    );
+    assert!(
+        !admin.closed_within(Duration::from_millis(300)).await,
+        "the stale group keeps its session"
+    );
+    legitimate_request_passes(addr, &cse, "CAdmin").await;
+}
