@@ -37,6 +37,7 @@ struct FileAuthority {
     heartbeat_s: Option<u64>,
     head_valid_s: Option<u64>,
     max_connections: Option<u64>,
+    max_connections_per_source: Option<u64>,
     mqtt: Option<FileMqtt>,
 }
 
@@ -62,6 +63,8 @@ pub struct AuthorityConfig {
     pub heartbeat: Duration,
     pub head_valid_s: u64,
     pub max_connections: usize,
+    /// Open connections from one source (an IPv4 address or an IPv6 /64).
+    pub max_connections_per_source: usize,
     pub mqtt: Option<MqttPublish>,
 }
 
@@ -177,6 +180,14 @@ fn validate(
     let heartbeat_s = range("heartbeat_s", raw.heartbeat_s, 10, 1, 3600);
     let head_valid_s = range("head_valid_s", raw.head_valid_s, 60, 2, 86_400);
     let max_connections = range("max_connections", raw.max_connections, 1024, 1, 1_000_000);
+    // One source cannot take every connection: gateways behind one address need a few each.
+    let per_source = range(
+        "max_connections_per_source",
+        raw.max_connections_per_source,
+        256.min(max_connections),
+        1,
+        max_connections,
+    );
     if head_valid_s <= heartbeat_s {
         err(
             "head_valid_s",
@@ -197,6 +208,7 @@ fn validate(
         heartbeat: Duration::from_secs(heartbeat_s),
         head_valid_s,
         max_connections: max_connections as usize,
+        max_connections_per_source: per_source as usize,
         mqtt,
     }
 }

@@ -76,7 +76,7 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
         .map_err(|e| StartError::Startup(e.to_string()))?;
     let limits = ConnectionLimits {
         max_connections: config.max_connections,
-        max_connections_per_source: config.max_connections,
+        max_connections_per_source: config.max_connections_per_source,
     };
     let limiter = Limiter::new("authority", limits, ConnectionCounters::default());
     let stop = CancellationToken::new();

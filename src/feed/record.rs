@@ -57,6 +57,8 @@ pub struct NodeBody {
     pub kind: NodeKind,
     pub groups: Vec<String>,
     pub status: NodeStatus,
+    /// Present, `null` or a string: a missing member is refused like any other.
+    #[serde(deserialize_with = "required")]
     pub registrar: Option<String>,
 }
 
@@ -236,6 +238,7 @@ pub struct Ack {
     pub seq: u64,
     pub hash: String,
     pub at: u64,
+    #[serde(deserialize_with = "required")]
     pub error: Option<String>,
 }
 
@@ -281,6 +284,15 @@ impl Ack {
         }
         Ok(ack)
     }
+}
+
+/// A nullable member that must be present (serde lets an `Option` be missing otherwise).
+fn required<'de, D, T>(d: D) -> Result<Option<T>, D::Error>
+where
+    D: serde::Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(d)
 }
 
 /// The lowercase hex SHA-256 of a compact JWS.

@@ -366,3 +366,13 @@ fn the_vector_file_is_what_the_code_makes() {
         assert!(Signed::verify(compact, &feed_key().public()).is_err());
     }
 }
+
+#[test]
+fn a_missing_nullable_member_is_refused() {
+    let body = json!({"id": "C1", "kind": "ae", "groups": [], "status": "active"});
+    let err = Body::parse("node.put", &body).unwrap_err();
+    assert!(err.to_string().contains("registrar"), "{err}");
+    let body =
+        json!({"id": "C1", "kind": "ae", "groups": [], "status": "active", "registrar": null});
+    assert!(Body::parse("node.put", &body).is_ok());
+}

@@ -38,16 +38,17 @@ impl Relay {
             .tables
             .observing
             .iter()
+            // An observation without an originator ends at its next notification anyway.
             .filter(|(_, route)| match (&route.fr, node) {
                 (Some(fr), Some(node)) => fr == node,
-                (_, None) => true,
-                (None, Some(_)) => false,
+                (Some(_), None) => true,
+                (None, _) => false,
             })
             .filter(|(_, route)| {
                 route
                     .fr
                     .as_deref()
-                    .is_none_or(|fr| !self.decider.active(fr))
+                    .is_some_and(|fr| !self.decider.active(fr))
             })
             .map(|(token, route)| (*token, route))
             .collect();
