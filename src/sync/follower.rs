@@ -204,7 +204,16 @@ impl Follower {
                     Err(e) => self.skipped(&e.into()),
                 },
                 Message::Head(compact) => match Head::verify(&compact, &self.config.feed_key) {
-                    Ok(head) => self.catch_up(&head).await?,
+                    // Older than a head verified already (the broker's copy arriving after the
+                    // one fetched over HTTPS, or replayed): nothing new, like a duplicate record.
+                    Ok(head) if head.seq < self.cursor.position.head_seq => {}
+                    // Any other head the position refuses (expired, from the future, a fork) is
+                    // a bad copy too: skipped, not a failed round (which would back off). Each
+                    // round still starts from the head fetched over HTTPS.
+                    Ok(head) => match self.cursor.position.clone().observe(&head, unix_now()) {
+                        Ok(_) => self.catch_up(&head).await?,
+                        Err(e) => self.skipped(&e.into()),
+                    },
                     Err(e) => self.skipped(&e.into()),
                 },
             }
