@@ -67,7 +67,17 @@ impl Synced {
 
     /// As [`Synced::new`], the gateway not started yet.
     pub async fn unstarted(nodes: &[(&str, &str)], extra: &str) -> Synced {
-        let setup = Setup::new(AUTHORITY_TIMING).await;
+        Synced::unstarted_with(nodes, extra, "").await
+    }
+
+    /// As [`Synced::unstarted`], with `authority_extra` appended to `authority.toml` (e.g. an
+    /// `[authority.mqtt]` table).
+    pub async fn unstarted_with(
+        nodes: &[(&str, &str)],
+        extra: &str,
+        authority_extra: &str,
+    ) -> Synced {
+        let setup = Setup::new(&format!("{AUTHORITY_TIMING}{authority_extra}")).await;
         let authority = setup.start().await;
         let kit = setup.gateway("gw-a").await;
         for (id, group) in nodes {
