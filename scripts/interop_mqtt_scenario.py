@@ -23,8 +23,8 @@ Subcommands:
       Prints "<rsc> <aei> <rsc of the retrieve> <rsc of the delete>" ("-" for what did not
       happen), or "REFUSED <code>".
 
-  hold HOST:PORT --origin O --seconds N
-      Keeps a session bound to O open; prints "closed after <s>" when the far end closes it, or
+  hold HOST:PORT --origin O --seconds N [--client-id ID --username O]
+      Keeps a session bound to O open (client id A::O, or ID bound by the username); prints "closed after <s>" when the far end closes it, or
       "open" after N seconds.
 
 Every originator has its own connection, client id "A::<originator>": the gateway binds each
@@ -232,7 +232,7 @@ def cmd_register(args):
 
 
 def cmd_hold(args):
-    s = Session(args.addr, args.origin)
+    s = Session(args.addr, args.origin, args.client_id, username=args.username)
     if s.code != 0:
         print(f"REFUSED {s.code}")
         return 0
@@ -280,6 +280,8 @@ def main():
     h.add_argument("addr")
     h.add_argument("--origin", required=True)
     h.add_argument("--seconds", type=float, default=10)
+    h.add_argument("--client-id", help="instead of A::<origin>: two sessions on one broker")
+    h.add_argument("--username")
     h.set_defaults(func=cmd_hold)
     args = parser.parse_args()
     return args.func(args)

@@ -395,7 +395,7 @@ sources = ["127.0.0.0/8"]
         let example: String = DEFAULT_TOML
             .lines()
             .skip_while(|l| *l != "# [[plausibility]]")
-            .take_while(|l| !l.is_empty())
+            .take_while(|l| !l.is_empty()) // the example ends at its blank line; [sync]'s follows
             .map(|l| format!("{}\n", l.trim_start_matches("# ")))
             .collect();
         assert!(example.starts_with("[[plausibility]]\n"), "{example}");

@@ -54,7 +54,10 @@ impl Client {
             .enable_http1()
             .wrap_connector(http);
         let http = HyperClient::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(90))
+            // Below the authority's 10 s idle close (docs/authority.md "Bounds"): a pooled
+            // connection the server is closing that very moment fails the request sent on it
+            // (IncompleteMessage) and costs the round a backoff.
+            .pool_idle_timeout(Duration::from_secs(5))
             .pool_max_idle_per_host(2)
             .build(connector);
         Client {

@@ -211,18 +211,19 @@ impl Follower {
                     Ok(_) => {} // a duplicate
                     Err(e) => self.skipped(&e.into()),
                 },
-                // A head that is old, expired or rolled back (a replayed copy, or one queued
-                // behind a newer head fetched over HTTPS) is skipped too.
-                Message::Head(compact) => {
-                    let head = Head::verify(&compact, &self.config.feed_key).and_then(|head| {
-                        let mut position = self.cursor.position.clone();
-                        position.observe(&head, unix_now()).map(|_| head)
-                    });
-                    match head {
-                        Ok(head) => self.catch_up(&head).await?,
+                Message::Head(compact) => match Head::verify(&compact, &self.config.feed_key) {
+                    // Older than a head verified already (the broker's copy arriving after the
+                    // one fetched over HTTPS, or replayed): nothing new, like a duplicate record.
+                    Ok(head) if head.seq < self.cursor.position.head_seq => {}
+                    // Any other head the position refuses (expired, from the future, a fork) is
+                    // a bad copy too: skipped, not a failed round (which would back off). Each
+                    // round still starts from the head fetched over HTTPS.
+                    Ok(head) => match self.cursor.position.clone().observe(&head, unix_now()) {
+                        Ok(_) => self.catch_up(&head).await?,
                         Err(e) => self.skipped(&e.into()),
-                    }
-                }
+                    },
+                    Err(e) => self.skipped(&e.into()),
+                },
             }
         }
     }

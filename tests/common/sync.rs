@@ -70,7 +70,8 @@ impl Synced {
         Synced::unstarted_with(nodes, extra, "").await
     }
 
-    /// As [`Synced::unstarted`], with `authority_extra` appended to authority.toml.
+    /// As [`Synced::unstarted`], with `authority_extra` appended to `authority.toml` (e.g. an
+    /// `[authority.mqtt]` table).
     pub async fn unstarted_with(
         nodes: &[(&str, &str)],
         extra: &str,
