@@ -344,7 +344,8 @@ impl Follower {
         let mut next = self.cursor.clone();
         next.position.seq = snapshot.seq;
         next.position.hash.clone_from(&snapshot.hash);
-        next.position.head_seq = next.position.head_seq.max(snapshot.seq);
+        // head_seq stays: a snapshot is no head, and the head this round verified may be
+        // older than the record the snapshot was taken at.
         self.commit(next, changes)?;
         tracing::info!(feed = %self.config.feed, seq = snapshot.seq, nodes = snapshot.nodes.len(), keys = snapshot.keys.len(), "feed: snapshot applied");
         self.metrics.sync().applied(snapshot.seq, 0, Via::Https);
