@@ -16,11 +16,7 @@ use common::authority::{printed_seq, Setup};
 
 fn secret_of(path: &std::path::Path) -> Vec<u8> {
     let text = std::fs::read_to_string(path).unwrap();
-    let text = text.trim();
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).unwrap())
-        .collect()
+    m2mguard::feed::keys::decode_hex(text.trim()).expect("a hex secret file")
 }
 
 #[tokio::test]

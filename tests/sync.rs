@@ -140,11 +140,7 @@ timestamp = true
     })
     .await;
     let text = std::fs::read_to_string(&rotated).unwrap();
-    let new_key: [u8; 32] = (0..32)
-        .map(|i| u8::from_str_radix(&text.trim()[2 * i..2 * i + 2], 16).unwrap())
-        .collect::<Vec<_>>()
-        .try_into()
-        .unwrap();
+    let new_key = m2mguard::feed::keys::parse_hex32(text.trim(), "rotated secret").unwrap();
     let mut with_new = next();
     with_new.key = new_key;
     assert_eq!(

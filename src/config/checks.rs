@@ -11,6 +11,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use super::Validator;
+use crate::feed::keys::decode_hex;
 use crate::guard::replay::ReplayConfig;
 use crate::guard::{ChecksConfig, Pattern, Requirement};
 use crate::security::{is_key_id, CheckKey, KeyOrigin, Secret, MIN_KEY_BYTES};
@@ -192,16 +193,6 @@ pub(super) fn read_key(path: &Path) -> Result<Secret, String> {
         ));
     }
     Ok(Secret::new(&bytes))
-}
-
-fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
 }
 
 fn base64_decode(text: &str) -> Option<Vec<u8>> {

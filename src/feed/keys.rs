@@ -29,18 +29,23 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// Hex digits (either case) as bytes; `None` for an odd count or anything else.
+pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
+    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
+        .collect()
+}
+
 /// 64 hex digits as 32 bytes; `what` names the value in the error.
 pub fn parse_hex32(text: &str, what: &str) -> Result<[u8; 32], KeyError> {
     let text = text.strip_suffix('\n').unwrap_or(text);
-    let bad = || KeyError::NotHex { what: what.into() };
-    if text.len() != 64 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return Err(bad());
-    }
-    let mut out = [0u8; 32];
-    for (i, byte) in out.iter_mut().enumerate() {
-        *byte = u8::from_str_radix(&text[2 * i..2 * i + 2], 16).map_err(|_| bad())?;
-    }
-    Ok(out)
+    decode_hex(text)
+        .and_then(|bytes| bytes.try_into().ok())
+        .ok_or_else(|| KeyError::NotHex { what: what.into() })
 }
 
 /// Reads a file of 64 hex digits.

@@ -112,24 +112,10 @@ pub(super) fn parse_secret(text: &str) -> Result<Vec<u8>, OpError> {
     Ok(bytes)
 }
 
-pub fn decode_hex(text: &str) -> Option<Vec<u8>> {
-    if text.len() % 2 != 0 || !text.bytes().all(|b| b.is_ascii_hexdigit()) {
-        return None;
-    }
-    (0..text.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&text[i..i + 2], 16).ok())
-        .collect()
-}
-
-pub(super) fn is_key_id(id: &str) -> bool {
-    (1..=64).contains(&id.len())
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+pub use crate::feed::keys::decode_hex;
+pub(super) use crate::security::is_key_id;
 
 /// Gateway ids: 1–64 of `A-Za-z0-9._-` (a certificate CN and a record audience; never `*`).
 pub fn is_gateway_id(id: &str) -> bool {
-    crate::feed::record::check_feed_id(id).is_ok()
+    crate::feed::check::is_name(id)
 }
