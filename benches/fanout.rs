@@ -28,6 +28,7 @@ use m2mguard::authority::server::auth::OperatorToken;
 use m2mguard::authority::AuthorityConfig;
 use m2mguard::config::Config;
 use m2mguard::metrics::Metrics;
+use m2mguard::record::Recorder;
 use m2mguard::store::{Keys, NodeStatus, Nodes, Repository, SledStore, Store};
 use m2mguard::sync::Follower;
 use tokio_util::sync::CancellationToken;
@@ -89,7 +90,8 @@ fn follower(kit: &Path, broker: &str, policies: &Path) -> Result<(Gateway, Follo
     let nodes = Arc::new(Nodes::new(store.clone(), 1024));
     let keys = Arc::new(Keys::load(store).map_err(|e| e.to_string())?);
     let repository = Arc::new(Repository::new(nodes.clone(), keys));
-    let follower = Follower::new(sync, repository, Arc::new(Metrics::new()))?;
+    let recorder = Arc::new(Recorder::new(Vec::new()));
+    let follower = Follower::new(sync, repository, Arc::new(Metrics::new()), recorder)?;
     Ok((Gateway { nodes, _dir: dir }, follower))
 }
 

@@ -19,10 +19,13 @@
 use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
+use crate::audit::Gate;
 use crate::guard::{Addition, Admission, Denial, Guard, Permit, Stage, Verdict};
 use crate::metrics::Metrics;
 use crate::primitive::{Peer, Primitive, Protocol, TopicRequest};
-use crate::record::{About, Answer, Forward, Outcome, Pending, Record, Recorder, Refusal};
+use crate::record::{
+    About, Added, Answer, By, Event, Forward, Outcome, Pending, Record, Recorder, Refusal,
+};
 use crate::registration::{Completed, FollowUp, Registrar};
 use crate::target::resolve::Resolver;
 use crate::target::Addressing;
@@ -46,6 +49,8 @@ pub struct Decider {
     targets: Resolver,
     /// `tqf`: where clients obtain tokens, told to senders refused at the token stage.
     tqf: Option<Arc<str>>,
+    /// With `[audit] on_full = "refuse"`: nothing is let through while the log cannot take it.
+    audit: Option<Gate>,
 }
 
 /// The decider's verdict: a permitted request, or the recorded denial.
@@ -132,7 +137,20 @@ impl Decider {
             recorder,
             targets,
             tqf: tqf.map(Arc::from),
+            audit: None,
         }
+    }
+
+    /// Refuses every request (stage `audit`, rsc 5000) while `gate` is closed.
+    pub fn with_audit_gate(mut self, gate: Gate) -> Self {
+        self.audit = Some(gate);
+        self
+    }
+
+    /// The audit log's denial, while its gate is closed.
+    fn audit_closed(&self) -> Option<Denial> {
+        let closed = self.audit.as_ref().is_some_and(|gate| !gate.open());
+        closed.then(Denial::audit_unavailable)
     }
 
     /// The same decider in `mode` (enforce by default).
@@ -149,7 +167,7 @@ impl Decider {
     /// standing (stage `gateway`: deactivated by the authority, or too stale) is remote
     /// transmission control, not policy: it is enforced in observe mode too.
     fn observes(&self, denial: &Denial) -> bool {
-        self.observing() && denial.stage != Stage::Gateway
+        self.observing() && !matches!(denial.stage, Stage::Gateway | Stage::Audit)
     }
 
     /// Node status changes from now on, for bindings that hold long-lived exchanges (CoAP
@@ -269,7 +287,11 @@ impl Decider {
         let now = SystemTime::now();
         let started = Instant::now();
         let about = About::peer(peer).fr(originator).op("connect");
-        let (admitted, would_deny) = match self.guard.admit(originator, peer) {
+        let admission = match self.audit_closed() {
+            Some(denial) => Err(denial),
+            None => self.guard.admit(originator, peer),
+        };
+        let (admitted, would_deny) = match admission {
             Err(denial) if self.observes(&denial) => (Ok(Admission::Node), Some(denial)),
             admitted => (admitted, None),
         };
@@ -349,11 +371,19 @@ impl Decider {
             Ok(Completed::Enrolled(id)) => {
                 tracing::info!(node = %id, %protocol, "registered through the gateway: enrolled");
                 self.metrics.registration(protocol, "enrolled");
+                self.recorder.event(Event::NodeEnrolled {
+                    node: id.clone(),
+                    by: By::Registration,
+                });
                 Ok(Completed::Enrolled(id))
             }
             Ok(Completed::Removed(id)) => {
                 tracing::info!(node = %id, %protocol, "deregistered: removed from the repository");
                 self.metrics.registration(protocol, "removed");
+                self.recorder.event(Event::NodeRemoved {
+                    node: id.clone(),
+                    by: By::Registration,
+                });
                 Ok(Completed::Removed(id))
             }
             Err(e) => {
@@ -382,6 +412,10 @@ impl Decider {
             }
             verdict => verdict,
         };
+        let verdict = match (verdict, self.audit_closed()) {
+            (Verdict::Allow(_), Some(denial)) => Verdict::Deny(denial),
+            (verdict, _) => verdict,
+        };
         match verdict {
             Verdict::Allow(permit) => {
                 let allowed = Outcome::Allowed {
@@ -390,6 +424,7 @@ impl Decider {
                 };
                 let record = Record {
                     would_deny: permit.would_deny().cloned(),
+                    added: permit.additions().iter().filter_map(added).collect(),
                     ..record(about, allowed, now, Some(started.elapsed()))
                 };
                 Decision::Allow(Permitted {
@@ -434,6 +469,19 @@ fn record(
         outcome,
         decided_in,
         would_deny: None,
+        added: Vec::new(),
         lost: 0,
+    }
+}
+
+/// What the record of a forwarded request says of an addition: its key, not its value.
+fn added(addition: &Addition) -> Option<Added> {
+    match addition {
+        Addition::CheckValue(aus) => {
+            crate::guard::check_value::named(aus).map(|v| Added::CheckValue {
+                kid: v.key_id,
+                seq: v.seq,
+            })
+        }
     }
 }

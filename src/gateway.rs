@@ -4,6 +4,9 @@
 //! → bind every port → serve. Nothing is served until all ports are bound. SIGHUP and
 //! `POST /v1/reload` reload the policies; a failed reload keeps the set in force.
 //!
+//! With `[audit]`, the audit log opens before anything is served and closes last, after
+//! every listener has drained: the last requests' records are in it.
+//!
 //! Shutdown is one `CancellationToken`, handed down to every listener and task (never imported
 //! from here): cancelling it stops every accept loop at once, and each listener drains its open
 //! connections within its own bound ([`DRAIN`] for HTTP).
@@ -17,6 +20,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, State};
+use crate::audit::Audit;
 use crate::binding::coap;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::binding::mqtt::{self, MqttBinding};
@@ -26,7 +30,7 @@ use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
-use crate::record::{LogSink, Recorder, Sink};
+use crate::record::{Event, LogSink, Recorder, Sink};
 use crate::registration::Registrar;
 use crate::store::{Keys, Limits, Nodes, Repository, SledStore, Standing, Store, StoreError};
 use crate::sync::Follower;
@@ -56,6 +60,8 @@ pub enum StartError {
     Coap(#[from] coap::CoapError),
     #[error("cannot follow the feed: {0}")]
     Sync(String),
+    #[error("cannot open the audit log in {dir}: {source}")]
+    Audit { dir: String, source: std::io::Error },
 }
 
 /// A running gateway. Drop it only through [`Gateway::shutdown`].
@@ -69,6 +75,7 @@ pub struct Gateway {
     pub state: Arc<State>,
     shutdown: CancellationToken,
     tasks: JoinSet<()>,
+    audit: Option<Audit>,
 }
 
 /// Resolves resource-id targets by asking the CSE behind `[http] upstream`, when
@@ -98,7 +105,19 @@ impl Gateway {
         let (store, nodes, keys) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
-        let fixed: Vec<Arc<dyn Sink>> = vec![metrics.clone(), Arc::new(LogSink::default())];
+        let audit = match &config.audit {
+            Some(a) => Some(
+                Audit::start(a.clone(), metrics.audit().clone(), None).map_err(|source| {
+                    StartError::Audit {
+                        dir: a.dir.display().to_string(),
+                        source,
+                    }
+                })?,
+            ),
+            None => None,
+        };
+        let mut fixed: Vec<Arc<dyn Sink>> = vec![metrics.clone(), Arc::new(LogSink::default())];
+        fixed.extend(audit.as_ref().map(Audit::sink));
         let recorder = Arc::new(Recorder::new(fixed));
         let tokens = Arc::new(
             Tokens::new(&config.tokens, &config.gateway.cse_id, store.clone())
@@ -130,23 +149,30 @@ impl Gateway {
         let targets = resolver(&config)?;
         let follower = match &config.sync {
             Some(s) => Some(
-                Follower::new(s.clone(), repository.clone(), metrics.clone())
-                    .map_err(StartError::Sync)?,
+                Follower::new(
+                    s.clone(),
+                    repository.clone(),
+                    metrics.clone(),
+                    recorder.clone(),
+                )
+                .map_err(StartError::Sync)?,
             ),
             None => None,
         };
         let registrar = Registrar::new(repository);
-        let decider = Arc::new(
-            Decider::new(
-                guard,
-                registrar,
-                metrics.clone(),
-                recorder,
-                targets,
-                tokens.request_info(),
-            )
-            .with_mode(config.gateway.mode),
-        );
+        let mut decider = Decider::new(
+            guard,
+            registrar,
+            metrics.clone(),
+            recorder.clone(),
+            targets,
+            tokens.request_info(),
+        )
+        .with_mode(config.gateway.mode);
+        if let Some(gate) = audit.as_ref().and_then(Audit::gate) {
+            decider = decider.with_audit_gate(gate);
+        }
+        let decider = Arc::new(decider);
         let h = &config.http;
         let binding = Arc::new(HttpBinding::new(h, decider.clone())?);
 
@@ -214,10 +240,15 @@ impl Gateway {
                 sync.clone(),
                 repository,
                 metrics.clone(),
+                recorder.clone(),
                 shutdown.clone(),
             ));
         }
         tracing::info!(http = %http_addr, admin = %admin_addr, mqtt = ?mqtt_addr, coap = ?coap_addr, cse_id = %config.gateway.cse_id, "m2mguard started");
+        recorder.event(Event::Started {
+            version: env!("CARGO_PKG_VERSION"),
+            keys: state.keys.ring().len(),
+        });
         for warning in config.coap.iter().flat_map(CoapConfig::warnings) {
             tracing::warn!("{warning}");
         }
@@ -229,14 +260,19 @@ impl Gateway {
             state,
             shutdown,
             tasks,
+            audit,
         })
     }
 
-    /// Stops accepting, lets open requests finish (at most [`DRAIN`]), closes the rest, and
-    /// releases the repository.
+    /// Stops accepting, lets open requests finish (at most [`DRAIN`]), closes the rest,
+    /// closes the audit log with a checkpoint, and releases the repository.
     pub async fn shutdown(mut self) {
         self.shutdown.cancel();
         while self.tasks.join_next().await.is_some() {}
+        self.state.recorder.event(Event::Stopping);
+        if let Some(audit) = self.audit.take() {
+            let _ = tokio::task::spawn_blocking(move || audit.close()).await;
+        }
     }
 }
 

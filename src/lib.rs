@@ -6,10 +6,11 @@
 //! [`record::Record`], made by the [`decision::Decider`]. `security` holds key material (the key
 //! ring, swapped at run time through `store::Keys`) and the one MAC. `gateway` wires the
 //! parts from a validated [`config::Config`]; `admin` serves health, metrics and node
-//! operations on loopback.
+//! operations on loopback; `audit` keeps the tamper-evident log of every record.
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod authority;
 pub mod binding;
 pub mod budget;

@@ -9,6 +9,7 @@ use percent_encoding::percent_decode_str;
 use serde_json::{json, Value};
 
 use super::State;
+use crate::record::{By, Event};
 use crate::store::NodeStatus;
 
 type Reply = Response<Full<Bytes>>;
@@ -201,6 +202,11 @@ fn set_status(state: &State, raw_id: &str, status: NodeStatus) -> Reply {
     match state.nodes.set_status(&id, status) {
         Ok(Some(node)) => {
             tracing::info!(node.id = %id, status = %status, "node status changed by the admin API");
+            state.recorder.event(Event::NodeStatus {
+                node: id.clone().into_owned(),
+                status: status.as_str(),
+                by: By::Admin,
+            });
             reply(StatusCode::OK, json!(node))
         }
         Ok(None) => error(StatusCode::NOT_FOUND, &format!("no node {id:?}")),
@@ -220,6 +226,10 @@ fn revoke_token(state: &State, raw_jti: &str) -> Reply {
     match state.tokens.revoke(&jti, std::time::SystemTime::now()) {
         Ok(fresh) => {
             tracing::info!(token.id = %jti, "token revoked by the admin API");
+            state.recorder.event(Event::TokenRevoked {
+                jti: jti.clone().into_owned(),
+                by: By::Admin,
+            });
             reply(
                 StatusCode::OK,
                 json!({ "jti": jti, "revoked": true, "already": !fresh }),

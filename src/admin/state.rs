@@ -7,7 +7,7 @@ use std::sync::Arc;
 use crate::guard::Tokens;
 use crate::metrics::Metrics;
 use crate::policy::{Policies, PolicyError};
-use crate::record::{Overflow, Queue, Recorder, Records};
+use crate::record::{Event, Overflow, Queue, Recorder, Records};
 use crate::store::{Keys, Nodes};
 
 /// What the admin API and the gateway share.
@@ -44,6 +44,8 @@ impl State {
         }
         self.metrics
             .policy_reload(result.as_ref().map(|&n| n).map_err(|_| ()));
+        let recorded = result.as_ref().map(|&n| n).map_err(|e| policy_errors(e));
+        self.recorder.event(Event::PolicyReload(recorded));
         result
     }
 }

@@ -1,5 +1,6 @@
 //! The command line: one file per subcommand, exit codes with meaning.
 
+mod audit;
 mod authority;
 mod check;
 mod demo;
@@ -50,7 +51,7 @@ request before it reaches them: the originator must match its client certificate
 active node in the local repository, and must be permitted by the Cedar policies. Allowed \
 requests pass unchanged; denied ones get a oneM2M 4103 error.",
     after_help = "Exit codes: 0 success; 64 invalid configuration or policies; 1 start-up or \
-admin API failure.\n\nLogging: RUST_LOG=debug (or info, warn) selects the log level; \
+admin API failure; 2 `audit verify` found a problem.\n\nLogging: RUST_LOG=debug (or info, warn) selects the log level; \
 m2mguard=debug shows every decision.\n\nStart with `m2mguard demo`, then see README.md."
 )]
 pub struct Cli {
@@ -96,6 +97,12 @@ every other command talks to the running authority over HTTPS with the operator 
 only the authority's CA, both named in authority.toml."
     )]
     Authority(authority::Authority),
+    /// Verify, export or show the audit log (every request and administrative event, hash-
+    /// chained, with signed checkpoints), and make the key that signs its checkpoints.
+    Audit {
+        #[command(subcommand)]
+        action: audit::Action,
+    },
 }
 
 /// The configuration file a command reads.
@@ -129,6 +136,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
         Command::Authority(args) => authority::authority(args).await,
+        Command::Audit { action } => audit::audit(action),
     }
 }
 

@@ -23,6 +23,7 @@ pub struct FileConfig {
     pub plausibility: Vec<super::plausibility::FilePlausibility>,
     pub coap: Option<FileCoap>,
     pub sync: Option<super::sync::FileSync>,
+    pub audit: Option<super::audit::FileAudit>,
 }
 
 #[derive(Debug, Deserialize)]

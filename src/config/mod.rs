@@ -7,6 +7,7 @@
 //! live beside those stages (`guard::ChecksConfig`, `guard::token::TokensConfig`, ...); this
 //! module builds them, and the guard never imports it.
 
+mod audit;
 mod checks;
 mod coap;
 mod file;
@@ -30,6 +31,7 @@ use crate::guard::ChecksConfig;
 use crate::location::line_col;
 use crate::store::{NodeKind, NodeSeed};
 use crate::tls::{self, KeyPair};
+pub use audit::{AuditConfig, OnFull};
 pub use coap::{CoapConfig, EchoMode};
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
 pub use sync::{SyncConfig, Transport};
@@ -54,6 +56,8 @@ pub struct Config {
     pub coap: Option<CoapConfig>,
     /// Following the authority's status feed, when `[sync]` is present.
     pub sync: Option<SyncConfig>,
+    /// The audit log, when `[audit]` is present.
+    pub audit: Option<AuditConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -366,8 +370,17 @@ impl Validator {
         if sync.is_some() {
             self.sync_owns(nodes.len(), checks.keys.len());
         }
+        let log_id = sync
+            .as_ref()
+            .map_or(&gateway.cse_id, |s| &s.gateway_id)
+            .clone();
+        let sync_key = sync.as_ref().map(|s| s.sign_key.clone());
+        let audit = raw
+            .audit
+            .and_then(|a| self.audit(a, sync_key.as_ref(), &log_id));
         Config {
             sync,
+            audit,
             gateway,
             http,
             admin: AdminConfig {

@@ -119,6 +119,18 @@ impl Body {
         }
     }
 
+    /// The id the record is about: a node's, a key's (never its secret), a token's `jti`, a
+    /// gateway's.
+    pub fn subject(&self) -> &str {
+        match self {
+            Body::NodePut(b) => &b.id,
+            Body::NodeRemove(b) | Body::KeyRemove(b) => &b.id,
+            Body::KeyPut(b) => &b.id,
+            Body::TokenRevoke(b) => &b.jti,
+            Body::GatewayPut(b) => &b.id,
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         let value = match self {
             Body::NodePut(b) => serde_json::to_value(b),

@@ -124,6 +124,15 @@ fn text(v: &Option<String>) -> &[u8] {
     v.as_deref().unwrap_or("").as_bytes()
 }
 
+/// The key id and sequence number of a well-formed check value, the MAC left out (what a
+/// record of an inserted check value says).
+pub fn named(aus: &str) -> Option<Verified> {
+    parse(aus).map(|a| Verified {
+        key_id: a.key_id.to_owned(),
+        seq: a.seq,
+    })
+}
+
 /// `<key id>.<seq>.<mac>`; seq decimal, 1 or more, no leading zeros.
 fn parse(text: &str) -> Option<Aus<'_>> {
     let mut parts = text.split('.');

@@ -43,6 +43,10 @@ pub enum Reason {
         limit_s: u64,
     },
 
+    // The audit log.
+    #[error("the audit log cannot take records (on_full = \"refuse\")")]
+    AuditUnavailable,
+
     // Node status.
     #[error("originator {fr:?} is {status}")]
     Inactive { fr: String, status: NodeStatus },

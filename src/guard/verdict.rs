@@ -31,6 +31,9 @@ pub enum Stage {
     Plausibility,
     /// No Cedar policy permits, a policy forbids, or evaluation failed.
     Policy,
+    /// The audit log cannot take records and `[audit] on_full = "refuse"`: the gateway
+    /// forwards nothing it cannot record (decided by the [`crate::decision::Decider`]).
+    Audit,
     /// A resource-id target could not be resolved to the structured name the CSE knows it by
     /// (decided before the stages above, by the [`crate::decision::Decider`]).
     Target,
@@ -48,6 +51,7 @@ impl Stage {
             Stage::Plausibility => "plausibility",
             Stage::Policy => "policy",
             Stage::Target => "target",
+            Stage::Audit => "audit",
         }
     }
 
@@ -65,6 +69,7 @@ impl Stage {
             Stage::Plausibility => "access denied: implausible request",
             Stage::Policy => "access denied by policy",
             Stage::Target => "access denied: target could not be resolved",
+            Stage::Audit => "refused: the gateway cannot write its audit log",
         }
     }
 }
@@ -92,6 +97,11 @@ impl Denial {
     /// request, only the refusal to decide on a name that is not known).
     pub fn unresolved(unresolved: crate::target::resolve::Unresolved) -> Self {
         Denial::new(Stage::Target, Reason::Unresolved(unresolved))
+    }
+
+    /// The audit log cannot take records (decided outside the guard, by the decider).
+    pub fn audit_unavailable() -> Self {
+        Denial::new(Stage::Audit, Reason::AuditUnavailable)
     }
 
     /// A resource-id target that reached the guard without being resolved.

@@ -22,8 +22,10 @@
 //! [`crate::record::Sink`]. Label values are a small closed set
 //! (rule names come from the configuration), so cardinality stays bounded.
 
+mod audit;
 mod sync;
 
+pub use audit::AuditMetrics;
 pub use sync::{SyncMetrics, Via};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -132,6 +134,7 @@ pub struct Metrics {
     observed_forbids: Family<PolicyLabel, Counter>,
     registrations: Family<RegistrationLabels, Counter>,
     sync: sync::SyncMetrics,
+    audit: audit::AuditMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -259,7 +262,9 @@ impl Metrics {
             observed_forbids.clone(),
         );
         let sync = sync::SyncMetrics::register(&mut registry);
+        let audit = audit::AuditMetrics::register(&mut registry);
         Metrics {
+            audit,
             registry,
             observed_forbids,
             upstream_failures,
@@ -389,6 +394,11 @@ impl Metrics {
     /// The status-feed sync's metrics.
     pub fn sync(&self) -> &sync::SyncMetrics {
         &self.sync
+    }
+
+    /// The audit log's metrics.
+    pub fn audit(&self) -> &audit::AuditMetrics {
+        &self.audit
     }
 
     pub fn encode(&self) -> String {

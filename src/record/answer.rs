@@ -29,10 +29,14 @@ pub struct Answer {
 }
 
 impl Answer {
-    /// A denial by a guard stage: 4103 and the stage's class; `tqf` only for the token stage.
+    /// A denial by a guard stage: 4103 and the stage's class (5000 for stage `audit`: the
+    /// gateway's own failure); `tqf` only for the token stage.
     pub fn denied(denial: &Denial, tqf: Option<&Arc<str>>) -> Answer {
         Answer {
-            rsc: Rsc::OriginatorHasNoPrivilege,
+            rsc: match denial.stage {
+                Stage::Audit => Rsc::InternalServerError,
+                _ => Rsc::OriginatorHasNoPrivilege,
+            },
             message: Cow::Borrowed(denial.stage.public_message()),
             tqf: match denial.stage {
                 Stage::Token => tqf.cloned(),

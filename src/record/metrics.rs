@@ -17,8 +17,8 @@ impl Sink for Metrics {
         match &r.outcome {
             Outcome::Allowed { forward, .. } => {
                 self.request(protocol, op, allowed(self, r));
-                if let Forward::Answered(took) = forward {
-                    self.upstream_seconds(protocol, took.as_secs_f64());
+                if let Forward::Answered(answered) = forward {
+                    self.upstream_seconds(protocol, answered.after.as_secs_f64());
                 }
             }
             Outcome::Failed { failure, .. } => {

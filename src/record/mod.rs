@@ -16,6 +16,7 @@
 //! [`queue`].
 
 mod answer;
+mod event;
 mod log;
 mod metrics;
 pub mod queue;
@@ -25,10 +26,12 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use arc_swap::ArcSwap;
+use bytes::Bytes;
 
 use crate::guard::Denial;
 use crate::primitive::{Peer, Primitive, Protocol};
 pub use answer::Answer;
+pub use event::{By, Event, Happened};
 pub use log::LogSink;
 pub use queue::{Overflow, Queue, Records};
 
@@ -36,6 +39,9 @@ pub use queue::{Overflow, Queue, Records};
 /// slow consumer sits behind a [`Queue`]).
 pub trait Sink: Send + Sync {
     fn record(&self, record: &Record);
+
+    /// An administrative event; most sinks ignore them.
+    fn event(&self, _event: &Happened) {}
 }
 
 /// A vector behind a lock keeps every record it is handed, in order, for whoever looks at them
@@ -65,6 +71,11 @@ pub struct About {
     /// The target (or topic), as far as it could be read.
     pub to: String,
     pub rqi: String,
+    /// The resource type (`ty`) of a create.
+    pub ty: Option<u16>,
+    /// The content as it arrived (shared, not copied): the audit log records its digest,
+    /// never the content itself.
+    pub content: Bytes,
 }
 
 impl About {
@@ -86,6 +97,8 @@ impl About {
             op: "unknown",
             to: String::new(),
             rqi: String::new(),
+            ty: None,
+            content: Bytes::new(),
         }
     }
 
@@ -95,6 +108,8 @@ impl About {
             op: p.op.as_str(),
             to: p.to.clone(),
             rqi: p.rqi.clone(),
+            ty: p.ty,
+            content: p.content.clone(),
             ..About::peer(&p.peer)
         }
     }
@@ -132,9 +147,18 @@ pub struct Record {
     /// For an allowed request (`Allowed`, `Failed`): the denial it escaped, because the
     /// gateway is in observe mode or because the policies that would deny it are `@observe`.
     pub would_deny: Option<Denial>,
+    /// What the gateway added to an allowed request on its way out (by id, never by value).
+    pub added: Vec<Added>,
     /// Records left out just before this one by the queue it came through (0 outside queues;
     /// see [`Overflow`]).
     pub lost: u64,
+}
+
+/// Something the gateway added to a forwarded request, named without its value.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Added {
+    /// A check value (`aus`) computed with this key, for this sequence number.
+    CheckValue { kid: String, seq: u64 },
 }
 
 #[derive(Clone, Debug, PartialEq)]
@@ -158,9 +182,9 @@ pub enum Outcome {
 /// How the forward of an allowed request ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Forward {
-    /// The upstream's first answer came after this long (HTTP: the response head; CoAP: the
-    /// response or the empty ACK of a separate one).
-    Answered(Duration),
+    /// The upstream answered (HTTP: the response head; CoAP: the response or the empty ACK
+    /// of a separate one).
+    Answered(Answered),
     /// Handed to the upstream connection, no answer awaited (MQTT: to the broker).
     Sent,
     /// Nothing to forward: the decision was all (a session admitted, a will's topic allowed).
@@ -168,6 +192,24 @@ pub enum Forward {
     /// Ended before its outcome was seen (the client went away mid-forward, the exchange was
     /// evicted from a full table).
     Abandoned,
+}
+
+/// The upstream's first answer to a forwarded request.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Answered {
+    /// How long after the forward began.
+    pub after: Duration,
+    /// The binding's status: HTTP's status code; CoAP's code as `class * 100 + detail`
+    /// (2.01 is 201); `None` for an empty ACK.
+    pub status: Option<u16>,
+    /// The oneM2M response status code, where the answer carried one.
+    pub rsc: Option<u16>,
+}
+
+impl Answered {
+    pub fn new(after: Duration, status: Option<u16>, rsc: Option<u16>) -> Answered {
+        Answered { after, status, rsc }
+    }
 }
 
 /// A request the binding refused itself.
@@ -259,6 +301,17 @@ impl Recorder {
         }
         for sink in self.attached.load().iter() {
             sink.record(&record);
+        }
+    }
+
+    /// The one call for administrative events, as [`Recorder::record`] is for requests.
+    pub fn event(&self, event: Event) {
+        let happened = Happened {
+            at: SystemTime::now(),
+            event,
+        };
+        for sink in self.fixed.iter().chain(self.attached.load().iter()) {
+            sink.event(&happened);
         }
     }
 

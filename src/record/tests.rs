@@ -25,6 +25,7 @@ fn record(rqi: &str, outcome: Outcome) -> Record {
         outcome,
         decided_in: None,
         would_deny: None,
+        added: Vec::new(),
         lost: 0,
     }
 }
@@ -64,7 +65,7 @@ fn every_sink_sees_every_record_once_fixed_ones_first() {
 fn a_pending_record_is_recorded_exactly_once_however_it_ends() {
     let sink = Arc::new(Collect::default());
     let recorder = Arc::new(Recorder::new(vec![sink.clone()]));
-    let took = Duration::from_millis(3);
+    let took = Answered::new(Duration::from_millis(3), Some(201), Some(2001));
     recorder
         .pending(allowed("answered"))
         .forwarded(Forward::Answered(took));
@@ -255,7 +256,11 @@ fn a_would_be_denial_survives_an_upstream_failure_and_is_counted_as_one() {
         .failed(UpstreamFailure::Reset);
     recorder
         .pending(would("answered"))
-        .forwarded(Forward::Answered(Duration::from_millis(2)));
+        .forwarded(Forward::Answered(Answered::new(
+            Duration::from_millis(2),
+            Some(200),
+            None,
+        )));
     let records = taken(&sink);
     assert!(matches!(records[0].outcome, Outcome::Failed { .. }));
     assert!(

@@ -35,7 +35,7 @@ impl SledStore {
     /// Opens (or creates) the repository under `dir`.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
         let path = dir.join("repository");
-        let db = sled::Config::new().path(&path).open()?;
+        let db = open_db(&path)?;
         owner_only(&path)?;
         Ok(SledStore {
             nodes: db.open_tree("nodes")?,
@@ -48,6 +48,27 @@ impl SledStore {
         })
     }
 }
+
+/// Opens sled at `path`. A repository just closed in this process may still be locked for a
+/// moment (sled's flusher thread lets go of it last): a lock held is tried again for up to
+/// [`LOCK_WAIT`]; one held by another process stays held, and is then the error.
+fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match sled::Config::new().path(path).open() {
+            Err(sled::Error::Io(e))
+                if e.to_string().contains("could not acquire lock")
+                    && std::time::Instant::now() < deadline =>
+            {
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+            opened => return opened,
+        }
+    }
+}
+
+/// How long [`open_db`] waits for a repository's lock.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// Key material lies in the repository: no one but its owner may read it.
 fn owner_only(path: &Path) -> Result<(), StoreError> {

@@ -22,6 +22,7 @@ use crate::config::{SyncConfig, Transport};
 use crate::feed::{Ack, FeedError, GatewayStatus, Head, Position, Signed, Snapshot};
 use crate::metrics::Metrics;
 use crate::metrics::Via;
+use crate::record::{Event, Recorder};
 use crate::store::{Repository, StoreError};
 
 /// The least time a round that applied nothing takes.
@@ -77,6 +78,8 @@ pub struct Follower {
     client: Client,
     repository: Arc<Repository>,
     metrics: Arc<Metrics>,
+    /// Every record applied is an event (the audit log's).
+    recorder: Arc<Recorder>,
     cursor: Cursor,
 }
 
@@ -87,6 +90,7 @@ impl Follower {
         config: SyncConfig,
         repository: Arc<Repository>,
         metrics: Arc<Metrics>,
+        recorder: Arc<Recorder>,
     ) -> Result<Follower, String> {
         let stored = repository.nodes().cursor().map_err(|e| e.to_string())?;
         let cursor = match stored {
@@ -108,6 +112,7 @@ impl Follower {
             config,
             repository,
             metrics,
+            recorder,
             cursor,
         };
         follower.publish_standing();
@@ -299,6 +304,16 @@ impl Follower {
         let covered = changes.covers as u64;
         if covered > 0 {
             self.commit(next, changes)?;
+            for record in records[..covered as usize]
+                .iter()
+                .filter(|r| r.is_for(&self.config.gateway_id))
+            {
+                self.recorder.event(Event::FeedRecord {
+                    seq: record.record.seq,
+                    kind: record.body.kind(),
+                    subject: record.body.subject().to_owned(),
+                });
+            }
             self.metrics
                 .sync()
                 .applied(self.cursor.position.seq, covered, via);
@@ -347,6 +362,11 @@ impl Follower {
         // head_seq stays: a snapshot is no head, and the head this round verified may be
         // older than the record the snapshot was taken at.
         self.commit(next, changes)?;
+        self.recorder.event(Event::FeedSnapshot {
+            seq: snapshot.seq,
+            nodes: snapshot.nodes.len(),
+            keys: snapshot.keys.len(),
+        });
         tracing::info!(feed = %self.config.feed, seq = snapshot.seq, nodes = snapshot.nodes.len(), keys = snapshot.keys.len(), "feed: snapshot applied");
         self.metrics.sync().applied(snapshot.seq, 0, Via::Https);
         self.ack(None).await;

@@ -23,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::config::SyncConfig;
 use crate::metrics::Metrics;
+use crate::record::Recorder;
 use crate::store::Repository;
 
 /// Follows the feed until `stop`, starting with `first`. A follower that fails (it can only
@@ -33,13 +34,19 @@ pub async fn follow(
     config: SyncConfig,
     repository: Arc<Repository>,
     metrics: Arc<Metrics>,
+    recorder: Arc<Recorder>,
     stop: CancellationToken,
 ) {
     let mut next = Some(first);
     loop {
         let follower = match next.take() {
             Some(f) => f,
-            None => match Follower::new(config.clone(), repository.clone(), metrics.clone()) {
+            None => match Follower::new(
+                config.clone(),
+                repository.clone(),
+                metrics.clone(),
+                recorder.clone(),
+            ) {
                 Ok(f) => f,
                 Err(e) => {
                     tracing::error!(error = %e, "feed: cannot restart the sync; retrying");

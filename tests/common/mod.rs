@@ -2,6 +2,7 @@
 //! ports, and HTTP(S) clients. Everything runs over real sockets on 127.0.0.1.
 #![allow(dead_code)]
 
+pub mod audit;
 pub mod authority;
 pub mod coap;
 mod config;

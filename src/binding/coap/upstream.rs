@@ -23,7 +23,7 @@ use super::{Relay, ACK_TIMEOUT, MAX_RETRANSMIT};
 use crate::decision::Permitted;
 use crate::guard::Addition;
 use crate::primitive::Protocol;
-use crate::record::{Forward, SharedPending, UpstreamFailure};
+use crate::record::{Answered, Forward, SharedPending, UpstreamFailure};
 
 /// Removes the Uri-Query options that carry tokens or token ids (`tkns=…`, `tids=…`): a
 /// forwarded request has passed the token stage, which verified every one of them, and they
@@ -164,7 +164,8 @@ impl Relay {
             return self.dropped("unmatched");
         };
         if let Some(record) = route.record.take() {
-            record.forwarded(Forward::Answered(route.sent.elapsed()));
+            let answered = Answered::new(route.sent.elapsed(), None, None);
+            record.forwarded(Forward::Answered(answered));
         }
         if !route.confirmable {
             return;
@@ -250,7 +251,10 @@ impl Relay {
             self.to_upstream(&ack).await;
         }
         if let Some(record) = route.record.take() {
-            record.forwarded(Forward::Answered(route.sent.elapsed()));
+            let status = Some(code_number(packet.header.code));
+            let rsc = reply::rsc_of(&packet, self.numbers);
+            let answered = Answered::new(route.sent.elapsed(), status, rsc);
+            record.forwarded(Forward::Answered(answered));
         }
         self.track_observation(&packet, token, &route);
         if let Some(follow_up) = route.follow_up.as_deref().filter(|_| !notification) {
@@ -334,6 +338,12 @@ impl Relay {
             to_client.invalidate(&key);
         });
     }
+}
+
+/// A CoAP code as the audit record writes it: `class * 100 + detail` (2.05 is 205).
+fn code_number(code: coap_lite::MessageClass) -> u16 {
+    let raw = u8::from(code);
+    u16::from(raw >> 5) * 100 + u16::from(raw & 0x1f)
 }
 
 #[cfg(test)]

@@ -23,8 +23,8 @@ use super::decode::SIGNATURE;
 use crate::config::HttpConfig;
 use crate::decision::Permitted;
 use crate::guard::Addition;
-use crate::record::Forward;
 pub use crate::record::UpstreamFailure as UpstreamError;
+use crate::record::{Answered, Forward};
 use crate::tls::{self, TlsError};
 
 /// Headers that belong to one connection and are never forwarded (RFC 9110 §7.6.1).
@@ -85,7 +85,12 @@ impl Upstream {
         };
         match sent {
             Ok((response, took)) => {
-                record.forwarded(Forward::Answered(took));
+                let rsc = response
+                    .headers()
+                    .get("x-m2m-rsc")
+                    .and_then(|v| v.to_str().ok()?.parse().ok());
+                let status = Some(response.status().as_u16());
+                record.forwarded(Forward::Answered(Answered::new(took, status, rsc)));
                 Ok(response)
             }
             Err(failure) => {
