@@ -6,6 +6,7 @@
 //! What a request line says is the record's, minus what must not be kept: content is
 //! recorded by digest and size, tokens, keys and check values by id or not at all.
 
+use std::io::Write as _;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
@@ -39,17 +40,6 @@ pub fn timestamp(at: SystemTime) -> String {
     )
 }
 
-/// The members every line starts with.
-#[derive(Serialize)]
-struct Head<'a, T: Serialize> {
-    seq: u64,
-    prev: &'a str,
-    at: &'a str,
-    kind: &'static str,
-    #[serde(flatten)]
-    body: T,
-}
-
 /// Appends one line (no newline) to `out`: the head, then `body`'s members.
 pub fn encode_into<T: Serialize>(
     out: &mut Vec<u8>,
@@ -59,15 +49,26 @@ pub fn encode_into<T: Serialize>(
     kind: &'static str,
     body: T,
 ) {
-    let head = Head {
-        seq,
-        prev,
-        at,
-        kind,
-        body,
-    };
+    // `prev` is hex, `at` a timestamp, `kind` one of ours: none needs escaping.
+    // Writing into a vector cannot fail.
+    let _ = write!(out, "{{\"seq\":{seq}");
+    for (name, value) in [("prev", prev), ("at", at), ("kind", kind)] {
+        out.extend_from_slice(b",\"");
+        out.extend_from_slice(name.as_bytes());
+        out.extend_from_slice(b"\":\"");
+        out.extend_from_slice(value.as_bytes());
+        out.push(b'"');
+    }
+    // The body's members follow: its object, with its `{` made a `,` (or dropped if empty).
+    let start = out.len();
     // Only strings, numbers, booleans and nulls into a vector: serialising cannot fail.
-    serde_json::to_writer(out, &head).expect("an audit line serialises");
+    serde_json::to_writer(&mut *out, &body).expect("an audit line serialises");
+    if out[start..] == *b"{}" {
+        out.truncate(start);
+        out.push(b'}');
+    } else {
+        out[start] = b',';
+    }
 }
 
 /// A request line's own members.
@@ -238,6 +239,7 @@ enum Fields<'a> {
         feed_seq: u64,
         record: &'static str,
         subject: &'a str,
+        status: Option<&'static str>,
     },
     FeedSnapshot {
         feed_seq: u64,
@@ -272,10 +274,16 @@ impl<'a> EventLine<'a> {
                 jti,
                 by: by.as_str(),
             },
-            Event::FeedRecord { seq, kind, subject } => Fields::FeedRecord {
+            Event::FeedRecord {
+                seq,
+                kind,
+                subject,
+                status,
+            } => Fields::FeedRecord {
                 feed_seq: *seq,
                 record: kind,
                 subject,
+                status: *status,
             },
             Event::FeedSnapshot { seq, nodes, keys } => Fields::FeedSnapshot {
                 feed_seq: *seq,

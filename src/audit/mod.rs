@@ -67,6 +67,17 @@ pub struct AuditSink {
 }
 
 impl AuditSink {
+    /// Counts a datagram dropped unread (not recorded one by one); `false` for any other.
+    fn take_counted(&self, record: &Record) -> bool {
+        match writer::counted_only(&record.outcome) {
+            Some(kind) => {
+                self.shared.dropped[kind].fetch_add(1, Relaxed);
+                true
+            }
+            None => false,
+        }
+    }
+
     fn lose(&self) {
         self.shared.lost.fetch_add(1, Relaxed);
         self.metrics.lost.inc();
@@ -75,11 +86,18 @@ impl AuditSink {
 
 impl Sink for AuditSink {
     fn record(&self, record: &Record) {
-        if let Some(kind) = writer::counted_only(&record.outcome) {
-            self.shared.dropped[kind].fetch_add(1, Relaxed);
+        if writer::counted_only(&record.outcome).is_none() {
+            self.take(record.clone());
+        } else {
+            self.take_counted(record);
+        }
+    }
+
+    fn take(&self, record: Record) {
+        if self.take_counted(&record) {
             return;
         }
-        match self.tx.try_send(Entry::Record(Box::new(record.clone()))) {
+        match self.tx.try_send(Entry::Record(Box::new(record))) {
             Ok(()) | Err(TrySendError::Disconnected(_)) => {}
             Err(TrySendError::Full(_)) => self.lose(),
         }

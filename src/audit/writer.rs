@@ -33,6 +33,8 @@ pub const RETRY: Duration = Duration::from_millis(250);
 pub const MAX_BUFFER: usize = 16 * 1024 * 1024;
 /// How often, at least, the writer looks at its health when nothing comes.
 const IDLE: Duration = Duration::from_secs(1);
+/// How long a busy writer sleeps between takes from the queue.
+pub const POLL: Duration = Duration::from_millis(5);
 
 pub struct Writer {
     config: AuditConfig,
@@ -119,20 +121,33 @@ impl Writer {
     }
 
     /// Takes entries until told to stop (or every sender is gone), then closes the log.
+    ///
+    /// While records keep coming the writer does not wait on the queue (a sender would have
+    /// to wake it for every record): it sleeps [`POLL`] at a time and takes what came. Once a
+    /// poll finds nothing, it waits on the queue again, so an idle gateway costs no wake-ups.
     pub fn run(mut self, rx: &Receiver<Entry>) {
-        let mut stop = false;
+        let (mut stop, mut busy) = (false, false);
         while !stop {
             let wait = self.deadline().saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Entry::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
-                Ok(entry) => self.take(entry),
-                Err(RecvTimeoutError::Timeout) => {}
+            if busy {
+                std::thread::sleep(wait.min(POLL));
+            } else {
+                match rx.recv_timeout(wait) {
+                    Ok(Entry::Stop) | Err(RecvTimeoutError::Disconnected) => stop = true,
+                    Ok(entry) => self.take(entry),
+                    Err(RecvTimeoutError::Timeout) => {}
+                }
             }
+            busy = false;
             while !stop && self.buf_lines < self.config.flush_records as u64 {
                 match rx.try_recv() {
                     Ok(Entry::Stop) => stop = true,
-                    Ok(entry) => self.take(entry),
-                    Err(_) => break,
+                    Ok(entry) => {
+                        self.take(entry);
+                        busy = true;
+                    }
+                    Err(crossbeam_channel::TryRecvError::Disconnected) => stop = true,
+                    Err(crossbeam_channel::TryRecvError::Empty) => break,
                 }
             }
             self.tick(rx.len());

@@ -25,8 +25,15 @@ pub fn kid(public: &[u8; 32]) -> String {
     hex(&Sha256::digest(public)[..8])
 }
 
+/// Lowercase hex digits of `bytes`.
 pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    let mut out = String::with_capacity(bytes.len() * 2);
+    for b in bytes {
+        out.push(char::from(DIGITS[usize::from(b >> 4)]));
+        out.push(char::from(DIGITS[usize::from(b & 0xf)]));
+    }
+    out
 }
 
 /// Hex digits (either case) as bytes; `None` for an odd count or anything else.

@@ -131,6 +131,15 @@ impl Body {
         }
     }
 
+    /// The status a `node.put` or `gateway.put` sets; `None` for the other kinds.
+    pub fn status(&self) -> Option<&'static str> {
+        match self {
+            Body::NodePut(b) => Some(b.status.as_str()),
+            Body::GatewayPut(b) => Some(b.status.as_str()),
+            _ => None,
+        }
+    }
+
     pub fn to_value(&self) -> Value {
         let value = match self {
             Body::NodePut(b) => serde_json::to_value(b),

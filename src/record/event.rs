@@ -48,12 +48,14 @@ pub enum Event {
     NodeRemoved { node: String, by: By },
     /// A token was revoked (by its `jti`).
     TokenRevoked { jti: String, by: By },
-    /// A feed record was applied: its sequence number, kind (`node.put`, `key.remove`, …) and
-    /// the id it is about (a key by id, never its secret).
+    /// A feed record was applied: its sequence number, kind (`node.put`, `key.remove`, …),
+    /// the id it is about (a key by id, never its secret) and the status it sets (`node.put`,
+    /// `gateway.put`).
     FeedRecord {
         seq: u64,
         kind: &'static str,
         subject: String,
+        status: Option<&'static str>,
     },
     /// A feed snapshot replaced what the feed had given: its sequence number and size.
     FeedSnapshot { seq: u64, nodes: usize, keys: usize },

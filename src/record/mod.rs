@@ -40,6 +40,12 @@ pub use queue::{Overflow, Queue, Records};
 pub trait Sink: Send + Sync {
     fn record(&self, record: &Record);
 
+    /// The record, given to the last sink: one that keeps records (a queue) takes it
+    /// without a copy.
+    fn take(&self, record: Record) {
+        self.record(&record);
+    }
+
     /// An administrative event; most sinks ignore them.
     fn event(&self, _event: &Happened) {}
 }
@@ -294,14 +300,19 @@ impl Recorder {
         }
     }
 
-    /// The one recording call: every outcome of every request comes through here, once.
+    /// The one recording call: every outcome of every request comes through here, once. The
+    /// last sink takes the record itself.
     pub fn record(&self, record: Record) {
-        for sink in &self.fixed {
+        let attached = self.attached.load();
+        let mut sinks = self.fixed.iter().chain(attached.iter());
+        let Some(mut sink) = sinks.next() else {
+            return;
+        };
+        for next in sinks {
             sink.record(&record);
+            sink = next;
         }
-        for sink in self.attached.load().iter() {
-            sink.record(&record);
-        }
+        sink.take(record);
     }
 
     /// The one call for administrative events, as [`Recorder::record`] is for requests.

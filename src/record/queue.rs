@@ -64,7 +64,10 @@ impl Queue {
 
 impl Sink for Queue {
     fn record(&self, record: &Record) {
-        let mut record = record.clone();
+        self.take(record.clone());
+    }
+
+    fn take(&self, mut record: Record) {
         // Taken before the send: a concurrent sender that succeeds meanwhile reports 0, and
         // what this one took is put back if its own record is left out; nothing is counted
         // twice or forgotten.

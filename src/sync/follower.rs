@@ -312,6 +312,7 @@ impl Follower {
                     seq: record.record.seq,
                     kind: record.body.kind(),
                     subject: record.body.subject().to_owned(),
+                    status: record.body.status(),
                 });
             }
             self.metrics
