@@ -45,20 +45,6 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).unwrap();
-}
-
 fn seq_of(line: &str) -> u64 {
     serde_json::from_str::<Value>(line).unwrap()["seq"]
         .as_u64()
@@ -90,10 +76,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // One byte changed in the middle of the second segment: the next line no longer follows.
     let dir = attack("byte");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let seq = seq_of(&lines[10]);
     lines[10] = lines[10].replacen("\"fr\":\"C", "\"fr\":\"D", 1);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -104,10 +90,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // A record deleted.
     let dir = attack("delete");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let seq = seq_of(&lines[20]);
     lines.remove(20);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -118,10 +104,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // A record inserted (a copy of its neighbour).
     let dir = attack("insert");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let copied = lines[5].clone();
     lines.insert(6, copied);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -135,9 +121,9 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // Two records swapped.
     let dir = attack("swap");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     lines.swap(30, 31);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -151,10 +137,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // The tail cut off at a line boundary, the final checkpoint with it.
     let dir = attack("truncate");
     let last = segments(&dir).pop().unwrap();
-    let mut lines = read_lines(&last);
+    let mut lines = audit::read_lines(&last);
     lines.truncate(lines.len() - 5);
     let end = seq_of(lines.last().unwrap());
-    write_lines(&last, &lines);
+    audit::write_lines(&last, &lines);
     found(
         &dirs,
         &dir,
@@ -182,13 +168,13 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // A checkpoint re-signed with another key.
     let dir = attack("forge");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let at = lines
         .iter()
         .position(|l| l.contains("\"kind\":\"checkpoint\""))
         .unwrap();
     lines[at] = audit::forged(&lines[at]);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -228,9 +214,9 @@ async fn every_kind_of_tampering_is_found_and_placed() {
 
 /// Rewrites `segments` (the chain recomputed from the first request of the first to the end).
 fn rewrite_from(segments: &[PathBuf]) {
-    let lines: Vec<Vec<String>> = segments.iter().map(|s| read_lines(s)).collect();
+    let lines: Vec<Vec<String>> = segments.iter().map(|s| audit::read_lines(s)).collect();
     for (seg, lines) in segments.iter().zip(audit::rewritten(&lines)) {
-        write_lines(seg, &lines);
+        audit::write_lines(seg, &lines);
     }
 }
 

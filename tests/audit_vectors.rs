@@ -133,7 +133,7 @@ fn apply(dir: &Path, edit: &Value) {
     let path = dir.join(edit["file"].as_str().unwrap());
     let n = edit["line"].as_u64().unwrap_or(1) as usize - 1;
     let text = || edit["text"].as_str().unwrap().to_owned();
-    let lines = || file_lines(&path);
+    let lines = || audit::read_lines(&path);
     match edit["op"].as_str().unwrap() {
         "remove" => std::fs::remove_file(&path).unwrap(),
         "write" => std::fs::write(&path, text()).unwrap(),
@@ -153,7 +153,7 @@ fn apply(dir: &Path, edit: &Value) {
                 "rechain" => rechain(&mut l[n..]),
                 other => panic!("unknown edit {other:?}"),
             }
-            write_lines(&path, &l);
+            audit::write_lines(&path, &l);
         }
     }
 }
@@ -166,20 +166,6 @@ fn rechain(lines: &mut [String]) {
         let at = lines[i].find("\"prev\":\"").unwrap() + 8;
         lines[i].replace_range(at..at + 64, &hash);
     }
-}
-
-fn file_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).unwrap();
 }
 
 // --- writing the vectors ------------------------------------------------------------------------
@@ -322,8 +308,8 @@ type Case = (&'static str, &'static str, Value, bool, Vec<Place>);
 /// construction says must be among the problems.
 fn attacks(log: &Path, segs: &[String]) -> Vec<Case> {
     let (old, new) = (&segs[0], &segs[segs.len() - 1]);
-    let old_lines = file_lines(&log.join(old));
-    let new_lines = file_lines(&log.join(new));
+    let old_lines = audit::read_lines(&log.join(old));
+    let new_lines = audit::read_lines(&log.join(new));
     let seq = |l: &str| {
         serde_json::from_str::<Value>(l).unwrap()["seq"]
             .as_u64()
@@ -404,7 +390,7 @@ fn forged(line: &str) -> String {
 
 /// A line and its hash; a checkpoint, the key that signed it, and what it signs.
 fn known_answers_of(log: &Path, segs: &[String], public: &str) -> Value {
-    let lines = file_lines(&log.join(&segs[0]));
+    let lines = audit::read_lines(&log.join(&segs[0]));
     let next: Value = serde_json::from_str(&lines[1]).unwrap();
     let cp = lines
         .iter()

@@ -167,3 +167,19 @@ pub fn forged(line: &str) -> String {
     v["jws"] = m2mguard::feed::jws::sign(&other, m2mguard::audit::CHECKPOINT_TYP, &payload).into();
     serde_json::to_string(&v).unwrap()
 }
+
+/// A file's lines, without their `\n`.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes `lines`, each ended by `\n`.
+pub fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
