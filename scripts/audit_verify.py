@@ -98,7 +98,10 @@ class Verifier:
         pieces = data.split(b"\n")
         torn = pieces.pop()           # b"" when the segment ends with "\n"
         for n, piece in enumerate(pieces, 1):
-            self.line(name, n, piece, first_of_segment=(n == 1))
+            if n == 1 and self.prev_seq is not None and int(name[:20]) != self.prev_seq + 1:
+                self.problem((name, 1, None), f"segment {name} is named for seq {int(name[:20])}, "
+                                              f"the segment before ended at seq {self.prev_seq}")
+            self.line(name, n, piece)
         if torn:
             if newest:
                 self.torn = len(torn)
@@ -106,28 +109,30 @@ class Verifier:
                 self.problem((name, len(pieces) + 1, None),
                              f"a torn line ({len(torn)} bytes without a final \\n) before the newest segment")
 
-    def line(self, seg, n, data, first_of_segment):
+    def line(self, seg, n, data):
         obj = parse_line(data)
         seq = obj["seq"] if obj else None
         place = (seg, n, seq)
+        very_first = self.lines == 0
         self.lines += 1
         h = line_hash(data)
         if obj is None:
             self.problem(place, "not a JSON object with seq (integer), prev, at, kind (strings)")
-            self.prev_hash, self.prev_seq = h, None
+            # counted as the line expected there: the next line is compared with its seq + 1
+            self.prev_hash = h
+            self.prev_seq = None if self.prev_seq is None else self.prev_seq + 1
             return
-        if first_of_segment and int(seg[:20]) != seq:
-            self.problem(place, f"segment {seg} is named for seq {int(seg[:20])}, its first line has seq {seq}")
-        if self.first is None:
+        if very_first:
             self.first, self.first_prev = seq, obj["prev"]
+            if int(seg[:20]) != seq:
+                self.problem(place, f"segment {seg} is named for seq {int(seg[:20])}, its first line has seq {seq}")
             if seq == 1 and obj["prev"] != ZERO_HASH:
                 self.problem(place, "line 1's prev is not 64 zeros")
-        else:
-            if self.prev_seq is not None and seq != self.prev_seq + 1:
-                self.problem(place, f"seq {seq} follows seq {self.prev_seq} (lines removed, inserted or reordered)")
-            if obj["prev"] != self.prev_hash:
-                self.problem(place, "prev is not the hash of the line before (a line before was changed, "
-                                    "or lines were removed, inserted or reordered)")
+        if self.prev_seq is not None and seq != self.prev_seq + 1:
+            self.problem(place, f"seq {seq} follows seq {self.prev_seq} (lines removed, inserted or reordered)")
+        if self.prev_hash is not None and obj["prev"] != self.prev_hash:
+            self.problem(place, "prev is not the hash of the line before (a line before was changed, "
+                                "or lines were removed, inserted or reordered)")
         self.prev_hash, self.prev_seq, self.last = h, seq, seq
         self.kind(place, obj, data)
         self.tail = (self.tail + [(obj["kind"], obj.get("event"))])[-2:]

@@ -344,6 +344,9 @@ fn attacks(log: &Path, segs: &[String]) -> Vec<Case> {
         ("one_byte", "one byte of a request changed: the next line's prev no longer matches", json!([
             {"op": "replace_line", "file": old, "line": k + 1, "text": old_lines[k].replacen("\"fr\":\"C", "\"fr\":\"D", 1)}
         ]), vec![at(old, k + 2, &old_lines)]),
+        ("not_json", "a request cut to its first 40 bytes: not a line, and the next line's prev", json!([
+            {"op": "replace_line", "file": old, "line": k + 21, "text": old_lines[k + 20][..40]}
+        ]), vec![(Some(old.clone()), Some(k as u64 + 21), None), at(old, k + 22, &old_lines)]),
         ("delete", "a request deleted: the next line's seq and prev", json!([
             {"op": "delete_line", "file": old, "line": k + 1}
         ]), vec![at(old, k + 1, &old_lines[1..])]),
