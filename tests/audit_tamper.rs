@@ -45,20 +45,6 @@ fn segments(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
-fn read_lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).unwrap();
-}
-
 fn seq_of(line: &str) -> u64 {
     serde_json::from_str::<Value>(line).unwrap()["seq"]
         .as_u64()
@@ -90,10 +76,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // One byte changed in the middle of the second segment: the next line no longer follows.
     let dir = attack("byte");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let seq = seq_of(&lines[10]);
     lines[10] = lines[10].replacen("\"fr\":\"C", "\"fr\":\"D", 1);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -104,10 +90,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // A record deleted.
     let dir = attack("delete");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let seq = seq_of(&lines[20]);
     lines.remove(20);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -118,10 +104,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // A record inserted (a copy of its neighbour).
     let dir = attack("insert");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let copied = lines[5].clone();
     lines.insert(6, copied);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -135,9 +121,9 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // Two records swapped.
     let dir = attack("swap");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     lines.swap(30, 31);
-    write_lines(seg, &lines);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -151,10 +137,10 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // The tail cut off at a line boundary, the final checkpoint with it.
     let dir = attack("truncate");
     let last = segments(&dir).pop().unwrap();
-    let mut lines = read_lines(&last);
+    let mut lines = audit::read_lines(&last);
     lines.truncate(lines.len() - 5);
     let end = seq_of(lines.last().unwrap());
-    write_lines(&last, &lines);
+    audit::write_lines(&last, &lines);
     found(
         &dirs,
         &dir,
@@ -182,13 +168,13 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     // A checkpoint re-signed with another key.
     let dir = attack("forge");
     let seg = &segments(&dir)[1];
-    let mut lines = read_lines(seg);
+    let mut lines = audit::read_lines(seg);
     let at = lines
         .iter()
         .position(|l| l.contains("\"kind\":\"checkpoint\""))
         .unwrap();
-    lines[at] = forged(&lines[at]);
-    write_lines(seg, &lines);
+    lines[at] = audit::forged(&lines[at]);
+    audit::write_lines(seg, &lines);
     found(
         &dirs,
         &dir,
@@ -210,6 +196,8 @@ async fn every_kind_of_tampering_is_found_and_placed() {
         &["no audit.retention line removed lines 1..".into()],
     );
 
+    ci_copies(&dirs, &work.path().join("byte"));
+
     // The legitimate case: the untouched log verifies, and so does one whose last line a
     // crash tore (and that the writer would cut on open).
     let (code, report) = audit::verify(&dirs.log(), &dirs.public_key());
@@ -224,41 +212,23 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     assert!(report.contains("torn last line"), "{report}");
 }
 
-/// Changes the first request line of `segments[0]` and recomputes every line's `prev` from
-/// there to the end, as an attacker without the checkpoint key would.
+/// Rewrites `segments` (the chain recomputed from the first request of the first to the end).
 fn rewrite_from(segments: &[PathBuf]) {
-    let mut prev: Option<String> = None;
-    let mut changed = false;
-    for seg in segments {
-        let mut out = Vec::new();
-        for line in read_lines(seg) {
-            let mut v: Value = serde_json::from_str(&line).unwrap();
-            if !changed && v["kind"] == "request" {
-                v["verdict"] = "allowed".into();
-                v["fr"] = "Cinnocent".into();
-                changed = true;
-            }
-            if let Some(p) = &prev {
-                v["prev"] = p.clone().into();
-            }
-            let text = serde_json::to_string(&v).unwrap();
-            prev = Some(m2mguard::audit::line::hash(text.as_bytes()));
-            out.push(text);
-        }
-        write_lines(seg, &out);
+    let lines: Vec<Vec<String>> = segments.iter().map(|s| audit::read_lines(s)).collect();
+    for (seg, lines) in segments.iter().zip(audit::rewritten(&lines)) {
+        audit::write_lines(seg, &lines);
     }
 }
 
-/// The checkpoint line `line` with its JWS re-made under another key, same payload.
-fn forged(line: &str) -> String {
-    let mut v: Value = serde_json::from_str(line).unwrap();
-    let jws = v["jws"].as_str().unwrap();
-    let payload = jws.split('.').nth(1).unwrap();
-    use base64::Engine as _;
-    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
-        .decode(payload)
-        .unwrap();
-    let other = m2mguard::feed::SigningKey::from_seed(&[9u8; 32]);
-    v["jws"] = m2mguard::feed::jws::sign(&other, m2mguard::audit::CHECKPOINT_TYP, &payload).into();
-    serde_json::to_string(&v).unwrap()
+/// For CI's run of scripts/audit_verify.py (.ci/run): the good log, a tampered copy (`byte`)
+/// and the public key, in `$CARGO_TARGET_TMPDIR/audit-ci/` (replaced on each run).
+fn ci_copies(dirs: &Dirs, tampered: &Path) {
+    let out = Path::new(env!("CARGO_TARGET_TMPDIR")).join("audit-ci");
+    let _ = std::fs::remove_dir_all(&out);
+    copy(&dirs.log(), &out.join("good"));
+    copy(tampered, &out.join("tampered"));
+    for lock in ["good/lock", "tampered/lock"] {
+        let _ = std::fs::remove_file(out.join(lock));
+    }
+    std::fs::copy(dirs.public_key(), out.join("audit.key.pub")).unwrap();
 }

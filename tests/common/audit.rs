@@ -125,3 +125,61 @@ pub async fn create(
         .unwrap();
     send(client, request).await
 }
+
+/// `segments` (each a segment's lines) rewritten as an attacker without the checkpoint key
+/// would: the first request made allowed and its `fr` changed, every line's `prev` from there
+/// to the end recomputed.
+pub fn rewritten(segments: &[Vec<String>]) -> Vec<Vec<String>> {
+    let mut prev: Option<String> = None;
+    let mut changed = false;
+    let mut out = Vec::new();
+    for lines in segments {
+        let mut seg = Vec::new();
+        for line in lines {
+            let mut v: Value = serde_json::from_str(line).unwrap();
+            if !changed && v["kind"] == "request" {
+                v["verdict"] = "allowed".into();
+                v["fr"] = "Cinnocent".into();
+                changed = true;
+            }
+            if let Some(p) = &prev {
+                v["prev"] = p.clone().into();
+            }
+            let text = serde_json::to_string(&v).unwrap();
+            prev = Some(m2mguard::audit::line::hash(text.as_bytes()));
+            seg.push(text);
+        }
+        out.push(seg);
+    }
+    out
+}
+
+/// The checkpoint line `line` with its JWS re-made under another key, same payload.
+pub fn forged(line: &str) -> String {
+    let mut v: Value = serde_json::from_str(line).unwrap();
+    let jws = v["jws"].as_str().unwrap();
+    let payload = jws.split('.').nth(1).unwrap();
+    use base64::Engine as _;
+    let payload = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload)
+        .unwrap();
+    let other = m2mguard::feed::SigningKey::from_seed(&[9u8; 32]);
+    v["jws"] = m2mguard::feed::jws::sign(&other, m2mguard::audit::CHECKPOINT_TYP, &payload).into();
+    serde_json::to_string(&v).unwrap()
+}
+
+/// A file's lines, without their `\n`.
+pub fn read_lines(path: &Path) -> Vec<String> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .map(str::to_owned)
+        .collect()
+}
+
+/// Writes `lines`, each ended by `\n`.
+pub fn write_lines(path: &Path, lines: &[String]) {
+    let mut text = lines.join("\n");
+    text.push('\n');
+    std::fs::write(path, text).unwrap();
+}
