@@ -13,7 +13,7 @@ use bytes::Bytes;
 use criterion::{criterion_group, criterion_main, Criterion};
 use m2mguard::audit::line::{self, Request};
 use m2mguard::audit::Audit;
-use m2mguard::config::{AuditConfig, OnFull};
+use m2mguard::config::AuditConfig;
 use m2mguard::feed::SigningKey;
 use m2mguard::metrics::Metrics;
 use m2mguard::primitive::Operation;
@@ -64,20 +64,8 @@ fn line(c: &mut Criterion) {
 
 fn handed(c: &mut Criterion) {
     let dir = tempfile::tempdir().unwrap();
-    let config = AuditConfig {
-        dir: dir.path().join("log"),
-        key: Arc::new(SigningKey::from_seed(&[7; 32])),
-        log_id: "/id-in".into(),
-        on_full: OnFull::Refuse,
-        flush_interval: Duration::from_millis(100),
-        flush_records: 1000,
-        checkpoint_records: 10_000,
-        checkpoint_interval: Duration::from_secs(10),
-        segment_bytes: 64 << 20,
-        retain_bytes: 1 << 30,
-        retain_days: 90,
-        queue_records: 65_536,
-    };
+    let key = Arc::new(SigningKey::from_seed(&[7; 32]));
+    let config = AuditConfig::new(dir.path().join("log"), key, "/id-in");
     let metrics = Metrics::new();
     let audit = Audit::start(config, metrics.audit().clone(), None).unwrap();
     let recorder = Recorder::new(vec![audit.sink()]);

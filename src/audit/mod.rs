@@ -35,9 +35,11 @@ pub use segments::{first_seq, list as list_segments, ANCHOR};
 /// How long an event may wait for a place in a full queue before it is counted as lost.
 const EVENT_WAIT: Duration = Duration::from_millis(100);
 
+/// What the queue carries; boxed, so that the queue's slots (allocated up front, one per
+/// `queue_records`) stay small.
 enum Entry {
     Record(Box<Record>),
-    Event(Happened),
+    Event(Box<Happened>),
     Stop,
 }
 
@@ -106,7 +108,7 @@ impl Sink for AuditSink {
     fn event(&self, event: &Happened) {
         if self
             .tx
-            .send_timeout(Entry::Event(event.clone()), EVENT_WAIT)
+            .send_timeout(Entry::Event(Box::new(event.clone())), EVENT_WAIT)
             .is_err()
         {
             self.lose();

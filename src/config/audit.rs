@@ -65,6 +65,36 @@ pub struct AuditConfig {
     pub queue_records: usize,
 }
 
+const MIB: u64 = 1024 * 1024;
+const FLUSH_INTERVAL_MS: u64 = 100;
+const FLUSH_RECORDS: u64 = 1000;
+const CHECKPOINT_RECORDS: u64 = 10_000;
+const CHECKPOINT_INTERVAL_S: u64 = 10;
+const SEGMENT_BYTES: u64 = 64 * MIB;
+const RETAIN_BYTES: u64 = 1024 * MIB;
+const RETAIN_DAYS: u64 = 90;
+const QUEUE_RECORDS: u64 = 65_536;
+
+impl AuditConfig {
+    /// A log in `dir` signed with `key` under `log_id`, every other key at its default.
+    pub fn new(dir: PathBuf, key: Arc<SigningKey>, log_id: &str) -> AuditConfig {
+        AuditConfig {
+            dir,
+            key,
+            log_id: log_id.to_owned(),
+            on_full: OnFull::Refuse,
+            flush_interval: Duration::from_millis(FLUSH_INTERVAL_MS),
+            flush_records: FLUSH_RECORDS as usize,
+            checkpoint_records: CHECKPOINT_RECORDS,
+            checkpoint_interval: Duration::from_secs(CHECKPOINT_INTERVAL_S),
+            segment_bytes: SEGMENT_BYTES,
+            retain_bytes: RETAIN_BYTES,
+            retain_days: RETAIN_DAYS,
+            queue_records: QUEUE_RECORDS as usize,
+        }
+    }
+}
+
 impl Validator {
     pub(super) fn audit(
         &mut self,
@@ -100,17 +130,16 @@ impl Validator {
                 OnFull::Refuse
             }
         };
-        const MIB: u64 = 1024 * 1024;
         let segment_bytes = self.range(
             "audit.segment_bytes",
             a.segment_bytes,
-            64 * MIB,
+            SEGMENT_BYTES,
             64 * 1024..=4096 * MIB,
         );
         let retain_bytes = self.range(
             "audit.retain_bytes",
             a.retain_bytes,
-            1024 * MIB,
+            RETAIN_BYTES,
             128 * 1024..=u64::MAX,
         );
         if retain_bytes < 2 * segment_bytes {
@@ -127,30 +156,34 @@ impl Validator {
             flush_interval: Duration::from_millis(self.range(
                 "audit.flush_interval_ms",
                 a.flush_interval_ms,
-                100,
+                FLUSH_INTERVAL_MS,
                 1..=10_000,
             )),
-            flush_records: self.range("audit.flush_records", a.flush_records, 1000, 1..=100_000)
-                as usize,
+            flush_records: self.range(
+                "audit.flush_records",
+                a.flush_records,
+                FLUSH_RECORDS,
+                1..=100_000,
+            ) as usize,
             checkpoint_records: self.range(
                 "audit.checkpoint_records",
                 a.checkpoint_records,
-                10_000,
+                CHECKPOINT_RECORDS,
                 1..=100_000_000,
             ),
             checkpoint_interval: Duration::from_secs(self.range(
                 "audit.checkpoint_interval_s",
                 a.checkpoint_interval_s,
-                10,
+                CHECKPOINT_INTERVAL_S,
                 1..=86_400,
             )),
             segment_bytes,
             retain_bytes,
-            retain_days: self.range("audit.retain_days", a.retain_days, 90, 0..=36_500),
+            retain_days: self.range("audit.retain_days", a.retain_days, RETAIN_DAYS, 0..=36_500),
             queue_records: self.range(
                 "audit.queue_records",
                 a.queue_records,
-                65_536,
+                QUEUE_RECORDS,
                 16..=16_777_216,
             ) as usize,
         })

@@ -15,7 +15,9 @@ use hyper_util::rt::TokioExecutor;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use m2mguard::admin::client::AdminClient;
-use m2mguard::config::Config;
+use m2mguard::config::{AuditConfig, Config};
+use m2mguard::feed::keys::random32;
+use m2mguard::feed::{SigningKey, VerifyingKey};
 use m2mguard::gateway::Gateway;
 use m2mguard::guard::check_value::sign;
 use m2mguard::guard::replay::format_ot;
@@ -145,13 +147,21 @@ pub async fn demo() -> Result<(), Failure> {
         timestamp: true,
         token: false,
     });
+    let log = data.path().join("audit");
+    let audit_key = std::sync::Arc::new(SigningKey::from_seed(&random32()));
+    let log_key = audit_key.public();
+    config.audit = Some(AuditConfig::new(
+        log.clone(),
+        audit_key,
+        &config.gateway.cse_id,
+    ));
     let gateway = Gateway::start(config).await.map_err(Failure::startup)?;
     let gateway_addr = gateway.http_addr;
     println!(
         "m2mguard demo: gateway http://{gateway_addr} -> in-process CSE http://{}, admin http://{}",
         cse.addr, gateway.admin_addr
     );
-    println!("(built-in config, policies from ./policies, repository in a temporary directory)\n");
+    println!("(built-in config, policies from ./policies, repository and audit log in a temporary directory)\n");
 
     // Every record of the run; the script waits for each, so the queue never fills.
     let decisions = gateway
@@ -175,9 +185,26 @@ pub async fn demo() -> Result<(), Failure> {
             &rows
         )
     );
+    println!("\n{}", audited(&log, &log_key)?);
     let in_link = in_link::in_link(cse.addr).await;
     drop(cse);
     in_link
+}
+
+/// What `m2mguard audit verify` says of the run's audit log, in one line.
+fn audited(log: &std::path::Path, key: &VerifyingKey) -> Result<String, Failure> {
+    let report = m2mguard::audit::verify::verify(log, key, None, &[]).map_err(Failure::startup)?;
+    if !report.ok() {
+        let problems: Vec<String> = report.problems.iter().map(ToString::to_string).collect();
+        return Err(Failure::startup(anyhow::anyhow!(
+            "the demo's audit log does not verify: {}",
+            problems.join("; ")
+        )));
+    }
+    Ok(format!(
+        "audit log: every decision above and the gateway's start and stop, {} lines, hash-chained, {} signed checkpoint(s): verified, as `m2mguard audit verify` does",
+        report.lines, report.checkpoints
+    ))
 }
 
 /// A fresh random key for Cmeter-01, for this run only.
