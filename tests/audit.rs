@@ -206,3 +206,60 @@ async fn export_and_show_filter_by_node_verdict_and_time() {
     assert_eq!(bad.status.code(), Some(64));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("RFC 3339"));
 }
+
+#[tokio::test]
+async fn retention_removes_the_oldest_segments_and_says_so() {
+    let echo = common::echo_upstream().await;
+    let dirs = Dirs::new();
+    let extra = "flush_interval_ms = 5\nsegment_bytes = 65536\nretain_bytes = 131072";
+    let gateway = dirs.start(echo.addr, extra).await;
+    let client = common::client();
+    for i in 0..700 {
+        audit::get(&client, gateway.http_addr, "CAdmin", &format!("r{i}")).await;
+    }
+    gateway.shutdown().await;
+    let segments = m2mguard::audit::list_segments(&dirs.log()).unwrap();
+    let bytes: u64 = segments
+        .iter()
+        .map(|(_, p)| p.metadata().unwrap().len())
+        .sum();
+    assert!(bytes <= 131_072 + 65_536 + 4096, "{bytes} bytes kept");
+    let first = segments[0].0;
+    assert!(first > 1, "the oldest segments are gone");
+    let lines = audit::lines(&dirs.log());
+    let retention = lines
+        .iter()
+        .rfind(|l| l["event"] == "audit.retention")
+        .expect("an audit.retention line");
+    assert_eq!(retention["removed_through"], first - 1);
+    let (code, report) = audit::verify(&dirs.log(), &dirs.public_key());
+    assert_eq!(code, 0, "{report}");
+}
+
+#[tokio::test]
+async fn a_second_gateway_cannot_write_the_same_log() {
+    let echo = common::echo_upstream().await;
+    let (first, second) = (Dirs::new(), Dirs::new());
+    let gateway = first.start(echo.addr, QUICK).await;
+    let text = second.config_at(echo.addr, &first.log(), QUICK);
+    let config = m2mguard::config::Config::parse(&text, "second.toml").unwrap();
+    let refused = m2mguard::gateway::Gateway::start(config)
+        .await
+        .err()
+        .expect("refused");
+    assert!(
+        refused.to_string().contains("in use by another writer"),
+        "{refused}"
+    );
+    // The first goes on.
+    let client = common::client();
+    assert_eq!(
+        audit::get(&client, gateway.http_addr, "CAdmin", "legit")
+            .await
+            .rsc(),
+        "2001"
+    );
+    gateway.shutdown().await;
+    let (code, report) = audit::verify(&first.log(), &first.public_key());
+    assert_eq!(code, 0, "{report}");
+}

@@ -6,8 +6,8 @@
 //! `retain_bytes` and `retain_days`, and the line that says so joins the chain.
 //!
 //! A failed write is cut back to the last synced length and tried again every [`RETRY`]; the
-//! lines already made wait in memory (at most [`MAX_BUFFER`] bytes; what comes after that is
-//! counted as lost, and recorded as a gap once the log writes again). While writes fail, the
+//! lines already made wait in memory (at most `queue_records` lines or [`MAX_BUFFER`] bytes;
+//! what comes after that is counted as lost, and recorded as a gap once the log writes again). While writes fail, the
 //! log is unhealthy: with `on_full = "refuse"` the gateway refuses requests.
 
 use std::fs::File;
@@ -156,7 +156,10 @@ impl Writer {
     }
 
     fn take(&mut self, entry: Entry) {
-        if self.buf.len() >= MAX_BUFFER {
+        if self.retry_at.is_none() && self.buf.len() >= MAX_BUFFER {
+            let _ = self.flush();
+        }
+        if self.buffer_full() {
             self.shared.lost.fetch_add(1, Relaxed);
             self.metrics.lost.inc();
             return;
@@ -200,7 +203,7 @@ impl Writer {
     /// Lines for what was only counted: records lost before the writer saw them, datagrams
     /// dropped unread.
     fn counted(&mut self) {
-        if self.buf.len() >= MAX_BUFFER {
+        if self.buffer_full() {
             return;
         }
         let lost = self.shared.lost.swap(0, Relaxed);
@@ -221,6 +224,13 @@ impl Writer {
         if dropped.rate_limited + dropped.oversize + dropped.not_coap > 0 {
             self.push(SystemTime::now(), "dropped", dropped);
         }
+    }
+
+    /// Whether lines must wait no more in memory: [`MAX_BUFFER`] bytes, or while writes fail,
+    /// `queue_records` lines.
+    fn buffer_full(&self) -> bool {
+        self.buf.len() >= MAX_BUFFER
+            || (self.retry_at.is_some() && self.buf_lines >= self.shared.capacity as u64)
     }
 
     /// Gives `body` the next line of the chain, in the buffer.
