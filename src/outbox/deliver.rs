@@ -26,7 +26,7 @@ pub async fn run(outbox: Arc<Outbox>, config: SyncConfig, stop: CancellationToke
             Ok(next) => next,
             Err(e) => {
                 tracing::error!(error = %e, "outbox: cannot read; retrying");
-                if wait(&stop, pause.next()).await {
+                if wait(&stop, pause.grow()).await {
                     return;
                 }
                 continue;
@@ -55,7 +55,7 @@ pub async fn run(outbox: Arc<Outbox>, config: SyncConfig, stop: CancellationToke
             }
         };
         if retry {
-            if wait(&stop, pause.next()).await {
+            if wait(&stop, pause.grow()).await {
                 return;
             }
             continue;
@@ -63,7 +63,7 @@ pub async fn run(outbox: Arc<Outbox>, config: SyncConfig, stop: CancellationToke
         pause.reset();
         if let Err(e) = outbox.remove(position) {
             tracing::error!(error = %e, "outbox: cannot remove a delivered entry; it will be sent again");
-            if wait(&stop, pause.next()).await {
+            if wait(&stop, pause.grow()).await {
                 return;
             }
         }

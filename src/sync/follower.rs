@@ -166,7 +166,7 @@ impl Follower {
                     }
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        () = tokio::time::sleep(pause.next()) => {}
+                        () = tokio::time::sleep(pause.grow()) => {}
                     }
                 }
             }
@@ -447,7 +447,7 @@ impl Pause {
         self.next = Self::FIRST;
     }
 
-    pub fn next(&mut self) -> Duration {
+    pub fn grow(&mut self) -> Duration {
         let full = self.next.min(self.max);
         self.next = (self.next * 2).min(self.max);
         let random = u64::from(crate::feed::keys::random32()[0]);
