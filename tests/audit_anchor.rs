@@ -18,7 +18,7 @@ use m2mguard::metrics::OutboxMetrics;
 use m2mguard::outbox::Outbox;
 use serde_json::Value;
 
-use common::audit::BIN;
+use common::audit::{copy, read_lines, segments, write_lines, BIN};
 use common::crash::{until, Process};
 use common::sync::{eventually, synced_config, Synced};
 
@@ -308,44 +308,12 @@ async fn the_authority_refuses_checkpoints_that_are_not_the_gateways_own() {
     assert_eq!(unknown.status, 404);
 }
 
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    m2mguard::audit::list_segments(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect()
-}
-
-fn copy(from: &Path, to: &Path) {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_file() {
-            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-        }
-    }
-}
-
 /// Puts the log back as `original` holds it.
 fn restore(original: &Path, log: &Path) {
     for seg in segments(log) {
         std::fs::remove_file(seg).unwrap();
     }
     copy(original, log);
-}
-
-fn lines(path: &Path) -> Vec<String> {
-    std::fs::read_to_string(path)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect()
-}
-
-fn write_lines(path: &Path, lines: &[String]) {
-    let mut text = lines.join("\n");
-    text.push('\n');
-    std::fs::write(path, text).unwrap();
 }
 
 /// Changes the first request line, recomputes every `prev` after it and re-signs every
@@ -358,7 +326,7 @@ fn resign_from_first_request(dir: &Path, key: &SigningKey, log: &str) {
     let mut anchor = None;
     for seg in segments(dir) {
         let mut out = Vec::new();
-        for text in lines(&seg) {
+        for text in read_lines(&seg) {
             let mut v: Value = serde_json::from_str(&text).unwrap();
             if !changed && v["kind"] == "request" {
                 v["fr"] = "Cinnocent".into();
@@ -399,7 +367,7 @@ fn cut_after_first_checkpoint(dir: &Path) {
             continue;
         }
         let mut kept = Vec::new();
-        for text in lines(&seg) {
+        for text in read_lines(&seg) {
             let checkpoint = text.contains("\"kind\":\"checkpoint\"");
             kept.push(text);
             if checkpoint {

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use serde_json::json;
 
-use super::reply::{error, json, op_error, read_body, Answer};
+use super::reply::{error, json, op_error, read_text, Answer};
 use crate::authority::anchors::Stored;
 use crate::authority::ops::OpError;
 use crate::authority::publish::Feed;
@@ -20,14 +20,11 @@ where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let bytes = match read_body(request).await {
-        Ok(bytes) => bytes,
+    let compact = match read_text(request, "checkpoint").await {
+        Ok(text) => text.trim_end().to_owned(),
         Err(answer) => return answer,
     };
-    let Ok(compact) = std::str::from_utf8(&bytes) else {
-        return error(StatusCode::BAD_REQUEST, "checkpoint is not text");
-    };
-    let (feed, gateway, compact) = (feed.clone(), gateway.clone(), compact.trim_end().to_owned());
+    let (feed, gateway) = (feed.clone(), gateway.clone());
     let id = gateway.id.clone();
     let stored =
         tokio::task::spawn_blocking(move || feed.state().anchors().put(&gateway, &compact)).await;
