@@ -4,7 +4,8 @@
 //! timeout, a 5xx, 408 or 429 is retried after the sync follower's jittered, growing pause
 //! (0.5 s doubling up to `sync.backoff_max_s`); any other answer is a refusal that retrying
 //! cannot change: the entry is logged, counted (`m2mguard_outbox_dropped_total{reason=
-//! "refused"}`) and removed, so that it does not hold back the ones after it.
+//! "refused"}`) and removed, so that it does not hold back the ones after it. Shutdown does
+//! not wait for an answer: an entry in flight stays queued and is sent again next time.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -38,7 +39,11 @@ pub async fn run(outbox: Arc<Outbox>, config: SyncConfig, stop: CancellationToke
                 () = outbox.pushed() => continue,
             }
         };
-        let retry = match send(&client, &entry).await {
+        let sent = tokio::select! {
+            () = stop.cancelled() => return,
+            sent = send(&client, &entry) => sent,
+        };
+        let retry = match sent {
             Ok(()) => {
                 outbox.metrics().delivered.inc();
                 false
