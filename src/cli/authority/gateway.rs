@@ -48,6 +48,7 @@ pub enum Action {
     /// The audit checkpoints the gateway anchored here, oldest first: count (lines pinned),
     /// head (the hash of line COUNT, shortened), the checkpoint's time and when it arrived.
     Checkpoints {
+        /// The gateway id.
         id: String,
         /// Print JSON (with each checkpoint's compact JWS) instead of a table.
         #[arg(long)]
