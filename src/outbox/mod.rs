@@ -131,13 +131,18 @@ impl Outbox {
                 superseded.push(key);
             }
         }
-        if kind.keep == Keep::Latest {
-            for key in &superseded {
-                self.entries.remove(key)?;
-                self.metrics.dropped("superseded");
-            }
+        // The older entries go in the same atomic batch as the newer one comes: a crash
+        // leaves one or the other, never neither.
+        let mut batch = sled::Batch::default();
+        let replaced = if kind.keep == Keep::Latest {
+            superseded.len()
+        } else {
+            0
+        };
+        for key in superseded.iter().take(replaced) {
+            batch.remove(key.clone());
         }
-        if self.entries.len() >= MAX_ENTRIES {
+        if self.entries.len() - replaced >= MAX_ENTRIES {
             self.metrics.dropped("full");
             return Err(OutboxError::Full(kind.name, id.to_owned()));
         }
@@ -151,7 +156,11 @@ impl Outbox {
             body: body.to_owned(),
         };
         let json = serde_json::to_vec(&entry).expect("an outbox entry serialises");
-        self.entries.insert(next.to_be_bytes(), json)?;
+        batch.insert(next.to_be_bytes().to_vec(), json);
+        self.entries.apply_batch(batch)?;
+        for _ in 0..replaced {
+            self.metrics.dropped("superseded");
+        }
         self.db.flush()?;
         self.metrics.entries.set(self.entries.len() as i64);
         self.pushed.notify_one();
