@@ -30,15 +30,8 @@ use crate::registration::{Completed, FollowUp, Registrar};
 use crate::target::resolve::Resolver;
 use crate::target::Addressing;
 
-/// Whether denials are enforced (`[gateway] mode`).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub enum Mode {
-    /// Denials are refused.
-    #[default]
-    Enforce,
-    /// Denials are recorded as would-be denials and the request is forwarded.
-    Observe,
-}
+/// Whether denials are enforced: defined with the configuration that sets it.
+pub use crate::config::Mode;
 
 pub struct Decider {
     mode: Mode,

@@ -5,7 +5,9 @@
 //! `POST /v1/reload` reload the policies; a failed reload keeps the set in force.
 //!
 //! With `[audit]`, the audit log opens before anything is served and closes last, after
-//! every listener has drained: the last requests' records are in it.
+//! every listener has drained: the last requests' records are in it. With `[sync]` too, its
+//! checkpoints go to the outbox (`<data_dir>/outbox`), whose delivery task sends them to
+//! the authority until shutdown; what it has not sent waits there for the next start.
 //!
 //! Shutdown is one `CancellationToken`, handed down to every listener and task (never imported
 //! from here): cancelling it stops every accept loop at once, and each listener drains its open
@@ -20,7 +22,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::admin::{self, State};
-use crate::audit::Audit;
+use crate::audit::{Audit, Checkpoints};
 use crate::binding::coap;
 use crate::binding::http::{self, HttpBinding, Listener};
 use crate::binding::mqtt::{self, MqttBinding};
@@ -29,6 +31,8 @@ use crate::decision::Decider;
 use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
+use crate::outbox::checkpoints::Queued;
+use crate::outbox::{deliver, Outbox};
 use crate::policy::{Policies, PolicyError};
 use crate::record::{Event, LogSink, Recorder, Sink};
 use crate::registration::Registrar;
@@ -60,6 +64,8 @@ pub enum StartError {
     Coap(#[from] coap::CoapError),
     #[error("cannot follow the feed: {0}")]
     Sync(String),
+    #[error("cannot open the outbox: {0}")]
+    Outbox(String),
     #[error("cannot open the audit log in {dir}: {source}")]
     Audit { dir: String, source: std::io::Error },
 }
@@ -105,15 +111,28 @@ impl Gateway {
         let (store, nodes, keys) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
+        let outbox = match (&config.sync, &config.audit) {
+            (Some(_), Some(_)) => Some(Arc::new(
+                Outbox::open(&config.gateway.data_dir, metrics.outbox().clone())
+                    .map_err(|e| StartError::Outbox(e.to_string()))?,
+            )),
+            _ => None,
+        };
         let audit = match &config.audit {
-            Some(a) => Some(
-                Audit::start(a.clone(), metrics.audit().clone(), None).map_err(|source| {
-                    StartError::Audit {
-                        dir: a.dir.display().to_string(),
-                        source,
-                    }
-                })?,
-            ),
+            Some(a) => {
+                let anchor = outbox.clone().map(|o| {
+                    let queued: Arc<dyn Checkpoints> = Arc::new(Queued(o));
+                    queued
+                });
+                Some(
+                    Audit::start(a.clone(), metrics.audit().clone(), anchor).map_err(|source| {
+                        StartError::Audit {
+                            dir: a.dir.display().to_string(),
+                            source,
+                        }
+                    })?,
+                )
+            }
             None => None,
         };
         let mut fixed: Vec<Arc<dyn Sink>> = vec![metrics.clone(), Arc::new(LogSink::default())];
@@ -232,6 +251,9 @@ impl Gateway {
                 state.nodes.clone(),
                 shutdown.clone(),
             ));
+        }
+        if let (Some(outbox), Some(sync)) = (outbox, &config.sync) {
+            tasks.spawn(deliver::run(outbox, sync.clone(), shutdown.clone()));
         }
         if let (Some(follower), Some(sync)) = (follower, &config.sync) {
             let repository = follower.repository().clone();

@@ -23,6 +23,7 @@ pub mod listen;
 pub mod location;
 pub mod metrics;
 pub mod minicse;
+pub mod outbox;
 pub mod policy;
 pub mod primitive;
 pub mod record;

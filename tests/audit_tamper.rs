@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::audit::{self, Dirs};
+use common::audit::{self, copy, segments, Dirs};
 use serde_json::Value;
 
 /// Segments of 64 KiB (the least allowed): 400 requests fill several.
@@ -25,24 +25,6 @@ async fn written_log() -> Dirs {
     gateway.shutdown().await;
     assert!(m2mguard::audit::list_segments(&dirs.log()).unwrap().len() >= 3);
     dirs
-}
-
-/// A copy of the log in `from`, for one attack.
-fn copy(from: &Path, to: &Path) -> PathBuf {
-    std::fs::create_dir_all(to).unwrap();
-    for entry in std::fs::read_dir(from).unwrap() {
-        let entry = entry.unwrap();
-        std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
-    }
-    to.to_owned()
-}
-
-fn segments(dir: &Path) -> Vec<PathBuf> {
-    m2mguard::audit::list_segments(dir)
-        .unwrap()
-        .into_iter()
-        .map(|(_, p)| p)
-        .collect()
 }
 
 fn seq_of(line: &str) -> u64 {

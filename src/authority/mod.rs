@@ -15,6 +15,7 @@
 //! disk; records are never rewritten; secrets leave only sealed to a gateway (or, once, to the
 //! operator who added or rotated the key).
 
+pub mod anchors;
 pub mod client;
 pub mod config;
 pub mod material;

@@ -1,7 +1,8 @@
 //! The authority's state in sled, in its own data directory (`<data_dir>/authority`, 0700):
 //! `records` (seq, big-endian `u64` → the record's compact JWS), `nodes` (id → `node.put`
 //! body, JSON), `keys` (key id → [`StoredKey`]), `gateways` (id → [`StoredGateway`]) and
-//! `revoked` (token jti → Unix seconds, big-endian). Node key secrets are held here in the
+//! `revoked` (token jti → Unix seconds, big-endian), and `checkpoints` (gateways' audit
+//! checkpoints: [`super::anchors`]). Node key secrets are held here in the
 //! clear, as the authority must seal them to gateways added later: the directory is its
 //! owner's alone.
 //!
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
+use super::anchors::Anchors;
 use crate::feed::record::{hash, ZERO_HASH};
 use crate::feed::{GatewayStatus, NodeBody};
 
@@ -97,6 +99,7 @@ pub struct State {
     keys: sled::Tree,
     gateways: sled::Tree,
     revoked: sled::Tree,
+    anchors: Anchors,
 }
 
 impl State {
@@ -111,8 +114,14 @@ impl State {
             keys: db.open_tree("keys")?,
             gateways: db.open_tree("gateways")?,
             revoked: db.open_tree("revoked")?,
+            anchors: Anchors::open(&db)?,
             db,
         })
+    }
+
+    /// The audit checkpoints gateways anchored here.
+    pub fn anchors(&self) -> &Anchors {
+        &self.anchors
     }
 
     /// The last record's seq and hash (0 and 64 zeros for an empty feed).

@@ -23,7 +23,19 @@ pub enum Action {
     /// signature, the anchor (which shows a truncated tail) and what retention removed. Prints
     /// every problem with its segment, line and seq; exits 0 when there is none, 2 when there
     /// is, 1 when the log cannot be read.
-    Verify(Where),
+    ///
+    /// With --authority, also fetch the checkpoints the authority holds for this gateway
+    /// (over `[sync]`'s client certificate) and check the log against them: each must match
+    /// the line it was made over, and one beyond the log's end is a truncation. This finds a
+    /// log rewritten and re-signed with the gateway's own key, which the log alone cannot.
+    Verify {
+        #[command(flatten)]
+        at: Where,
+        /// Check against the checkpoints the authority holds (needs [sync] and [audit] in the
+        /// configuration; not with --dir).
+        #[arg(long, conflicts_with = "dir")]
+        authority: bool,
+    },
     /// Print the lines that match the filters, as written (JSON lines, one per line): each
     /// still hashes to the next line's prev, so an export can be checked against the log.
     Export {
@@ -93,9 +105,9 @@ pub struct FilterArgs {
     kind: Option<String>,
 }
 
-pub fn audit(action: Action) -> Result<(), Failure> {
+pub async fn audit(action: Action) -> Result<(), Failure> {
     match action {
-        Action::Verify(at) => verify_log(&at),
+        Action::Verify { at, authority } => verify_log(&at, authority).await,
         Action::Export { at, filter, .. } => {
             let (dir, _, _) = locate(&at)?;
             let filter = filter.parsed()?;
@@ -129,11 +141,28 @@ fn locate(at: &Where) -> Result<(PathBuf, VerifyingKey, Option<String>), Failure
     Ok((audit.dir, audit.key.public(), Some(log)))
 }
 
-fn verify_log(at: &Where) -> Result<(), Failure> {
+async fn verify_log(at: &Where, authority: bool) -> Result<(), Failure> {
     let (dir, key, log) = locate(at)?;
-    let report = verify::verify(&dir, &key, log.as_deref(), &[])
+    let (held, refused) = if authority {
+        anchored(at, &key, log.as_deref()).await?
+    } else {
+        (Vec::new(), Vec::new())
+    };
+    let mut report = verify::verify(&dir, &key, log.as_deref(), &held)
         .map_err(|e| Failure::startup(anyhow::anyhow!("cannot read {}: {e}", dir.display())))?;
+    report.problems.extend(
+        refused
+            .into_iter()
+            .map(|what| verify::Problem { place: None, what }),
+    );
     print!("{}", summary(&dir, &report));
+    if authority {
+        println!(
+            "  anchored: the authority holds {} checkpoint(s) for this log; {} matched",
+            held.len(),
+            report.matched
+        );
+    }
     if report.ok() {
         Ok(())
     } else {
@@ -146,6 +175,25 @@ fn verify_log(at: &Where) -> Result<(), Failure> {
             ),
         })
     }
+}
+
+/// The checkpoints the authority holds for the configuration's gateway.
+async fn anchored(
+    at: &Where,
+    key: &VerifyingKey,
+    log: Option<&str>,
+) -> Result<(Vec<m2mguard::audit::Checkpoint>, Vec<String>), Failure> {
+    let config = load_config(&at.file.config)?;
+    let Some(sync) = config.sync else {
+        return Err(Failure::config(anyhow::anyhow!(
+            "{} has no [sync] table: --authority needs the gateway's credentials",
+            at.file.config.display()
+        )));
+    };
+    let log = log.unwrap_or(&sync.gateway_id).to_owned();
+    m2mguard::outbox::anchored::fetch(&sync, key, &log)
+        .await
+        .map_err(|e| Failure::startup(anyhow::anyhow!("cannot fetch the checkpoints: {e}")))
 }
 
 /// What `verify` prints: one status line, then the problems, then what is not pinned.

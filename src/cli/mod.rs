@@ -136,7 +136,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
         Command::Authority(args) => authority::authority(args).await,
-        Command::Audit { action } => audit::audit(action),
+        Command::Audit { action } => audit::audit(action).await,
     }
 }
 

@@ -25,7 +25,6 @@ use std::time::Duration;
 use http::Uri;
 use rustls_pki_types::CertificateDer;
 
-use crate::decision::Mode;
 use crate::guard::token::TokensConfig;
 use crate::guard::ChecksConfig;
 use crate::location::line_col;
@@ -100,8 +99,8 @@ pub struct GatewayConfig {
     pub resolve_cache_entries: u64,
     pub data_dir: PathBuf,
     pub node_cache_capacity: u64,
-    /// Enforce decisions, or only record them (see [`crate::decision::Mode`]).
-    pub mode: crate::decision::Mode,
+    /// Enforce decisions, or only record them (see [`Mode`]).
+    pub mode: Mode,
     /// Originators the repository does not know: refused, or decided by Cedar.
     pub unknown_originators: crate::guard::Unknown,
     /// Groups every node that registers through the gateway gets.
@@ -710,6 +709,16 @@ fn is_name(name: &str) -> bool {
 fn is_cse_id(id: &str) -> bool {
     id.strip_prefix('/')
         .is_some_and(|rest| !rest.is_empty() && !rest.contains('/'))
+}
+
+/// Whether denials are enforced (`[gateway] mode`).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Mode {
+    /// Denials are refused.
+    #[default]
+    Enforce,
+    /// Denials are recorded as would-be denials and the request is forwarded.
+    Observe,
 }
 
 #[cfg(test)]

@@ -23,9 +23,11 @@
 //! (rule names come from the configuration), so cardinality stays bounded.
 
 mod audit;
+mod outbox;
 mod sync;
 
 pub use audit::AuditMetrics;
+pub use outbox::OutboxMetrics;
 pub use sync::{SyncMetrics, Via};
 
 use prometheus_client::encoding::EncodeLabelSet;
@@ -135,6 +137,7 @@ pub struct Metrics {
     registrations: Family<RegistrationLabels, Counter>,
     sync: sync::SyncMetrics,
     audit: audit::AuditMetrics,
+    outbox: outbox::OutboxMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -263,8 +266,10 @@ impl Metrics {
         );
         let sync = sync::SyncMetrics::register(&mut registry);
         let audit = audit::AuditMetrics::register(&mut registry);
+        let outbox = outbox::OutboxMetrics::register(&mut registry);
         Metrics {
             audit,
+            outbox,
             registry,
             observed_forbids,
             upstream_failures,
@@ -399,6 +404,11 @@ impl Metrics {
     /// The audit log's metrics.
     pub fn audit(&self) -> &audit::AuditMetrics {
         &self.audit
+    }
+
+    /// The outbox's metrics.
+    pub fn outbox(&self) -> &outbox::OutboxMetrics {
+        &self.outbox
     }
 
     pub fn encode(&self) -> String {

@@ -30,7 +30,7 @@ pub use keys::Keys;
 pub use memory::MemoryStore;
 pub use nodes::Nodes;
 pub use repository::Repository;
-pub use sled_store::SledStore;
+pub use sled_store::{open_db, SledStore};
 pub use standing::{Limits, Refusal, Standing, EVERY_NODE};
 
 #[derive(Debug, thiserror::Error)]

@@ -52,7 +52,7 @@ impl SledStore {
 /// Opens sled at `path`. A repository just closed in this process may still be locked for a
 /// moment (sled's flusher thread lets go of it last): a lock held is tried again for up to
 /// [`LOCK_WAIT`]; one held by another process stays held, and is then the error.
-fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
+pub fn open_db(path: &Path) -> Result<sled::Db, sled::Error> {
     let deadline = std::time::Instant::now() + LOCK_WAIT;
     loop {
         match sled::Config::new().path(path).open() {

@@ -17,6 +17,8 @@ use crate::feed::record::{MAX_HEAD, MAX_RECORD, MAX_SNAPSHOT};
 
 /// Records per page the gateway asks for (the authority's maximum).
 pub const PAGE: u64 = 1000;
+/// Largest list of held checkpoints read (the authority keeps at most 1000 per gateway).
+const MAX_CHECKPOINTS_ANSWER: usize = 4 * 1024 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -105,15 +107,43 @@ impl Client {
 
     /// Sends a signed ack.
     pub async fn ack(&self, compact: &str) -> Result<(), ClientError> {
+        self.post(
+            "ack",
+            "/v1/feed/ack",
+            "application/jose",
+            compact.to_owned(),
+        )
+        .await
+        .map(|_| ())
+    }
+
+    /// POSTs `body` to `path`; the answer's body (at most 4 KiB) if it was 2xx.
+    pub async fn post(
+        &self,
+        what: &'static str,
+        path: &str,
+        content_type: &'static str,
+        body: String,
+    ) -> Result<String, ClientError> {
         let request = Request::builder()
             .method(Method::POST)
-            .uri(self.uri("/v1/feed/ack")?)
-            .header(http::header::CONTENT_TYPE, "application/jose")
-            .body(Full::new(Bytes::from(compact.to_owned())))
+            .uri(self.uri(path)?)
+            .header(http::header::CONTENT_TYPE, content_type)
+            .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
-        self.send("ack", request, 4096, Duration::ZERO)
-            .await
-            .map(|_| ())
+        self.send(what, request, 4096, Duration::ZERO).await
+    }
+
+    /// The audit checkpoints the authority holds for this gateway (docs/authority.md), as
+    /// JSON text.
+    pub async fn checkpoints(&self) -> Result<String, ClientError> {
+        self.get(
+            "checkpoints",
+            "/v1/audit/checkpoints",
+            MAX_CHECKPOINTS_ANSWER,
+            Duration::ZERO,
+        )
+        .await
     }
 
     async fn get(

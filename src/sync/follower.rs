@@ -166,7 +166,7 @@ impl Follower {
                     }
                     tokio::select! {
                         () = stop.cancelled() => return,
-                        () = tokio::time::sleep(pause.next()) => {}
+                        () = tokio::time::sleep(pause.grow()) => {}
                     }
                 }
             }
@@ -429,7 +429,7 @@ impl Follower {
 
 /// Growing pauses between failed rounds, each drawn from its upper half (jitter), so that
 /// gateways that lost the authority together do not come back together.
-struct Pause {
+pub struct Pause {
     next: Duration,
     max: Duration,
 }
@@ -437,18 +437,18 @@ struct Pause {
 impl Pause {
     const FIRST: Duration = Duration::from_millis(500);
 
-    fn new(max: Duration) -> Self {
+    pub fn new(max: Duration) -> Self {
         Pause {
             next: Self::FIRST,
             max,
         }
     }
 
-    fn reset(&mut self) {
+    pub fn reset(&mut self) {
         self.next = Self::FIRST;
     }
 
-    fn next(&mut self) -> Duration {
+    pub fn grow(&mut self) -> Duration {
         let full = self.next.min(self.max);
         self.next = (self.next * 2).min(self.max);
         let random = u64::from(crate::feed::keys::random32()[0]);

@@ -14,7 +14,7 @@ pub mod mqtt;
 #[cfg(test)]
 mod tests;
 
-pub use follower::{Cursor, Follower, SyncError};
+pub use follower::{Cursor, Follower, Pause, SyncError};
 
 use std::sync::Arc;
 use std::time::Duration;

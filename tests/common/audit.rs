@@ -168,6 +168,27 @@ pub fn forged(line: &str) -> String {
     serde_json::to_string(&v).unwrap()
 }
 
+/// A copy of the log in `from` (its files) in `to`, for one attack.
+pub fn copy(from: &Path, to: &Path) -> PathBuf {
+    std::fs::create_dir_all(to).unwrap();
+    for entry in std::fs::read_dir(from).unwrap() {
+        let entry = entry.unwrap();
+        if entry.path().is_file() {
+            std::fs::copy(entry.path(), to.join(entry.file_name())).unwrap();
+        }
+    }
+    to.to_owned()
+}
+
+/// The log's segment files, oldest first.
+pub fn segments(dir: &Path) -> Vec<PathBuf> {
+    m2mguard::audit::list_segments(dir)
+        .unwrap()
+        .into_iter()
+        .map(|(_, p)| p)
+        .collect()
+}
+
 /// A file's lines, without their `\n`.
 pub fn read_lines(path: &Path) -> Vec<String> {
     std::fs::read_to_string(path)

@@ -8,7 +8,7 @@ use bytes::Bytes;
 use http::header::{CACHE_CONTROL, ETAG};
 use http::{HeaderValue, StatusCode};
 
-use super::reply::{body, error, no_content, op_error, read_body, Answer};
+use super::reply::{body, error, no_content, op_error, read_text, Answer};
 use crate::authority::ops::OpError;
 use crate::authority::publish::{now_s, Feed, Plan};
 use crate::authority::snapshot;
@@ -129,12 +129,9 @@ where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
-    let bytes = match read_body(request).await {
-        Ok(bytes) => bytes,
+    let compact = match read_text(request, "ack").await {
+        Ok(text) => text,
         Err(answer) => return answer,
-    };
-    let Ok(compact) = std::str::from_utf8(&bytes) else {
-        return error(StatusCode::BAD_REQUEST, "ack is not text");
     };
     let Ok(raw) = parse_hex32(&gateway.sign, "sign") else {
         return error(StatusCode::INTERNAL_SERVER_ERROR, "internal error");

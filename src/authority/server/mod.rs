@@ -1,13 +1,16 @@
 //! The authority's HTTPS server: TLS asking for (not requiring) a client certificate from the
 //! authority's CA, HTTP/1.1 and HTTP/2, every request authenticated ([`auth`]) and routed to
-//! the feed's endpoints ([`feed_api`]) or the operator API ([`operator_api`]).
+//! the feed's endpoints ([`feed_api`]), the audit checkpoints ([`anchor_api`]) or the operator
+//! API ([`operator_api`]).
 //!
 //! Bounds: connections (`max_connections`, per source too), the TLS handshake and every
 //! request head within [`HEADER_TIMEOUT`] (and a connection idle that long closed), request
 //! heads of [`MAX_HEADER_BYTES`], bodies of [`reply::MAX_BODY_BYTES`], long-polls of
-//! [`feed_api::MAX_WAIT_S`]. Routes: gateway-only (snapshot, ack) refuse the operator with
-//! 403, operator routes refuse gateways with 403; without a credential every route is 401.
+//! [`feed_api::MAX_WAIT_S`]. Routes: gateway-only (snapshot, ack, audit checkpoints) refuse
+//! the operator with 403, operator routes refuse gateways with 403; without a credential
+//! every route is 401.
 
+pub mod anchor_api;
 pub mod auth;
 pub mod feed_api;
 pub mod operator_api;
@@ -148,9 +151,19 @@ where
         (["feed", "ack"], Caller::Gateway(gw)) if method == Method::POST => {
             feed_api::ack(feed, gw, body).await
         }
-        (["feed", "snapshot" | "ack"], Caller::Operator) => {
+        (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::POST => {
+            anchor_api::put(feed, gw, body).await
+        }
+        (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::GET => {
+            anchor_api::list(feed, &gw.id).await
+        }
+        (["feed", "snapshot" | "ack"] | ["audit", "checkpoints"], Caller::Operator) => {
             error(StatusCode::FORBIDDEN, "for gateways only")
         }
+        (["audit", "checkpoints"], _) => {
+            error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
+        }
+        (["audit", ..], _) => error(StatusCode::NOT_FOUND, "no such route"),
         (["feed", "head" | "records" | "snapshot" | "ack"], _) => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }

@@ -85,6 +85,7 @@ where
             }
             Err(answer) => answer,
         },
+        ["gateways", id, "checkpoints"] if get => super::anchor_api::list(feed, id).await,
         ["gateways", id, action] if post => {
             let status = match action {
                 "activate" => GatewayStatus::Active,

@@ -87,6 +87,17 @@ where
     }
 }
 
+/// A request body that must be UTF-8 text (a compact JWS); `what` names it in the 400.
+pub async fn read_text<B>(body: B, what: &str) -> Result<String, Answer>
+where
+    B: hyper::body::Body,
+    B::Error: std::error::Error + Send + Sync + 'static,
+{
+    let bytes = read_body(body).await?;
+    String::from_utf8(bytes.to_vec())
+        .map_err(|_| error(StatusCode::BAD_REQUEST, &format!("{what} is not text")))
+}
+
 /// A JSON request body of type `T`.
 pub async fn read_json<T, B>(body: B) -> Result<T, Answer>
 where

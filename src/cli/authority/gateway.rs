@@ -45,6 +45,15 @@ pub enum Action {
     Activate { id: String },
     /// Make a gateway refuse every request (publishes gateway.put to it).
     Deactivate { id: String },
+    /// The audit checkpoints the gateway anchored here, oldest first: count (lines pinned),
+    /// head (the hash of line COUNT, shortened), the checkpoint's time and when it arrived.
+    Checkpoints {
+        /// The gateway id.
+        id: String,
+        /// Print JSON (with each checkpoint's compact JWS) instead of a table.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 const KIT: [&str; 7] = [
@@ -76,6 +85,16 @@ pub async fn run(path: &Path, action: Action) -> Result<(), Failure> {
         }
         Action::Activate { id } => status(&client, &id, "activate").await,
         Action::Deactivate { id } => status(&client, &id, "deactivate").await,
+        Action::Checkpoints { id, json } => {
+            let path = format!("/v1/gateways/{}/checkpoints", segment(&id));
+            let value = client.call(Method::GET, &path, None).await.map_err(api)?;
+            if json {
+                print_json(&value);
+            } else {
+                print_checkpoints(&value);
+            }
+            Ok(())
+        }
     }
 }
 
@@ -183,22 +202,45 @@ fn sync_toml(url: &str, feed: &str, id: &str, dir: &Path) -> String {
     )
 }
 
-fn print_gateways(value: &Value) {
-    let text = |v: &Value| match v {
+/// A cell: `-` for null; a gateway chose the strings, so control characters are escaped.
+fn text(v: &Value) -> String {
+    match v {
         Value::Null => "-".to_owned(),
-        // A gateway wrote its ack's error: control characters never reach the terminal raw.
         Value::String(s) => s.escape_debug().to_string(),
         other => other.to_string(),
-    };
+    }
+}
+
+fn short(hash: &Value) -> String {
+    hash.as_str()
+        .map_or("-".to_owned(), |h| h.chars().take(16).collect())
+}
+
+fn print_checkpoints(value: &Value) {
+    let rows: Vec<[String; 4]> = value["checkpoints"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|c| {
+            [
+                text(&c["count"]),
+                short(&c["head"]),
+                text(&c["at"]),
+                text(&c["received_at"]),
+            ]
+        })
+        .collect();
+    print!("{}", table(&["COUNT", "HEAD", "AT", "RECEIVED_AT"], &rows));
+}
+
+fn print_gateways(value: &Value) {
     let rows: Vec<[String; 6]> = value["gateways"]
         .as_array()
         .into_iter()
         .flatten()
         .map(|g| {
             let c = &g["confirmed"];
-            let hash = c["hash"]
-                .as_str()
-                .map_or("-".to_owned(), |h| h[..h.len().min(16)].to_owned());
+            let hash = short(&c["hash"]);
             [
                 text(&g["id"]),
                 text(&g["status"]),

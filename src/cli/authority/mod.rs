@@ -60,7 +60,7 @@ enum Command {
     #[command(subcommand)]
     Token(keys::TokenAction),
     /// Add a gateway (its keys, certificate and [sync] snippet), list, activate or deactivate
-    /// gateways.
+    /// gateways, list the audit checkpoints a gateway anchored here.
     #[command(subcommand)]
     Gateway(gateway::Action),
     /// Show the feed's records, decoded, or its current signed head.
