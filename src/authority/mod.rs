@@ -18,6 +18,7 @@
 pub mod client;
 pub mod config;
 pub mod material;
+pub mod metrics;
 pub mod mqtt;
 pub mod ops;
 pub mod publish;

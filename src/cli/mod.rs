@@ -3,6 +3,7 @@
 mod authority;
 mod check;
 mod demo;
+mod generate;
 mod node;
 pub mod run;
 mod token;
@@ -54,8 +55,27 @@ admin API failure.\n\nLogging: RUST_LOG=debug (or info, warn) selects the log le
 m2mguard=debug shows every decision.\n\nStart with `m2mguard demo`, then see README.md."
 )]
 pub struct Cli {
+    /// Log lines as plain text, or as one JSON object per line with the fields at the top
+    /// level (`run`, `authority serve`; docs/operations.md#logs).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain text lines: time, level, target, message, then the fields as key=value.
+    Text,
+    /// One JSON object per line: timestamp, level, target, message and every field.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -96,6 +116,9 @@ every other command talks to the running authority over HTTPS with the operator 
 only the authority's CA, both named in authority.toml."
     )]
     Authority(authority::Authority),
+    /// Write shell completions or man pages made from this command line (for packaging).
+    #[command(hide = true, subcommand)]
+    Generate(generate::What),
 }
 
 /// The configuration file a command reads.
@@ -122,13 +145,15 @@ pub struct AdminAt {
 }
 
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let log = cli.log_format;
     match cli.command {
-        Command::Run(file) => run::run(&file.config).await,
+        Command::Run(file) => run::run(&file.config, log).await,
         Command::Check(file) => check::check(&file.config),
         Command::Demo => demo::demo().await,
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
-        Command::Authority(args) => authority::authority(args).await,
+        Command::Authority(args) => authority::authority(args, log).await,
+        Command::Generate(what) => generate::generate(what),
     }
 }
 
@@ -142,15 +167,25 @@ fn config_errors(errors: &[ConfigError]) -> String {
     format!("invalid configuration:\n{}", lines.join("\n"))
 }
 
-/// Logs to stderr; RUST_LOG overrides the default of `info`.
-pub fn init_tracing() {
+/// Logs to stderr in `format`; RUST_LOG overrides the default of `info`. JSON lines carry the
+/// event's fields as top-level keys (`node.id`, `verdict`, ...), not nested under `fields`.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// A plain text table with columns as wide as their widest cell.

@@ -7,7 +7,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::reply::{error, json, op_error, read_json, Answer};
+use super::reply::{body, error, json, op_error, read_json, Answer};
 use crate::authority::ops::{self, GatewayInput, KeyInput, NodeFields, NodeInput, OpError};
 use crate::authority::publish::{Feed, Plan};
 use crate::authority::state::{State, StoredGateway};
@@ -94,6 +94,7 @@ where
             let id = id.to_owned();
             publish(feed, move |s| plain(ops::gateway_status(s, &id, status))).await
         }
+        ["metrics"] if get => metrics(feed).await,
         ["records"] if get => match after_limit(query) {
             Ok((after, limit)) => {
                 let key = feed.key().public();
@@ -101,7 +102,7 @@ where
             }
             Err(m) => error(StatusCode::BAD_REQUEST, &m),
         },
-        ["nodes" | "keys" | "gateways" | "records", ..] | ["tokens", _, "revoke"] => {
+        ["nodes" | "keys" | "gateways" | "records" | "metrics", ..] | ["tokens", _, "revoke"] => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
         _ => error(StatusCode::NOT_FOUND, "no such route"),
@@ -143,6 +144,16 @@ where
     match tokio::task::spawn_blocking(move || f(feed.state())).await {
         Ok(Ok(value)) => json(StatusCode::OK, &value),
         Ok(Err(e)) => op_error(&e),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+/// The authority's metrics as OpenMetrics text (docs/metrics.md#the-authority).
+async fn metrics(feed: &Arc<Feed>) -> Answer {
+    let feed = feed.clone();
+    match tokio::task::spawn_blocking(move || crate::authority::metrics::encode(&feed)).await {
+        Ok(Ok(text)) => body(StatusCode::OK, crate::metrics::CONTENT_TYPE, text),
+        Ok(Err(e)) => op_error(&OpError::State(e)),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
 }
