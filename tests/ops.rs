@@ -179,20 +179,23 @@ async fn authority_metrics_are_for_the_operator_alone() {
     running.shutdown().await;
 }
 
+/// `m2mguard generate WHAT DIR/WHAT`, which must succeed; that directory.
+fn generate(what: &str, dir: &std::path::Path) -> std::path::PathBuf {
+    let into = dir.join(what);
+    let out = Command::new(BIN)
+        .args(["generate", what])
+        .arg(&into)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "generate {what}: {stderr}");
+    into
+}
+
 #[test]
 fn generated_man_pages_and_completions_name_every_command() {
     let dir = tempfile::tempdir().unwrap();
-    let man = dir.path().join("man");
-    let out = Command::new(BIN)
-        .args(["generate", "man"])
-        .arg(&man)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let man = generate("man", dir.path());
     for page in ["m2mguard", "m2mguard-run", "m2mguard-authority-node-enrol"] {
         let text = std::fs::read_to_string(man.join(format!("{page}.1"))).unwrap();
         assert!(text.contains(".TH"), "{page} has no title");
@@ -204,13 +207,7 @@ fn generated_man_pages_and_completions_name_every_command() {
         "hidden stays hidden"
     );
 
-    let completions = dir.path().join("completions");
-    let out = Command::new(BIN)
-        .args(["generate", "completions"])
-        .arg(&completions)
-        .output()
-        .unwrap();
-    assert!(out.status.success());
+    let completions = generate("completions", dir.path());
     for file in ["m2mguard.bash", "_m2mguard", "m2mguard.fish"] {
         assert!(completions.join(file).is_file(), "{file}");
     }
