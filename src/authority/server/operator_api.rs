@@ -1,5 +1,6 @@
-//! The operator API (docs/authority.md): nodes, keys, token revocations, gateways and the
-//! feed, decoded. Every call that publishes answers `{"seq": N, "hash": "..."}` of the last
+//! The operator API (docs/authority.md): nodes, keys, token revocations, gateways, the feed,
+//! decoded, and the authority's metrics (OpenMetrics text, [`crate::authority::metrics`]).
+//! Every call that publishes answers `{"seq": N, "hash": "..."}` of the last
 //! record it published, after that record is on disk.
 
 use std::sync::Arc;
