@@ -19,6 +19,7 @@ pub mod anchors;
 pub mod client;
 pub mod config;
 pub mod material;
+pub mod metrics;
 pub mod mqtt;
 pub mod ops;
 pub mod publish;

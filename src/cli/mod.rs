@@ -4,6 +4,7 @@ mod audit;
 mod authority;
 mod check;
 mod demo;
+mod generate;
 mod node;
 pub mod run;
 mod token;
@@ -55,8 +56,27 @@ admin API failure; 2 `audit verify` found a problem.\n\nLogging: RUST_LOG=debug 
 m2mguard=debug shows every decision.\n\nStart with `m2mguard demo`, then see README.md."
 )]
 pub struct Cli {
+    /// Log lines as plain text, or as one JSON object per line with the fields at the top
+    /// level (`run`, `authority serve`; docs/operations.md#logs).
+    #[arg(
+        long,
+        value_enum,
+        value_name = "FORMAT",
+        default_value_t = LogFormat::Text,
+        global = true
+    )]
+    log_format: LogFormat,
     #[command(subcommand)]
     command: Command,
+}
+
+/// How log lines are written to stderr.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// Plain text lines: time, level, target, message, then the fields as key=value.
+    Text,
+    /// One JSON object per line: timestamp, level, target, message and every field.
+    Json,
 }
 
 #[derive(Subcommand)]
@@ -103,6 +123,9 @@ only the authority's CA, both named in authority.toml."
         #[command(subcommand)]
         action: audit::Action,
     },
+    /// Write shell completions or man pages made from this command line (for packaging).
+    #[command(hide = true, subcommand)]
+    Generate(generate::What),
 }
 
 /// The configuration file a command reads.
@@ -129,14 +152,16 @@ pub struct AdminAt {
 }
 
 pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
+    let log = cli.log_format;
     match cli.command {
-        Command::Run(file) => run::run(&file.config).await,
+        Command::Run(file) => run::run(&file.config, log).await,
         Command::Check(file) => check::check(&file.config),
         Command::Demo => demo::demo().await,
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
-        Command::Authority(args) => authority::authority(args).await,
+        Command::Authority(args) => authority::authority(args, log).await,
         Command::Audit { action } => audit::audit(action).await,
+        Command::Generate(what) => generate::generate(what),
     }
 }
 
@@ -150,15 +175,25 @@ fn config_errors(errors: &[ConfigError]) -> String {
     format!("invalid configuration:\n{}", lines.join("\n"))
 }
 
-/// Logs to stderr; RUST_LOG overrides the default of `info`.
-pub fn init_tracing() {
+/// Logs to stderr in `format`; RUST_LOG overrides the default of `info`. JSON lines carry the
+/// event's fields as top-level keys (`node.id`, `verdict`, ...), not nested under `fields`.
+pub fn init_tracing(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let _ = tracing_subscriber::fmt()
+    let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .try_init();
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .try_init(),
+        LogFormat::Json => builder
+            .json()
+            .flatten_event(true)
+            .with_current_span(false)
+            .with_span_list(false)
+            .try_init(),
+    };
 }
 
 /// A plain text table with columns as wide as their widest cell.

@@ -4,11 +4,11 @@ use std::path::Path;
 
 use m2mguard::gateway::{Gateway, StartError};
 
-use super::{load_config, Failure};
+use super::{load_config, Failure, LogFormat};
 
-pub async fn run(path: &Path) -> Result<(), Failure> {
+pub async fn run(path: &Path, log: LogFormat) -> Result<(), Failure> {
     let config = load_config(path)?;
-    super::init_tracing();
+    super::init_tracing(log);
     let gateway = Gateway::start(config).await.map_err(|e| match e {
         StartError::Policies(_) => Failure::config(e),
         other => Failure::startup(other),

@@ -28,6 +28,9 @@ mod sync;
 
 pub use audit::AuditMetrics;
 pub use outbox::OutboxMetrics;
+/// The media type of `/metrics` answers (the gateway's and the authority's).
+pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
 pub use sync::{SyncMetrics, Via};
 
 use prometheus_client::encoding::EncodeLabelSet;

@@ -1,5 +1,6 @@
-//! The operator API (docs/authority.md): nodes, keys, token revocations, gateways and the
-//! feed, decoded. Every call that publishes answers `{"seq": N, "hash": "..."}` of the last
+//! The operator API (docs/authority.md): nodes, keys, token revocations, gateways, the feed,
+//! decoded, and the authority's metrics (OpenMetrics text, [`crate::authority::metrics`]).
+//! Every call that publishes answers `{"seq": N, "hash": "..."}` of the last
 //! record it published, after that record is on disk.
 
 use std::sync::Arc;
@@ -7,7 +8,7 @@ use std::sync::Arc;
 use http::{Method, StatusCode};
 use serde_json::{json, Value};
 
-use super::reply::{error, json, op_error, read_json, Answer};
+use super::reply::{body, error, json, op_error, read_json, Answer};
 use crate::authority::ops::{self, GatewayInput, KeyInput, NodeFields, NodeInput, OpError};
 use crate::authority::publish::{Feed, Plan};
 use crate::authority::state::{State, StoredGateway};
@@ -95,6 +96,7 @@ where
             let id = id.to_owned();
             publish(feed, move |s| plain(ops::gateway_status(s, &id, status))).await
         }
+        ["metrics"] if get => metrics(feed).await,
         ["records"] if get => match after_limit(query) {
             Ok((after, limit)) => {
                 let key = feed.key().public();
@@ -102,7 +104,7 @@ where
             }
             Err(m) => error(StatusCode::BAD_REQUEST, &m),
         },
-        ["nodes" | "keys" | "gateways" | "records", ..] | ["tokens", _, "revoke"] => {
+        ["nodes" | "keys" | "gateways" | "records" | "metrics", ..] | ["tokens", _, "revoke"] => {
             error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here")
         }
         _ => error(StatusCode::NOT_FOUND, "no such route"),
@@ -144,6 +146,16 @@ where
     match tokio::task::spawn_blocking(move || f(feed.state())).await {
         Ok(Ok(value)) => json(StatusCode::OK, &value),
         Ok(Err(e)) => op_error(&e),
+        Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+    }
+}
+
+/// The authority's metrics as OpenMetrics text (docs/metrics.md#the-authority).
+async fn metrics(feed: &Arc<Feed>) -> Answer {
+    let feed = feed.clone();
+    match tokio::task::spawn_blocking(move || crate::authority::metrics::encode(&feed)).await {
+        Ok(Ok(text)) => body(StatusCode::OK, crate::metrics::CONTENT_TYPE, text),
+        Ok(Err(e)) => op_error(&OpError::State(e)),
         Err(_) => error(StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
     }
 }

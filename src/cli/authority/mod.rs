@@ -17,7 +17,7 @@ use m2mguard::authority::client::Client;
 use m2mguard::authority::server::auth::OperatorToken;
 use m2mguard::authority::AuthorityConfig;
 
-use super::Failure;
+use super::{Failure, LogFormat};
 
 #[derive(Args)]
 #[command(
@@ -68,11 +68,11 @@ enum Command {
     Feed(feed::Action),
 }
 
-pub async fn authority(args: Authority) -> Result<(), Failure> {
+pub async fn authority(args: Authority, log: LogFormat) -> Result<(), Failure> {
     let path = args.config.as_path();
     match args.command {
         Command::Init(init) => init::init(init),
-        Command::Serve => serve::serve(path).await,
+        Command::Serve => serve::serve(path, log).await,
         Command::Node(action) => nodes::run(&operator(path)?, action).await,
         Command::Key(action) => keys::run(&operator(path)?, action).await,
         Command::Token(action) => keys::token(&operator(path)?, action).await,
