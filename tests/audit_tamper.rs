@@ -6,7 +6,7 @@ mod common;
 
 use std::path::{Path, PathBuf};
 
-use common::audit::{self, copy, segments, Dirs};
+use common::audit::{self, copy, read_lines, segments, write_lines, Dirs};
 use serde_json::Value;
 
 /// Segments of 64 KiB (the least allowed): 400 requests fill several.
@@ -179,6 +179,31 @@ async fn every_kind_of_tampering_is_found_and_placed() {
     );
 
     ci_copies(&dirs, &work.path().join("byte"));
+
+    // The oldest segment removed, and a retention line appended to account for it (chained,
+    // but under no checkpoint): only a signed retention line counts.
+    let dir = attack("retention");
+    let all = segments(&dir);
+    std::fs::remove_file(&all[0]).unwrap();
+    let last = all.last().unwrap();
+    let mut lines = read_lines(last);
+    let tail: Value = serde_json::from_str(lines.last().unwrap()).unwrap();
+    let first_kept: Value = serde_json::from_str(&read_lines(&all[1])[0]).unwrap();
+    let forged = serde_json::json!({
+        "seq": tail["seq"].as_u64().unwrap() + 1,
+        "prev": m2mguard::audit::line::hash(lines.last().unwrap().as_bytes()),
+        "at": tail["at"], "kind": "event", "event": "audit.retention",
+        "removed_through": first_kept["seq"].as_u64().unwrap() - 1,
+        "head": first_kept["prev"],
+    });
+    lines.push(forged.to_string());
+    write_lines(last, &lines);
+    found(
+        &dirs,
+        &dir,
+        "forged retention",
+        &["is not covered by a verified checkpoint".into()],
+    );
 
     // The legitimate case: the untouched log verifies, and so does one whose last line a
     // crash tore (and that the writer would cut on open).

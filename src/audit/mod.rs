@@ -32,6 +32,16 @@ use crate::record::{Happened, Record, Sink};
 pub use checkpoint::{Checkpoint, TYP as CHECKPOINT_TYP};
 pub use segments::{first_seq, list as list_segments, ANCHOR};
 
+/// Bytes the queue may hold (what its records carry: content, target, ids), whatever their
+/// number: records beyond are lost (a gap), and the log is unhealthy from half of it.
+pub const MAX_QUEUED_BYTES: usize = 64 * 1024 * 1024;
+
+/// What a queued record holds beyond its fixed size.
+fn weight(record: &Record) -> usize {
+    let a = &record.about;
+    a.content.len() + a.fr.len() + a.to.len() + a.rqi.len() + 256
+}
+
 /// How long an event may wait for a place in a full queue before it is counted as lost.
 const EVENT_WAIT: Duration = Duration::from_millis(100);
 
@@ -58,7 +68,31 @@ struct Shared {
     lost: AtomicU64,
     /// Datagrams dropped unread, by kind (rate-limited, oversize, not CoAP).
     dropped: [AtomicU64; 3],
+    /// What the queued records weigh ([`weight`]), at most [`MAX_QUEUED_BYTES`].
+    queued_bytes: std::sync::atomic::AtomicUsize,
     capacity: usize,
+}
+
+impl Shared {
+    /// Writes succeed, and the queue is less than half full by count and by bytes.
+    fn healthy(&self, waiting: usize) -> bool {
+        !self.failing.load(Relaxed)
+            && waiting < self.capacity / 2
+            && self.queued_bytes.load(Relaxed) < MAX_QUEUED_BYTES / 2
+    }
+}
+
+/// Held by the writer's thread: should it ever panic, the log is marked failing for good, so
+/// that with `on_full = "refuse"` nothing passes unrecorded.
+struct FailsIfItDies(Arc<Shared>);
+
+impl Drop for FailsIfItDies {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            self.0.failing.store(true, Relaxed);
+            tracing::error!("audit log: the writer failed; the log takes nothing more");
+        }
+    }
 }
 
 /// The request path's end of the log.
@@ -99,9 +133,17 @@ impl Sink for AuditSink {
         if self.take_counted(&record) {
             return;
         }
+        let bytes = weight(&record);
+        if self.shared.queued_bytes.fetch_add(bytes, Relaxed) + bytes > MAX_QUEUED_BYTES {
+            self.shared.queued_bytes.fetch_sub(bytes, Relaxed);
+            return self.lose();
+        }
         match self.tx.try_send(Entry::Record(Box::new(record))) {
-            Ok(()) | Err(TrySendError::Disconnected(_)) => {}
-            Err(TrySendError::Full(_)) => self.lose(),
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.shared.queued_bytes.fetch_sub(bytes, Relaxed);
+                self.lose();
+            }
         }
     }
 
@@ -125,7 +167,7 @@ pub struct Gate {
 
 impl Gate {
     pub fn open(&self) -> bool {
-        !self.shared.failing.load(Relaxed) && self.tx.len() < self.shared.capacity / 2
+        self.shared.healthy(self.tx.len())
     }
 }
 
@@ -151,15 +193,18 @@ impl Audit {
             failing: AtomicBool::new(false),
             lost: AtomicU64::new(0),
             dropped: Default::default(),
+            queued_bytes: Default::default(),
             capacity,
         });
         let on_full = config.on_full;
         let writer = writer::Writer::open(config, shared.clone(), metrics.clone(), checkpoints)?;
         let (tx, rx) = crossbeam_channel::bounded(capacity);
+        let watched = FailsIfItDies(shared.clone());
         let thread = std::thread::Builder::new()
             .name("audit-writer".into())
             .spawn(move || {
                 let _lock = lock;
+                let _watched = watched;
                 writer.run(&rx);
             })?;
         Ok(Audit {

@@ -98,11 +98,17 @@ pub fn lines(
 }
 
 /// One line for a person: `seq at kind …` with what matters of its kind.
+/// What a sender wrote (`fr`, `to`, `rqi`, a reason naming them) is shown escaped, so that no
+/// control character reaches the terminal.
 pub fn describe(v: &Value) -> String {
-    let text = |k: &str| v.get(k).and_then(Value::as_str).unwrap_or("");
+    let text = |k: &str| {
+        v.get(k)
+            .and_then(Value::as_str)
+            .map_or(String::new(), |s| s.escape_debug().to_string())
+    };
     let seq = v.get("seq").and_then(Value::as_u64).unwrap_or(0);
     let head = format!("{seq:>8} {} {:<10}", text("at"), text("kind"));
-    match text("kind") {
+    match text("kind").as_str() {
         "request" => {
             let mut out = format!(
                 "{head} {:<8} {} {} {} {} rqi={}",
@@ -115,8 +121,8 @@ pub fn describe(v: &Value) -> String {
             );
             if let Some(stage) = v.get("stage").and_then(Value::as_str) {
                 out.push_str(&format!(" [{stage}: {}]", text("reason")));
-            } else if let Some(reason) = v.get("reason").and_then(Value::as_str) {
-                out.push_str(&format!(" [{reason}]"));
+            } else if v.get("reason").is_some_and(Value::is_string) {
+                out.push_str(&format!(" [{}]", text("reason")));
             }
             if let Some(rsc) = v.pointer("/forward/rsc").and_then(Value::as_u64) {
                 out.push_str(&format!(" -> rsc {rsc}"));
@@ -129,9 +135,9 @@ pub fn describe(v: &Value) -> String {
                 .into_iter()
                 .flatten()
                 .filter(|(k, _)| !matches!(k.as_str(), "seq" | "prev" | "at" | "kind" | "event"))
-                .map(|(k, v)| format!("{k}={v}"))
+                .map(|(k, v)| format!("{}={v}", k.escape_debug()))
                 .collect();
-            fields.insert(0, text("event").to_owned());
+            fields.insert(0, text("event"));
             format!("{head} {}", fields.join(" "))
         }
         "gap" => format!(
@@ -141,5 +147,25 @@ pub fn describe(v: &Value) -> String {
         ),
         "checkpoint" => format!("{head} signed over {} lines", seq.saturating_sub(1)),
         _ => format!("{head} {}", Value::to_string(v)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_a_sender_wrote_reaches_the_terminal_escaped() {
+        let line = serde_json::json!({
+            "seq": 2, "at": "2026-12-02T13:00:00.000Z", "kind": "request", "verdict": "denied",
+            "binding": "coap", "fr": "Cevil\r\u{1b}[2K 1 allowed\n 2 fake", "op": "retrieve",
+            "to": "/id-in/cse-in", "rqi": "r\u{7}", "stage": "status", "reason": "unknown \u{1b}",
+        });
+        let shown = describe(&line);
+        assert!(!shown.chars().any(char::is_control), "{shown:?}");
+        assert!(
+            shown.contains(r"Cevil\r\u{1b}[2K 1 allowed\n 2 fake"),
+            "{shown}"
+        );
     }
 }

@@ -125,8 +125,8 @@ struct Verifier<'a> {
     /// The next line's seq and the last line's hash, once known.
     expected: Option<u64>,
     prev: Option<String>,
-    /// The newest `audit.retention`: removed through, and that line's hash.
-    retention: Option<(u64, String)>,
+    /// The newest `audit.retention`: its own seq, removed through, and that line's hash.
+    retention: Option<(u64, u64, String)>,
     first_prev: Option<String>,
     closing: bool,
     anchor_seen: bool,
@@ -211,6 +211,15 @@ impl Verifier<'_> {
             return;
         };
         place.seq = Some(seq);
+        if seq == 0 || seq == u64::MAX {
+            self.problem(
+                Some(place),
+                format!("seq {seq} is out of range (1 to 2^64 - 2)"),
+            );
+            self.prev = Some(hash);
+            self.expected = self.expected.map(|e| e.saturating_add(1));
+            return;
+        }
         if very_first {
             self.report.first_seq = Some(seq);
             self.first_prev = Some(prev.clone());
@@ -244,7 +253,7 @@ impl Verifier<'_> {
         let value = value.unwrap_or(Value::Null);
         self.kind(&kind, &value, text, seq, &prev, &at, &place);
         self.report.last_seq = Some(seq);
-        self.expected = Some(seq + 1);
+        self.expected = Some(seq.saturating_add(1));
         self.prev = Some(hash);
     }
 
@@ -275,7 +284,7 @@ impl Verifier<'_> {
                     let through = v.get("removed_through").and_then(Value::as_u64);
                     let head = v.get("head").and_then(Value::as_str);
                     if let (Some(through), Some(head)) = (through, head) {
-                        self.retention = Some((through, head.to_owned()));
+                        self.retention = Some((seq, through, head.to_owned()));
                     }
                 }
                 Some("audit.open") => {
@@ -332,9 +341,11 @@ impl Verifier<'_> {
     fn finish(&mut self) {
         let first = self.report.first_seq.unwrap_or(1);
         if first > 1 {
+            let pinned = self.report.pinned_through.unwrap_or(0);
             match &self.retention {
-                Some((through, head)) if *through + 1 == first && Some(head) == self.first_prev.as_ref() => {}
-                Some((through, _)) => self.problem(None, format!("the log starts at seq {first}, but retention removed only through seq {through}: lines {}..{} are missing", through + 1, first - 1)),
+                Some((at, _, _)) if *at >= pinned => self.problem(None, format!("the log starts at seq {first}; the audit.retention line at seq {at} that would account for lines 1..{} is not covered by a verified checkpoint (anyone could have written it): they are missing", first - 1)),
+                Some((_, through, head)) if *through + 1 == first && Some(head) == self.first_prev.as_ref() => {}
+                Some((_, through, _)) => self.problem(None, format!("the log starts at seq {first}, but retention removed only through seq {through}: lines {}..{} are missing", through + 1, first - 1)),
                 None => self.problem(None, format!("the log starts at seq {first} and no audit.retention line removed lines 1..{}: they are missing", first - 1)),
             }
         }

@@ -175,12 +175,20 @@ impl Writer {
             let _ = self.flush();
         }
         if self.buffer_full() {
+            if let Entry::Record(record) = &entry {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(super::weight(record), Relaxed);
+            }
             self.shared.lost.fetch_add(1, Relaxed);
             self.metrics.lost.inc();
             return;
         }
         match entry {
             Entry::Record(record) => {
+                self.shared
+                    .queued_bytes
+                    .fetch_sub(super::weight(&record), Relaxed);
                 let at = record.at;
                 self.push(at, "request", Request::of(&record));
             }
@@ -211,7 +219,7 @@ impl Writer {
                 let _ = self.flush().and_then(|()| self.rotate_if_full());
             }
         }
-        let healthy = self.retry_at.is_none() && waiting < self.shared.capacity / 2;
+        let healthy = self.retry_at.is_none() && self.shared.healthy(waiting);
         self.metrics.healthy.set(i64::from(healthy));
     }
 
@@ -374,6 +382,8 @@ impl Writer {
                     head: &head,
                 };
                 self.push(SystemTime::now(), "event", retention);
+                // At once under a checkpoint: a verifier believes only a signed retention line.
+                self.checkpoint();
             }
         }
         Ok(())
