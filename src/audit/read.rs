@@ -2,8 +2,7 @@
 //! order, filtered by time, node, verdict and kind. Lines are handed on as written, so an
 //! exported line still hashes to what the next line's `prev` says.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::path::Path;
 
 use serde_json::Value;
@@ -73,16 +72,9 @@ pub fn lines(
         && filter.node.is_none()
         && filter.verdict.is_none()
         && filter.kind.is_none();
-    let mut buf = Vec::new();
     for (_, path) in segments::list(dir)? {
-        let mut reader = BufReader::new(File::open(&path)?);
-        loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n == 0 || buf.last() != Some(&b'\n') {
-                break;
-            }
-            let text = &buf[..n - 1];
+        let mut lines = segments::Lines::open(&path)?;
+        while let Some(segments::Line::Whole(text)) = lines.next()? {
             let value = serde_json::from_slice(text).unwrap_or(Value::Null);
             let keep = if value.is_null() {
                 unfiltered

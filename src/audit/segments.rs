@@ -43,6 +43,40 @@ pub fn list(dir: &Path) -> io::Result<Vec<(u64, PathBuf)>> {
     Ok(segments)
 }
 
+/// A segment read line by line, as the writer's recovery, `verify` and `export` all read it.
+pub struct Lines {
+    reader: BufReader<File>,
+    buf: Vec<u8>,
+}
+
+/// What [`Lines::next`] found.
+pub enum Line<'a> {
+    /// A line ended by `\n`, without it.
+    Whole(&'a [u8]),
+    /// The segment's last bytes, with no `\n` after them: this many.
+    Torn(usize),
+}
+
+impl Lines {
+    pub fn open(path: &Path) -> io::Result<Lines> {
+        Ok(Lines {
+            reader: BufReader::new(File::open(path)?),
+            buf: Vec::new(),
+        })
+    }
+
+    /// The next line; `None` at the end of the segment.
+    pub fn next(&mut self) -> io::Result<Option<Line<'_>>> {
+        self.buf.clear();
+        let n = self.reader.read_until(b'\n', &mut self.buf)?;
+        Ok(match self.buf.split_last() {
+            None => None,
+            Some((b'\n', text)) => Some(Line::Whole(text)),
+            Some(_) => Some(Line::Torn(n)),
+        })
+    }
+}
+
 /// The last whole line of a segment, and what the writer needs to go on after it.
 #[derive(Debug)]
 pub struct Tail {
@@ -57,16 +91,9 @@ pub struct Tail {
 /// Reads `path` to its last whole line: one that ends in a newline and is a JSON object with a
 /// `seq`. `None` when it holds none.
 pub fn tail(path: &Path) -> io::Result<Option<Tail>> {
-    let mut reader = BufReader::new(File::open(path)?);
-    let mut buf = Vec::new();
+    let mut lines = Lines::open(path)?;
     let (mut len, mut found, mut closing) = (0u64, None, false);
-    loop {
-        buf.clear();
-        let n = reader.read_until(b'\n', &mut buf)?;
-        if n == 0 || buf.last() != Some(&b'\n') {
-            break;
-        }
-        let text = &buf[..n - 1];
+    while let Some(Line::Whole(text)) = lines.next()? {
         let Ok(value) = serde_json::from_slice::<serde_json::Value>(text) else {
             break;
         };
@@ -77,7 +104,7 @@ pub fn tail(path: &Path) -> io::Result<Option<Tail>> {
         let closed = closing && kind == "checkpoint";
         closing =
             kind == "event" && value.get("event").and_then(|e| e.as_str()) == Some("audit.close");
-        len += n as u64;
+        len += text.len() as u64 + 1;
         found = Some(Tail {
             seq,
             hash: line::hash(text),

@@ -11,8 +11,7 @@
 //! chain — the report says how many lines that is.
 
 use std::collections::HashMap;
-use std::fs::File;
-use std::io::{self, BufRead, BufReader};
+use std::io;
 use std::path::Path;
 
 use serde_json::Value;
@@ -145,38 +144,34 @@ impl Verifier<'_> {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let mut reader = BufReader::new(File::open(path)?);
-        let mut buf = Vec::new();
+        let mut lines = segments::Lines::open(path)?;
         let mut number = 0;
-        loop {
-            buf.clear();
-            let n = reader.read_until(b'\n', &mut buf)?;
-            if n == 0 {
-                break;
-            }
+        while let Some(line) = lines.next()? {
             number += 1;
             let place = Place {
                 segment: name.clone(),
                 line: number,
                 seq: None,
             };
-            if buf.last() != Some(&b'\n') {
-                if last {
-                    self.report.torn_bytes = n as u64;
-                } else {
-                    self.problem(
-                        Some(place),
-                        "torn line (no newline) at the end of a segment that is not the newest",
-                    );
+            let text = match line {
+                segments::Line::Whole(text) => text,
+                segments::Line::Torn(n) => {
+                    if last {
+                        self.report.torn_bytes = n as u64;
+                    } else {
+                        self.problem(
+                            Some(place),
+                            "torn line (no newline) at the end of a segment that is not the newest",
+                        );
+                    }
+                    break;
                 }
-                break;
-            }
+            };
             if number == 1 && self.expected.is_some_and(|e| e != first) {
                 let e = self.expected.unwrap_or_default();
                 self.problem(Some(place.clone()), segment_edge(first, e));
             }
-            let text = buf[..n - 1].to_vec();
-            self.line(&text, place, number == 1 && self.report.lines == 0, first);
+            self.line(text, place, number == 1 && self.report.lines == 0, first);
         }
         if number == 0 {
             let place = Place {
