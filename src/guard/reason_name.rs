@@ -118,7 +118,8 @@ mod tests {
         for name in NAMES {
             assert!(seen.insert(name), "{name} twice");
             assert!(
-                name.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'),
+                name.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_'),
                 "{name}"
             );
         }
