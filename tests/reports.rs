@@ -16,6 +16,7 @@ use m2mguard::gateway::Gateway;
 use m2mguard::report::Report;
 use serde_json::Value;
 
+use common::audit::{read_lines, segments};
 use common::crash::{until, Process};
 use common::sync::{eventually, outcome, synced_config, Synced};
 use common::{client, onem2m, send, Answer, HttpClient};
@@ -77,9 +78,14 @@ async fn reports(s: &Synced) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_forging_device_is_reported_suspended_and_refused_at_another_gateway() {
+    let logs = tempfile::tempdir().unwrap();
+    let audit = format!(
+        "{GATEWAY_EXTRA}\n[audit]\ndir = \"{}\"\nflush_interval_ms = 5\n",
+        logs.path().join("audit").display()
+    );
     let mut s = Synced::unstarted_with(
         &[("Cmeter", "devices"), ("Clamp", "devices")],
-        GATEWAY_EXTRA,
+        &audit,
         AUTHORITY_RULE,
     )
     .await;
@@ -176,6 +182,22 @@ async fn a_forging_device_is_reported_suspended_and_refused_at_another_gateway()
     );
     b.shutdown().await;
     s.stop_gateway().await;
+    // A's audit log holds the event, with the report's id.
+    let lines: Vec<Value> = segments(&logs.path().join("audit"))
+        .iter()
+        .flat_map(|seg| read_lines(seg))
+        .map(|l| serde_json::from_str(&l).unwrap())
+        .collect();
+    let made: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["event"] == "report.made")
+        .collect();
+    assert_eq!(made.len(), 1, "one report.made event");
+    assert_eq!(made[0]["report"], r["id"]);
+    assert_eq!(
+        (made[0]["node"].as_str(), made[0]["rule"].as_str()),
+        (Some("Cmeter"), Some("forged-check-values"))
+    );
 }
 
 /// Two check-value refusals within a minute make a report.
@@ -351,6 +373,13 @@ async fn the_authority_refuses_reports_that_are_not_the_gateways_own() {
     assert_eq!(anonymous.status, 401);
     let listing_as_gateway = s.kit.get("/v1/reports").await;
     assert_eq!(listing_as_gateway.status, 403);
+    let posting_as_operator = s
+        .setup
+        .operator()
+        .send(Method::POST, "/v1/reports", genuine.clone().into())
+        .await
+        .unwrap();
+    assert_eq!(posting_as_operator.status, 403);
     assert!(reports(&s).await.is_empty(), "nothing refused was stored");
 
     // The gateway's own: stored once; the same again is a duplicate; another under the same

@@ -71,17 +71,17 @@ impl Validator {
             );
         }
         let max_nodes = self.range("reports.max_nodes", r.max_nodes, MAX_NODES, 1..=1_000_000);
+        let mut names: Vec<String> = Vec::new();
         let mut rules: Vec<ReportRule> = Vec::new();
         for rule in r.rules {
-            if let Some(rule) = self.report_rule(rule) {
-                if rules.iter().any(|r| r.name == rule.name) {
-                    self.err(
-                        "reports.rules.name",
-                        format!("{:?} is named twice (expected each name once)", rule.name),
-                    );
-                }
-                rules.push(rule);
+            if names.contains(&rule.name) {
+                self.err(
+                    "reports.rules.name",
+                    format!("{:?} is named twice (expected each name once)", rule.name),
+                );
             }
+            names.push(rule.name.clone());
+            rules.extend(self.report_rule(rule));
         }
         Some(ReportsConfig {
             max_nodes: max_nodes as usize,

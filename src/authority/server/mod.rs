@@ -164,6 +164,13 @@ where
         (["reports"], Caller::Operator) if method == Method::GET => {
             report_api::list(feed, query).await
         }
+        (["reports"], Caller::Operator) if method == Method::POST => {
+            error(StatusCode::FORBIDDEN, "for gateways only")
+        }
+        (["reports"], Caller::Gateway(_)) if method == Method::GET => {
+            error(StatusCode::FORBIDDEN, "for the operator only")
+        }
+        (["reports"], _) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
         (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::GET => {
             anchor_api::list(feed, &gw.id).await
         }
