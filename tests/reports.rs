@@ -21,8 +21,11 @@ use common::crash::{until, Process};
 use common::sync::{eventually, outcome, synced_config, Synced};
 use common::{client, onem2m, send, Answer, HttpClient};
 
-/// Check values required at the meter; 20 check-value refusals within a minute make a report.
-const GATEWAY_EXTRA: &str = r#"
+/// Check values required at the meter; `count` check-value refusals within a minute make a
+/// report of rule `name`.
+fn gateway_extra(name: &str, count: u32) -> String {
+    format!(
+        r#"
 [[checks.require]]
 path = "/id-in/cse-in/meter*"
 check_value = true
@@ -30,11 +33,13 @@ check_value = true
 [reports]
 
 [[reports.rules]]
-name = "forged-check-values"
+name = "{name}"
 stage = "check_value"
-count = 20
+count = {count}
 window_s = 60
-"#;
+"#
+    )
+}
 
 /// One report from one gateway suspends the node.
 const AUTHORITY_RULE: &str = r#"
@@ -80,7 +85,8 @@ async fn reports(s: &Synced) -> Vec<Value> {
 async fn a_forging_device_is_reported_suspended_and_refused_at_another_gateway() {
     let logs = tempfile::tempdir().unwrap();
     let audit = format!(
-        "{GATEWAY_EXTRA}\n[audit]\ndir = \"{}\"\nflush_interval_ms = 5\n",
+        "{}\n[audit]\ndir = \"{}\"\nflush_interval_ms = 5\n",
+        gateway_extra("forged-check-values", 20),
         logs.path().join("audit").display()
     );
     let mut s = Synced::unstarted_with(
@@ -200,25 +206,14 @@ async fn a_forging_device_is_reported_suspended_and_refused_at_another_gateway()
     );
 }
 
-/// Two check-value refusals within a minute make a report.
-const QUICK: &str = r#"
-[[checks.require]]
-path = "/id-in/cse-in/meter*"
-check_value = true
-
-[reports]
-
-[[reports.rules]]
-name = "quick"
-stage = "check_value"
-count = 2
-window_s = 60
-"#;
-
 /// The gateway's configuration in a file, for the real binary.
 fn config_file(s: &Synced) -> PathBuf {
     let path = s.data.path().join("gateway.toml");
-    std::fs::write(&path, synced_config(&s.echo, s.data.path(), &s.sync, QUICK)).unwrap();
+    std::fs::write(
+        &path,
+        synced_config(&s.echo, s.data.path(), &s.sync, &gateway_extra("quick", 2)),
+    )
+    .unwrap();
     path
 }
 
@@ -251,7 +246,7 @@ async fn reports_made_while_the_authority_is_down_arrive_once_each_also_across_a
         ("Cn3", "devices"),
         ("Cn4", "devices"),
     ];
-    let s = Synced::unstarted(&nodes, QUICK).await;
+    let s = Synced::unstarted(&nodes, &gateway_extra("quick", 2)).await;
     let config = config_file(&s);
     let logs = tempfile::tempdir().unwrap();
     let http = client();
@@ -329,12 +324,7 @@ async fn the_authority_refuses_reports_that_are_not_the_gateways_own() {
     };
     let id = "0123456789abcdef0123456789abcdef";
     let post = |body: String| async { s.kit.post("/v1/reports", body).await };
-    let error = |reply: &m2mguard::authority::client::Reply| -> String {
-        serde_json::from_slice::<Value>(&reply.body).unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let error = common::authority::error_of;
 
     let garbage = post("not a report".into()).await;
     assert_eq!(garbage.status, 400, "{}", error(&garbage));

@@ -17,8 +17,6 @@ use sled::Transactional;
 use super::ops::OpError;
 use super::publish::now_s;
 use super::state::{StateError, StoredGateway};
-use crate::feed::keys::parse_hex32;
-use crate::feed::VerifyingKey;
 use crate::report::Report;
 
 /// Reports kept per gateway.
@@ -91,13 +89,8 @@ impl Reports {
 
     /// Verifies `compact` as a report `gateway` signed about its own refusals and stores it.
     pub fn put(&self, gateway: &StoredGateway, compact: &str) -> Result<(Stored, Held), OpError> {
-        let raw = parse_hex32(&gateway.sign, "sign").map_err(|e| {
-            OpError::State(StateError::Corrupt {
-                key: gateway.id.clone(),
-                detail: e.to_string(),
-            })
-        })?;
-        let report = Report::verify(compact, &VerifyingKey::new(raw)).map_err(|e| {
+        let signing = gateway.signing_key()?;
+        let report = Report::verify(compact, &signing).map_err(|e| {
             OpError::Invalid(format!(
                 "report does not verify with gateway {:?}'s signing key: {e}",
                 gateway.id

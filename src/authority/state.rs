@@ -68,6 +68,18 @@ pub struct StoredGateway {
     pub confirmed: Option<Confirmed>,
 }
 
+impl StoredGateway {
+    /// Its signing key (acks, checkpoints, reports).
+    pub fn signing_key(&self) -> Result<crate::feed::VerifyingKey, StateError> {
+        crate::feed::keys::parse_hex32(&self.sign, "sign")
+            .map(crate::feed::VerifyingKey::new)
+            .map_err(|e| StateError::Corrupt {
+                key: self.id.clone(),
+                detail: e.to_string(),
+            })
+    }
+}
+
 /// The gateway's last verified ack.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
