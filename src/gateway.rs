@@ -7,7 +7,9 @@
 //! With `[audit]`, the audit log opens before anything is served and closes last, after
 //! every listener has drained: the last requests' records are in it. With `[sync]` too, its
 //! checkpoints go to the outbox (`<data_dir>/outbox`), whose delivery task sends them to
-//! the authority until shutdown; what it has not sent waits there for the next start.
+//! the authority until shutdown; what it has not sent waits there for the next start. With
+//! `[reports]` (which needs `[sync]`), a record sink counts refusals per node and the reports
+//! it makes are signed and queued in the same outbox.
 //!
 //! Shutdown is one `CancellationToken`, handed down to every listener and task (never imported
 //! from here): cancelling it stops every accept loop at once, and each listener drains its open
@@ -32,10 +34,13 @@ use crate::guard::{Guard, MessageChecks, Plausibility, Tokens};
 use crate::listen::Limiter;
 use crate::metrics::Metrics;
 use crate::outbox::checkpoints::Queued;
-use crate::outbox::{deliver, Outbox};
+use crate::outbox::{deliver, reports, Outbox};
 use crate::policy::{Policies, PolicyError};
 use crate::record::{Event, LogSink, Recorder, Sink};
 use crate::registration::Registrar;
+use crate::report::counter::Counter;
+use crate::report::maker::{self, Maker};
+use crate::report::Report;
 use crate::store::{Keys, Limits, Nodes, Repository, SledStore, Standing, Store, StoreError};
 use crate::sync::Follower;
 use crate::target::resolve::{Lookup, Resolver};
@@ -105,14 +110,34 @@ fn resolver(config: &Config) -> Result<Resolver, TlsError> {
     ))
 }
 
+/// With `[reports]` (and so `[sync]`): the counting sink, and the maker's end of its
+/// hand-over.
+fn reporting(
+    config: &Config,
+    nodes: &Arc<Nodes>,
+    metrics: &Metrics,
+) -> Option<(Arc<dyn Sink>, tokio::sync::mpsc::Receiver<Report>)> {
+    let (reports, sync) = (config.reports.as_ref()?, config.sync.as_ref()?);
+    let (tx, rx) = maker::handover();
+    let counter = Counter::new(
+        &sync.gateway_id,
+        reports,
+        nodes.clone(),
+        tx,
+        metrics.reports().clone(),
+    );
+    Some((Arc::new(counter), rx))
+}
+
 impl Gateway {
     pub async fn start(config: Config) -> Result<Gateway, StartError> {
         let policies = Arc::new(Policies::load(&config.policy_dir).map_err(StartError::Policies)?);
         let (store, nodes, keys) = repository(&config)?;
         let metrics = Arc::new(Metrics::new());
         metrics.policy_reload(Ok(policies.current().count));
-        let outbox = match (&config.sync, &config.audit) {
-            (Some(_), Some(_)) => Some(Arc::new(
+        let owes = config.audit.is_some() || config.reports.is_some();
+        let outbox = match &config.sync {
+            Some(_) if owes => Some(Arc::new(
                 Outbox::open(&config.gateway.data_dir, metrics.outbox().clone())
                     .map_err(|e| StartError::Outbox(e.to_string()))?,
             )),
@@ -136,6 +161,10 @@ impl Gateway {
             None => None,
         };
         let mut fixed: Vec<Arc<dyn Sink>> = vec![metrics.clone(), Arc::new(LogSink::default())];
+        let reports = reporting(&config, &nodes, &metrics);
+        if let Some((counter, _)) = &reports {
+            fixed.push(counter.clone());
+        }
         fixed.extend(audit.as_ref().map(Audit::sink));
         let recorder = Arc::new(Recorder::new(fixed));
         let tokens = Arc::new(
@@ -251,6 +280,15 @@ impl Gateway {
                 state.nodes.clone(),
                 shutdown.clone(),
             ));
+        }
+        if let (Some((_, made)), Some(outbox), Some(sync)) = (reports, &outbox, &config.sync) {
+            let maker = Maker {
+                key: sync.sign_key.clone(),
+                queue: Arc::new(reports::Queued(outbox.clone())),
+                recorder: recorder.clone(),
+                metrics: metrics.reports().clone(),
+            };
+            tasks.spawn(maker::run(maker, made, shutdown.clone()));
         }
         if let (Some(outbox), Some(sync)) = (outbox, &config.sync) {
             tasks.spawn(deliver::run(outbox, sync.clone(), shutdown.clone()));

@@ -28,6 +28,7 @@ pub mod policy;
 pub mod primitive;
 pub mod record;
 pub mod registration;
+pub mod report;
 pub mod security;
 pub mod store;
 pub mod sync;

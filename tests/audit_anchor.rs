@@ -246,12 +246,7 @@ async fn the_authority_refuses_checkpoints_that_are_not_the_gateways_own() {
     };
     let head = "ab".repeat(32);
     let post = |body: String| async { s.kit.post("/v1/audit/checkpoints", body).await };
-    let error = |reply: &m2mguard::authority::client::Reply| -> String {
-        serde_json::from_slice::<Value>(&reply.body).unwrap()["error"]
-            .as_str()
-            .unwrap()
-            .to_owned()
-    };
+    let error = common::authority::error_of;
 
     let garbage = post("not a checkpoint".into()).await;
     assert_eq!(garbage.status, 400, "{}", error(&garbage));

@@ -246,6 +246,11 @@ enum Fields<'a> {
         nodes: usize,
         keys: usize,
     },
+    Report {
+        report: &'a str,
+        node: &'a str,
+        rule: &'a str,
+    },
 }
 
 impl<'a> EventLine<'a> {
@@ -289,6 +294,11 @@ impl<'a> EventLine<'a> {
                 feed_seq: *seq,
                 nodes: *nodes,
                 keys: *keys,
+            },
+            Event::ReportMade { id, node, rule } => Fields::Report {
+                report: id,
+                node,
+                rule,
             },
         };
         EventLine {

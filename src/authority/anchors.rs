@@ -11,8 +11,6 @@ use super::ops::OpError;
 use super::publish::now_s;
 use super::state::{StateError, StoredGateway};
 use crate::audit::Checkpoint;
-use crate::feed::keys::parse_hex32;
-use crate::feed::VerifyingKey;
 
 /// Checkpoints kept per gateway.
 pub const MAX_PER_GATEWAY: usize = 1000;
@@ -51,13 +49,8 @@ impl Anchors {
 
     /// Verifies `compact` as `gateway`'s checkpoint of its own log and stores it durably.
     pub fn put(&self, gateway: &StoredGateway, compact: &str) -> Result<(Stored, Held), OpError> {
-        let raw = parse_hex32(&gateway.sign, "sign").map_err(|e| {
-            OpError::State(StateError::Corrupt {
-                key: gateway.id.clone(),
-                detail: e.to_string(),
-            })
-        })?;
-        let checkpoint = Checkpoint::verify(compact, &VerifyingKey::new(raw)).map_err(|e| {
+        let signing = gateway.signing_key()?;
+        let checkpoint = Checkpoint::verify(compact, &signing).map_err(|e| {
             OpError::Invalid(format!(
                 "checkpoint does not verify with gateway {:?}'s signing key: {e}",
                 gateway.id

@@ -10,6 +10,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
+use super::report_rules::ReportRule;
 use crate::config::{locate::locate, ConfigError};
 use crate::location::line_col;
 
@@ -39,6 +40,24 @@ struct FileAuthority {
     max_connections: Option<u64>,
     max_connections_per_source: Option<u64>,
     mqtt: Option<FileMqtt>,
+    reports: Option<FileReports>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReports {
+    #[serde(default)]
+    rules: Vec<FileReportRule>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileReportRule {
+    name: String,
+    action: String,
+    reports: u64,
+    gateways: Option<u64>,
+    window_s: u64,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +85,8 @@ pub struct AuthorityConfig {
     /// Open connections from one source (an IPv4 address or an IPv6 /64).
     pub max_connections_per_source: usize,
     pub mqtt: Option<MqttPublish>,
+    /// What reports make the authority do (docs/reports.md "Rules").
+    pub report_rules: Vec<ReportRule>,
 }
 
 #[derive(Debug, Clone)]
@@ -195,7 +216,12 @@ fn validate(
         );
     }
     let mqtt = raw.mqtt.map(|m| mqtt(m, &raw.feed, &mut err));
+    let report_rules = raw
+        .reports
+        .map(|r| report_rules(r.rules, &mut err))
+        .unwrap_or_default();
     AuthorityConfig {
+        report_rules,
         feed: raw.feed,
         listen,
         data_dir,
@@ -211,6 +237,52 @@ fn validate(
         max_connections_per_source: per_source as usize,
         mqtt,
     }
+}
+
+fn report_rules(rules: Vec<FileReportRule>, err: &mut impl FnMut(&str, String)) -> Vec<ReportRule> {
+    let mut out: Vec<ReportRule> = Vec::new();
+    for r in rules {
+        if !crate::feed::check::is_name(&r.name) || out.iter().any(|o| o.name == r.name) {
+            err(
+                "reports.rules.name",
+                format!("{:?} is not a new rule name (expected 1 to 64 of A-Z a-z 0-9 . _ -, each once)", r.name),
+            );
+        }
+        if r.action != "suspend" {
+            err(
+                "reports.rules.action",
+                format!("{:?} is not an action (expected \"suspend\")", r.action),
+            );
+        }
+        let gateways = r.gateways.unwrap_or(1);
+        let mut check = |key: &str, value: u64, max: u64| {
+            if !(1..=max).contains(&value) {
+                err(
+                    key,
+                    format!("{value} is out of range (expected 1 to {max})"),
+                );
+            }
+        };
+        check("reports.rules.reports", r.reports, 1_000_000);
+        check("reports.rules.gateways", gateways, 10_000);
+        check("reports.rules.window_s", r.window_s, 30 * 86_400);
+        if gateways > r.reports {
+            err(
+                "reports.rules.gateways",
+                format!(
+                    "{gateways} is more than reports = {} (each report comes from one gateway)",
+                    r.reports
+                ),
+            );
+        }
+        out.push(ReportRule {
+            name: r.name,
+            reports: r.reports,
+            gateways,
+            window_s: r.window_s,
+        });
+    }
+    out
 }
 
 fn mqtt(m: FileMqtt, feed: &str, err: &mut impl FnMut(&str, String)) -> MqttPublish {

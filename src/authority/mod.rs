@@ -23,6 +23,8 @@ pub mod metrics;
 pub mod mqtt;
 pub mod ops;
 pub mod publish;
+pub mod report_rules;
+pub mod reports;
 pub mod server;
 pub mod service;
 pub mod snapshot;

@@ -84,6 +84,7 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
     let context = Arc::new(Context {
         feed: feed.clone(),
         token,
+        report_rules: Arc::new(config.report_rules.clone()),
     });
     tasks.spawn(server::serve(
         tcp,

@@ -18,6 +18,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::anchors::Anchors;
+use super::reports::Reports;
 use crate::feed::record::{hash, ZERO_HASH};
 use crate::feed::{GatewayStatus, NodeBody};
 
@@ -67,6 +68,18 @@ pub struct StoredGateway {
     pub confirmed: Option<Confirmed>,
 }
 
+impl StoredGateway {
+    /// Its signing key (acks, checkpoints, reports).
+    pub fn signing_key(&self) -> Result<crate::feed::VerifyingKey, StateError> {
+        crate::feed::keys::parse_hex32(&self.sign, "sign")
+            .map(crate::feed::VerifyingKey::new)
+            .map_err(|e| StateError::Corrupt {
+                key: self.id.clone(),
+                detail: e.to_string(),
+            })
+    }
+}
+
 /// The gateway's last verified ack.
 #[derive(Clone, Debug, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -100,6 +113,7 @@ pub struct State {
     gateways: sled::Tree,
     revoked: sled::Tree,
     anchors: Anchors,
+    reports: Reports,
 }
 
 impl State {
@@ -115,6 +129,7 @@ impl State {
             gateways: db.open_tree("gateways")?,
             revoked: db.open_tree("revoked")?,
             anchors: Anchors::open(&db)?,
+            reports: Reports::open(&db)?,
             db,
         })
     }
@@ -122,6 +137,11 @@ impl State {
     /// The audit checkpoints gateways anchored here.
     pub fn anchors(&self) -> &Anchors {
         &self.anchors
+    }
+
+    /// The misbehaviour reports gateways sent.
+    pub fn reports(&self) -> &Reports {
+        &self.reports
     }
 
     /// The last record's seq and hash (0 and 64 zeros for an empty feed).

@@ -244,3 +244,25 @@ fn a_key_put_too_large_for_one_record_is_refused_and_nothing_is_published() {
     // 139 with these 6-character ids (docs/authority.md says so).
     assert!((100..400).contains(&fits), "{fits}");
 }
+
+#[test]
+fn report_rules_are_read_and_bad_ones_refused_at_their_keys() {
+    let good = format!("{TEMPLATE}\n[[authority.reports.rules]]\nname = \"s\"\naction = \"suspend\"\nreports = 3\ngateways = 2\nwindow_s = 600\n");
+    let rules = parse(&good).unwrap().report_rules;
+    assert_eq!(rules.len(), 1);
+    assert_eq!(
+        (rules[0].reports, rules[0].gateways, rules[0].window_s),
+        (3, 2, 600)
+    );
+    let bad = format!("{TEMPLATE}\n[[authority.reports.rules]]\nname = \"s\"\naction = \"ban\"\nreports = 1\ngateways = 2\nwindow_s = 0\n");
+    let errors = parse(&bad).unwrap_err();
+    let keys: Vec<&str> = errors.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "authority.reports.rules.action",
+            "authority.reports.rules.window_s",
+            "authority.reports.rules.gateways"
+        ]
+    );
+}

@@ -24,6 +24,7 @@ pub struct FileConfig {
     pub coap: Option<FileCoap>,
     pub sync: Option<super::sync::FileSync>,
     pub audit: Option<super::audit::FileAudit>,
+    pub reports: Option<super::reports::FileReports>,
 }
 
 #[derive(Debug, Deserialize)]

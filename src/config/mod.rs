@@ -13,6 +13,7 @@ mod coap;
 mod file;
 pub mod locate;
 mod plausibility;
+mod reports;
 mod sync;
 mod tokens;
 
@@ -33,6 +34,7 @@ use crate::tls::{self, KeyPair};
 pub use audit::{AuditConfig, OnFull};
 pub use coap::{CoapConfig, EchoMode};
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
+pub use reports::{ReportRule, ReportsConfig};
 pub use sync::{SyncConfig, Transport};
 
 /// The annotated default configuration, compiled in.
@@ -57,6 +59,8 @@ pub struct Config {
     pub sync: Option<SyncConfig>,
     /// The audit log, when `[audit]` is present.
     pub audit: Option<AuditConfig>,
+    /// Misbehaviour reports, when `[reports]` is present (it needs `[sync]`).
+    pub reports: Option<ReportsConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -377,9 +381,11 @@ impl Validator {
         let audit = raw
             .audit
             .and_then(|a| self.audit(a, sync_key.as_ref(), &log_id));
+        let reports = raw.reports.and_then(|r| self.reports(r, sync.is_some()));
         Config {
             sync,
             audit,
+            reports,
             gateway,
             http,
             admin: AdminConfig {

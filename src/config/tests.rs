@@ -390,3 +390,22 @@ fn mode_is_enforce_unless_observe_is_asked_for_and_a_bad_one_is_located() {
     assert_eq!(e[0].line, Some(line_of(&text, "mode = \"watch\"")));
     assert!(e[0].message.contains("\"observe\""), "{}", e[0].message);
 }
+
+#[test]
+fn reports_need_sync_and_rules_of_known_stages_and_reasons() {
+    let reports = "\n[reports]\n[[reports.rules]]\nname = \"r\"\nstage = \"checkvalue\"\nreason = \"forged\"\ncount = 0\nwindow_s = 60\n[[reports.rules]]\nname = \"r\"\ncount = 1\nwindow_s = 1\n";
+    let e = errors(&format!("{DEFAULT_TOML}{reports}"));
+    let keys: Vec<&str> = e.iter().map(|e| e.key.as_str()).collect();
+    assert_eq!(
+        keys,
+        [
+            "reports",
+            "reports.rules.stage",
+            "reports.rules.reason",
+            "reports.rules.count",
+            "reports.rules.name"
+        ],
+        "{e:?}"
+    );
+    assert!(e[1].message.contains("check_value"), "{}", e[1].message);
+}

@@ -15,7 +15,7 @@ pub fn is_name(id: &str) -> bool {
 
 /// Node ids, registrars, token ids and group names: 1–256 bytes of UTF-8, no control
 /// characters (group names also no white space or `"`).
-fn is_id(id: &str) -> bool {
+pub fn is_id(id: &str) -> bool {
     (1..=256).contains(&id.len()) && !id.chars().any(char::is_control)
 }
 

@@ -23,6 +23,7 @@ mod pattern;
 pub mod plausibility;
 mod policy;
 pub mod reason;
+pub mod reason_name;
 mod registration;
 pub mod replay;
 mod status;

@@ -40,6 +40,20 @@ pub enum Stage {
 }
 
 impl Stage {
+    /// Every stage's name ([`Stage::as_str`]), in the order of the variants.
+    pub const NAMES: [&'static str; 10] = [
+        "identity",
+        "gateway",
+        "status",
+        "check_value",
+        "replay",
+        "token",
+        "plausibility",
+        "policy",
+        "audit",
+        "target",
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             Stage::Identity => "identity",

@@ -24,10 +24,12 @@
 
 mod audit;
 mod outbox;
+mod reports;
 mod sync;
 
 pub use audit::AuditMetrics;
 pub use outbox::OutboxMetrics;
+pub use reports::ReportMetrics;
 /// The media type of `/metrics` answers (the gateway's and the authority's).
 pub const CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
 
@@ -141,6 +143,7 @@ pub struct Metrics {
     sync: sync::SyncMetrics,
     audit: audit::AuditMetrics,
     outbox: outbox::OutboxMetrics,
+    reports: reports::ReportMetrics,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -270,7 +273,9 @@ impl Metrics {
         let sync = sync::SyncMetrics::register(&mut registry);
         let audit = audit::AuditMetrics::register(&mut registry);
         let outbox = outbox::OutboxMetrics::register(&mut registry);
+        let reports = reports::ReportMetrics::register(&mut registry);
         Metrics {
+            reports,
             audit,
             outbox,
             registry,
@@ -412,6 +417,10 @@ impl Metrics {
     /// The outbox's metrics.
     pub fn outbox(&self) -> &outbox::OutboxMetrics {
         &self.outbox
+    }
+
+    pub fn reports(&self) -> &reports::ReportMetrics {
+        &self.reports
     }
 
     pub fn encode(&self) -> String {

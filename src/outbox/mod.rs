@@ -1,6 +1,6 @@
 //! The durable outbox (docs/audit.md "Anchored at the authority"): what the gateway must tell
 //! the authority, kept on disk until the authority has answered 2xx. Entries have a kind
-//! (`audit.checkpoint`; misbehaviour reports later) and an id unique within the kind (for a
+//! (`audit.checkpoint`, `misbehaviour.report`) and an id unique within the kind (for a
 //! checkpoint, its count), which the authority dedups on: an entry sent again after a crash
 //! is stored once.
 //!
@@ -13,11 +13,13 @@
 //! [`Keep::All`] (every entry is delivered; a push into a full outbox is refused, and the
 //! caller counts the loss). Every push and removal is flushed before it returns.
 //!
-//! [`deliver`] is the task that sends them in order; [`checkpoints`] the audit writer's end.
+//! [`deliver`] is the task that sends them in order; [`checkpoints`] the audit writer's end,
+//! [`reports`] the report maker's.
 
 pub mod anchored;
 pub mod checkpoints;
 pub mod deliver;
+pub mod reports;
 
 use std::path::Path;
 use std::sync::Mutex;
@@ -57,7 +59,15 @@ pub const CHECKPOINT: Kind = Kind {
     keep: Keep::Latest,
 };
 
-const KINDS: [Kind; 1] = [CHECKPOINT];
+/// A misbehaviour report's compact JWS, id = the report's id (docs/reports.md).
+pub const REPORT: Kind = Kind {
+    name: "misbehaviour.report",
+    path: "/v1/reports",
+    content_type: "application/jose",
+    keep: Keep::All,
+};
+
+const KINDS: [Kind; 2] = [CHECKPOINT, REPORT];
 
 /// One entry, as stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

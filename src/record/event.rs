@@ -59,6 +59,13 @@ pub enum Event {
     },
     /// A feed snapshot replaced what the feed had given: its sequence number and size.
     FeedSnapshot { seq: u64, nodes: usize, keys: usize },
+    /// A misbehaviour report was made and queued for the authority: its id, the node and
+    /// the rule (docs/reports.md).
+    ReportMade {
+        id: String,
+        node: String,
+        rule: String,
+    },
 }
 
 impl Event {
@@ -74,6 +81,7 @@ impl Event {
             Event::TokenRevoked { .. } => "token.revoked",
             Event::FeedRecord { .. } => "feed.record",
             Event::FeedSnapshot { .. } => "feed.snapshot",
+            Event::ReportMade { .. } => "report.made",
         }
     }
 }

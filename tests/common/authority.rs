@@ -224,3 +224,11 @@ pub fn printed_seq(stdout: &str) -> u64 {
     let at = stdout.find("record ").expect("a record is named") + "record ".len();
     stdout[at..].split(' ').next().unwrap().parse().unwrap()
 }
+
+/// The `error` member of an authority's JSON answer.
+pub fn error_of(reply: &Reply) -> String {
+    serde_json::from_slice::<serde_json::Value>(&reply.body).unwrap()["error"]
+        .as_str()
+        .unwrap()
+        .to_owned()
+}

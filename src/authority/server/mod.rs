@@ -1,7 +1,7 @@
 //! The authority's HTTPS server: TLS asking for (not requiring) a client certificate from the
 //! authority's CA, HTTP/1.1 and HTTP/2, every request authenticated ([`auth`]) and routed to
-//! the feed's endpoints ([`feed_api`]), the audit checkpoints ([`anchor_api`]) or the operator
-//! API ([`operator_api`]).
+//! the feed's endpoints ([`feed_api`]), the audit checkpoints ([`anchor_api`]), misbehaviour
+//! reports ([`report_api`]) or the operator API ([`operator_api`]).
 //!
 //! Bounds: connections (`max_connections`, per source too), the TLS handshake and every
 //! request head within [`HEADER_TIMEOUT`] (and a connection idle that long closed), request
@@ -15,6 +15,7 @@ pub mod auth;
 pub mod feed_api;
 pub mod operator_api;
 pub mod reply;
+pub mod report_api;
 
 use std::convert::Infallible;
 use std::sync::Arc;
@@ -33,6 +34,7 @@ use tokio_util::sync::CancellationToken;
 use self::auth::{authenticate, Caller, OperatorToken};
 use self::reply::{error, Answer};
 use super::publish::Feed;
+use super::report_rules::ReportRule;
 use crate::listen::lifetime::{self, Activity, Tracked};
 use crate::listen::{self, Connection, Limiter};
 use crate::tls;
@@ -49,6 +51,8 @@ const MAX_STREAMS: u32 = 64;
 pub struct Context {
     pub feed: Arc<Feed>,
     pub token: OperatorToken,
+    /// `[[authority.reports.rules]]`.
+    pub report_rules: Arc<Vec<ReportRule>>,
 }
 
 /// Serves until `stop` is cancelled.
@@ -154,6 +158,19 @@ where
         (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::POST => {
             anchor_api::put(feed, gw, body).await
         }
+        (["reports"], Caller::Gateway(gw)) if method == Method::POST => {
+            report_api::put(feed, &context.report_rules, gw, body).await
+        }
+        (["reports"], Caller::Operator) if method == Method::GET => {
+            report_api::list(feed, query).await
+        }
+        (["reports"], Caller::Operator) if method == Method::POST => {
+            error(StatusCode::FORBIDDEN, "for gateways only")
+        }
+        (["reports"], Caller::Gateway(_)) if method == Method::GET => {
+            error(StatusCode::FORBIDDEN, "for the operator only")
+        }
+        (["reports"], _) => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
         (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::GET => {
             anchor_api::list(feed, &gw.id).await
         }

@@ -203,7 +203,7 @@ fn sync_toml(url: &str, feed: &str, id: &str, dir: &Path) -> String {
 }
 
 /// A cell: `-` for null; a gateway chose the strings, so control characters are escaped.
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".to_owned(),
         Value::String(s) => s.escape_debug().to_string(),

@@ -1,12 +1,13 @@
 //! `m2mguard authority …`: the IN-side service (`init`, `serve`) and the operator's commands,
 //! which talk to a running authority over HTTPS with the operator token (`node`, `key`,
-//! `token`, `gateway`, `feed`). One file per group of commands.
+//! `token`, `gateway`, `feed`, `report`). One file per group of commands.
 
 mod feed;
 mod gateway;
 mod init;
 mod keys;
 mod nodes;
+mod reports;
 mod serve;
 
 use std::path::{Path, PathBuf};
@@ -66,6 +67,9 @@ enum Command {
     /// Show the feed's records, decoded, or its current signed head.
     #[command(subcommand)]
     Feed(feed::Action),
+    /// List the misbehaviour reports gateways sent, and what the authority's rules did.
+    #[command(subcommand)]
+    Report(reports::Action),
 }
 
 pub async fn authority(args: Authority, log: LogFormat) -> Result<(), Failure> {
@@ -78,6 +82,7 @@ pub async fn authority(args: Authority, log: LogFormat) -> Result<(), Failure> {
         Command::Token(action) => keys::token(&operator(path)?, action).await,
         Command::Gateway(action) => gateway::run(path, action).await,
         Command::Feed(action) => feed::run(&operator(path)?, action).await,
+        Command::Report(action) => reports::run(&operator(path)?, action).await,
     }
 }
 
