@@ -1,5 +1,5 @@
-# Shared by scripts/package_check and scripts/prometheus_check (sourced, not run): counting
-# checks, starting and stopping the processes a check starts, waiting for readiness.
+# Shared by scripts/package_check, scripts/prometheus_check and scripts/cross_check (sourced, not
+# run): counting checks, starting and stopping the processes a check starts, waiting for readiness.
 # The caller sets WORK (its state directory) before sourcing and calls `finish` at the end.
 
 PASSED=0
@@ -117,4 +117,14 @@ retrieve() { # retrieve URL ORIGINATOR
     curl -s -o /dev/null -w '%{http_code} %header{x-m2m-rsc}' \
         -H "X-M2M-Origin: $2" -H "X-M2M-RI: ops-$RANDOM" -H 'X-M2M-RVI: 3' \
         -H 'Accept: application/json' "$1"
+}
+
+# need_cargo_deb: the pinned cargo-deb, installed with cargo when missing or another version.
+need_cargo_deb() {
+    local version=3.8.0
+    [[ $(cargo deb --version 2>/dev/null) == *"$version"* ]] && return 0
+    log "cargo install cargo-deb $version"
+    CARGO_INCREMENTAL=0 flock /tmp/m2mguard-build.lock \
+        cargo install cargo-deb --locked --version "$version" --quiet >&2 ||
+        die "tools" "cargo install cargo-deb $version failed"
 }
