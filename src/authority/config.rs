@@ -263,7 +263,11 @@ fn report_rules(rules: Vec<FileReportRule>, err: &mut impl FnMut(&str, String)) 
                 );
             }
         };
-        check("reports.rules.reports", r.reports, 1_000_000);
+        check(
+            "reports.rules.reports",
+            r.reports,
+            crate::authority::report_rules::MAX_SEEN as u64,
+        );
         check("reports.rules.gateways", gateways, 10_000);
         check("reports.rules.window_s", r.window_s, 30 * 86_400);
         if gateways > r.reports {

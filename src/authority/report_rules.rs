@@ -11,6 +11,10 @@ use super::publish::{now_s, Feed};
 use super::reports::{Action, Held};
 use crate::store::NodeStatus;
 
+/// Most reports about one node a rule looks at: the newest ones within its window. So a
+/// rule's `reports` is at most this.
+pub const MAX_SEEN: usize = 1000;
+
 /// One rule, validated.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportRule {
@@ -29,10 +33,12 @@ pub fn apply(feed: &Feed, rules: &[ReportRule], held: &Held) -> Result<Option<Ac
     let since = reports.last_action(&held.node)?;
     let now = now_s();
     for rule in rules {
+        // Newest first, up to the window's edge and at most MAX_SEEN: a rule's cost per report
+        // is bounded, however many reports a gateway sends about one node.
         let recent: Vec<Held> = reports
-            .list(Some(&held.node), since, usize::MAX)?
+            .newest(&held.node, since, MAX_SEEN)?
             .into_iter()
-            .filter(|r| r.received_at + rule.window_s >= now)
+            .take_while(|r| r.received_at + rule.window_s >= now)
             .collect();
         let mut gateways: Vec<&str> = recent.iter().map(|r| r.gateway.as_str()).collect();
         gateways.sort_unstable();

@@ -88,7 +88,14 @@ impl Reports {
     }
 
     /// Verifies `compact` as a report `gateway` signed about its own refusals and stores it.
-    pub fn put(&self, gateway: &StoredGateway, compact: &str) -> Result<(Stored, Held), OpError> {
+    /// `known` says whether the authority knows a node: a report about one it does not know
+    /// is refused (nothing to suspend, and nothing a gateway may fill the store with).
+    pub fn put(
+        &self,
+        gateway: &StoredGateway,
+        compact: &str,
+        known: impl Fn(&str) -> Result<bool, StateError>,
+    ) -> Result<(Stored, Held), OpError> {
         let signing = gateway.signing_key()?;
         let report = Report::verify(compact, &signing).map_err(|e| {
             OpError::Invalid(format!(
@@ -100,6 +107,12 @@ impl Reports {
             return Err(OpError::Invalid(format!(
                 "report is from gateway {:?}, not gateway {:?}",
                 report.gateway, gateway.id
+            )));
+        }
+        if !known(&report.node).map_err(OpError::State)? {
+            return Err(OpError::Invalid(format!(
+                "report is about node {:?}, which the authority does not know",
+                report.node
             )));
         }
         let _writing = self.writer.lock().unwrap_or_else(PoisonError::into_inner);
@@ -175,6 +188,24 @@ impl Reports {
             if out.len() == limit {
                 break;
             }
+            out.extend(
+                self.get(position(pos).map_err(op_state)?)
+                    .map_err(op_state)?,
+            );
+        }
+        Ok(out)
+    }
+
+    /// The newest (at most `most`) reports about `node` after position `after`, newest first:
+    /// what a rule reads, so that its cost per report is bounded by the rule, not by how many
+    /// reports a gateway has sent about the node.
+    pub fn newest(&self, node: &str, after: u64, most: usize) -> Result<Vec<Held>, StateError> {
+        let from = pair(node, &after.saturating_add(1).to_be_bytes());
+        let to = pair(node, &[0xff; 8]);
+        let mut out = Vec::new();
+        for key in self.nodes.range(from..=to).keys().rev().take(most) {
+            let key = key?;
+            let pos = &key[key.len().saturating_sub(8)..];
             out.extend(
                 self.get(position(pos).map_err(op_state)?)
                     .map_err(op_state)?,

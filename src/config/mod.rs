@@ -34,7 +34,7 @@ use crate::tls::{self, KeyPair};
 pub use audit::{AuditConfig, OnFull};
 pub use coap::{CoapConfig, EchoMode};
 use file::{FileConfig, FileHttp, FileMqtt, FileServerTls, FileUpstreamTls};
-pub use reports::{ReportRule, ReportsConfig};
+pub use reports::{Origin, ReportRule, ReportsConfig};
 pub use sync::{SyncConfig, Transport};
 
 /// The annotated default configuration, compiled in.

@@ -28,6 +28,7 @@ pub struct FileRule {
     pub reason: Option<String>,
     pub count: u64,
     pub window_s: u64,
+    pub origin: Option<String>,
 }
 
 #[derive(Clone, Debug)]
@@ -37,7 +38,18 @@ pub struct ReportsConfig {
     pub rules: Vec<ReportRule>,
 }
 
-/// One rule: refusals of `stage` (any if `None`) for `reason` (any if `None`).
+/// Whose refusals a rule counts (docs/reports.md "Whose refusals count").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Origin {
+    /// Only where the transport authenticated the sender as the originator (a client
+    /// certificate that passed the identity stage): nobody else can make the node reported.
+    Authenticated,
+    /// Every refusal of a known originator, as claimed: anyone who can reach the gateway can
+    /// make any known node reported. Only where the network path itself identifies devices.
+    Claimed,
+}
+
+/// One rule: refusals of `stage` (any if `None`) for `reason` (any if `None`), from `origin`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct ReportRule {
     pub name: String,
@@ -45,11 +57,16 @@ pub struct ReportRule {
     pub reason: Option<&'static str>,
     pub count: u64,
     pub window: Duration,
+    pub origin: Origin,
 }
 
 impl ReportRule {
-    pub fn matches(&self, stage: &str, reason: &str) -> bool {
-        self.stage.is_none_or(|s| s == stage) && self.reason.is_none_or(|r| r == reason)
+    /// Whether a refusal at `stage` for `reason` counts; `authenticated` says whether the
+    /// transport proved the originator.
+    pub fn matches(&self, stage: &str, reason: &str, authenticated: bool) -> bool {
+        (authenticated || self.origin == Origin::Claimed)
+            && self.stage.is_none_or(|s| s == stage)
+            && self.reason.is_none_or(|r| r == reason)
     }
 }
 
@@ -131,6 +148,20 @@ impl Validator {
                 found
             }
         };
+        let origin = match r.origin.as_deref() {
+            None | Some("authenticated") => Origin::Authenticated,
+            Some("claimed") => Origin::Claimed,
+            Some(other) => {
+                valid = false;
+                self.err(
+                    "reports.rules.origin",
+                    format!(
+                        "{other:?} is not an origin (expected \"authenticated\" or \"claimed\")"
+                    ),
+                );
+                Origin::Authenticated
+            }
+        };
         let count = self.range("reports.rules.count", Some(r.count), 1, 1..=1_000_000);
         let window_s = self.range("reports.rules.window_s", Some(r.window_s), 1, 1..=86_400);
         valid.then(|| ReportRule {
@@ -139,6 +170,7 @@ impl Validator {
             reason,
             count,
             window: Duration::from_secs(window_s),
+            origin,
         })
     }
 }

@@ -26,6 +26,7 @@ use tokio::sync::mpsc;
 use super::{fresh_id, Report, MAX_REASONS};
 use crate::audit::line::timestamp;
 use crate::config::{ReportRule, ReportsConfig};
+use crate::guard::Stage;
 use crate::metrics::ReportMetrics;
 use crate::record::{Outcome, Record, Sink};
 use crate::store::Nodes;
@@ -87,13 +88,24 @@ impl Counter {
     }
 
     /// Counts one refusal of `node`; the reports it makes.
-    fn count(&self, node: &str, stage: &'static str, reason: &'static str, at: SystemTime) {
+    fn count(
+        &self,
+        node: &str,
+        stage: &'static str,
+        reason: &'static str,
+        authenticated: bool,
+        at: SystemTime,
+    ) {
         let now = Instant::now();
         let mut made = Vec::new();
         {
             let mut table = self.table.lock().unwrap_or_else(|p| p.into_inner());
             if !table.nodes.contains_key(node) {
-                if !self.rules.iter().any(|r| r.matches(stage, reason)) {
+                if !self
+                    .rules
+                    .iter()
+                    .any(|r| r.matches(stage, reason, authenticated))
+                {
                     return;
                 }
                 if table.nodes.len() >= self.max_nodes && !self.sweep(&mut table, now) {
@@ -109,7 +121,7 @@ impl Counter {
                 if slot.as_ref().is_some_and(|w| now - w.opened >= rule.window) {
                     *slot = None;
                 }
-                let matches = rule.matches(stage, reason);
+                let matches = rule.matches(stage, reason, authenticated);
                 if slot.is_none() && matches {
                     *slot = Some(Window::open(now, at));
                 }
@@ -197,11 +209,19 @@ impl Sink for Counter {
             Ok(Some(_)) => {}
             _ => return self.metrics.untracked("unknown"),
         }
-        self.count(node, denial.stage.as_str(), denial.reason.name(), record.at);
+        // The transport proved `fr` only where a client certificate passed the identity stage.
+        let authenticated = record.about.identity.is_some() && denial.stage != Stage::Identity;
+        self.count(
+            node,
+            denial.stage.as_str(),
+            denial.reason.name(),
+            authenticated,
+            record.at,
+        );
     }
 }
 
 #[cfg(test)]
 pub(super) fn counted(counter: &Counter, node: &str, stage: &'static str, reason: &'static str) {
-    counter.count(node, stage, reason, SystemTime::now());
+    counter.count(node, stage, reason, true, SystemTime::now());
 }

@@ -3,8 +3,11 @@ use std::time::Duration;
 
 use super::counter::{counted, Counter};
 use super::*;
-use crate::config::{ReportRule, ReportsConfig};
+use crate::config::{Origin, ReportRule, ReportsConfig};
+use crate::guard::Denial;
 use crate::metrics::ReportMetrics;
+use crate::primitive::Protocol;
+use crate::record::{About, Outcome, Record, Sink};
 use crate::store::{NodeKind, NodeSeed, Nodes, SledStore, Store};
 
 fn report() -> Report {
@@ -77,7 +80,50 @@ fn rule(name: &str, stage: Option<&'static str>, count: u64, window_s: u64) -> R
         reason: None,
         count,
         window: Duration::from_secs(window_s),
+        origin: Origin::Authenticated,
     }
+}
+
+/// A denial of `n1` as a binding records it; `identity` what the transport authenticated.
+fn denied(identity: Option<&str>) -> Record {
+    let mut about = About::source(Protocol::Http, ([127, 0, 0, 1], 1).into()).fr("n1");
+    about.identity = identity.map(str::to_owned);
+    Record {
+        at: std::time::SystemTime::now(),
+        about,
+        outcome: Outcome::Denied(Denial::audit_unavailable()),
+        decided_in: None,
+        would_deny: None,
+        added: Vec::new(),
+        lost: 0,
+    }
+}
+
+#[test]
+fn only_authenticated_originators_count_unless_the_rule_says_claimed() {
+    // The attack: anyone sends refused requests claiming fr = n1 to get n1 reported.
+    let (c, mut rx, _dir) = counter(vec![rule("any", None, 2, 60)], 10);
+    for _ in 0..5 {
+        c.record(&denied(None));
+    }
+    assert!(rx.try_recv().is_err(), "claims nobody proved made a report");
+    // The legitimate case: the sender's certificate proves it is n1.
+    c.record(&denied(Some("n1")));
+    c.record(&denied(Some("n1")));
+    assert_eq!(rx.try_recv().unwrap().node, "n1");
+
+    let claimed = ReportRule {
+        origin: Origin::Claimed,
+        ..rule("any", None, 2, 60)
+    };
+    let (c, mut rx, _dir) = counter(vec![claimed], 10);
+    c.record(&denied(None));
+    c.record(&denied(None));
+    assert_eq!(
+        rx.try_recv().unwrap().node,
+        "n1",
+        "origin = claimed counts claims"
+    );
 }
 
 #[test]

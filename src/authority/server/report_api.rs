@@ -13,6 +13,7 @@ use crate::authority::publish::Feed;
 use crate::authority::report_rules::{self, ReportRule};
 use crate::authority::reports::Stored;
 use crate::authority::state::StoredGateway;
+use crate::feed::GatewayStatus;
 
 /// Most reports in one answer, and the default.
 pub const MAX_LIMIT: usize = 1000;
@@ -31,6 +32,17 @@ where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
 {
+    if gateway.status != GatewayStatus::Active {
+        // A gateway the operator deactivated (or removed) may be the compromised one: what it
+        // says about nodes must not suspend them.
+        return error(
+            StatusCode::FORBIDDEN,
+            &format!(
+                "gateway {:?} is not active: its reports are not taken",
+                gateway.id
+            ),
+        );
+    }
     let compact = match read_text(request, "report").await {
         Ok(text) => text.trim_end().to_owned(),
         Err(answer) => return answer,
@@ -38,7 +50,10 @@ where
     let (feed, rules, gateway) = (feed.clone(), rules.clone(), gateway.clone());
     let id = gateway.id.clone();
     let stored = tokio::task::spawn_blocking(move || {
-        let (stored, held) = feed.state().reports().put(&gateway, &compact)?;
+        let state = feed.state();
+        let (stored, held) = state
+            .reports()
+            .put(&gateway, &compact, |node| Ok(state.node(node)?.is_some()))?;
         let action = match stored {
             Stored::New => report_rules::apply(&feed, &rules, &held).unwrap_or_else(|e| {
                 tracing::error!(node = %held.node, error = %e, "report rules failed");
