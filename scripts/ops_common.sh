@@ -1,4 +1,4 @@
-# Shared by scripts/package_check and scripts/prometheus_check (sourced, not run): counting
+# Shared by scripts/package_check, scripts/prometheus_check and scripts/console_check (sourced, not run): counting
 # checks, starting and stopping the processes a check starts, waiting for readiness.
 # The caller sets WORK (its state directory) before sourcing and calls `finish` at the end.
 
@@ -117,4 +117,34 @@ retrieve() { # retrieve URL ORIGINATOR
     curl -s -o /dev/null -w '%{http_code} %header{x-m2m-rsc}' \
         -H "X-M2M-Origin: $2" -H "X-M2M-RI: ops-$RANDOM" -H 'X-M2M-RVI: 3' \
         -H 'Accept: application/json' "$1"
+}
+
+# gateway_config FILE KIT WRITER: a gateway config in FILE: HTTP on $GW_HTTP in front of
+# $UPSTREAM, its admin API on $GW_ADMIN, the shipped policies (copied to $WORK/policies), state
+# in $WORK/gateway, following the authority with KIT/sync.toml (from `authority gateway add`)
+# by long-polls of 2 s. WRITER names the script in the file's first line.
+gateway_config() {
+    mkdir -p "$WORK/policies" && cp policies/* "$WORK/policies/"
+    {
+        cat <<TOML
+# Written by $3.
+[gateway]
+cse_id = "/id-in"
+cse_name = "cse-in"
+data_dir = "$WORK/gateway"
+
+[http]
+listen = "$GW_HTTP"
+upstream = "http://$UPSTREAM"
+
+[admin]
+listen = "$GW_ADMIN"
+
+[policy]
+dir = "$WORK/policies"
+
+TOML
+        cat "$2/sync.toml"
+        echo 'poll_wait_s = 2'
+    } >"$1"
 }
