@@ -31,7 +31,7 @@ import urllib.error
 import urllib.request
 
 from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
+from selenium.common.exceptions import StaleElementReferenceException, TimeoutException
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
@@ -118,7 +118,10 @@ class Console:
 
     def wait(self, predicate, seconds=WAIT_S):
         try:
-            return WebDriverWait(self.d, seconds, poll_frequency=0.2).until(lambda _: predicate())
+            # The page redraws its tables every 5 s: a row read across a redraw goes stale.
+            return WebDriverWait(
+                self.d, seconds, poll_frequency=0.2, ignored_exceptions=(StaleElementReferenceException,)
+            ).until(lambda _: predicate())
         except TimeoutException:
             return None
 
@@ -133,10 +136,15 @@ class Console:
 
     def rows(self, table):
         """Each visible row of a table's body as its cells' texts."""
-        out = []
-        for tr in self.d.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr"):
-            out.append([td.text for td in tr.find_elements(By.TAG_NAME, "td")])
-        return out
+        for _ in range(5):  # as in cells
+            try:
+                return [
+                    [td.text for td in tr.find_elements(By.TAG_NAME, "td")]
+                    for tr in self.d.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr")
+                ]
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        return []
 
     def row(self, table, row_id):
         for tr in self.d.find_elements(By.CSS_SELECTOR, f"#{table} tbody tr"):
@@ -145,8 +153,13 @@ class Console:
         return None
 
     def cells(self, table, row_id):
-        tr = self.row(table, row_id)
-        return [td.text for td in tr.find_elements(By.TAG_NAME, "td")] if tr else None
+        for _ in range(5):  # a redraw between finding the row and reading it: read again
+            try:
+                tr = self.row(table, row_id)
+                return [td.text for td in tr.find_elements(By.TAG_NAME, "td")] if tr else None
+            except StaleElementReferenceException:
+                time.sleep(0.1)
+        return None
 
     def sign_in(self, token):
         field = self.by_id("token")
@@ -155,11 +168,17 @@ class Console:
         self.by_id("login-button").click()
 
     def action(self, table, row_id, label):
-        tr = self.row(table, row_id)
-        button = tr.find_element(By.TAG_NAME, "button")
-        if button.text != label:
-            raise AssertionError(f"{row_id}: the button says {button.text!r}, not {label!r}")
-        button.click()
+        for attempt in range(5):  # as in cells: a redraw may replace the button under us
+            try:
+                button = self.row(table, row_id).find_element(By.TAG_NAME, "button")
+                if button.text != label:
+                    raise AssertionError(f"{row_id}: the button says {button.text!r}, not {label!r}")
+                button.click()
+                break
+            except StaleElementReferenceException:
+                if attempt == 4:
+                    raise
+                time.sleep(0.1)
         self.wait(lambda: self.by_id("confirm").get_attribute("open") is not None, 5)
         return self.text("confirm-text")
 

@@ -76,9 +76,11 @@
 
   const nowS = () => Math.floor((Date.now() + view.offsetMs) / 1000);
 
-  function when(seconds) {
-    if (typeof seconds !== "number") return "";
-    return new Date(seconds * 1000).toISOString().slice(0, 19).replace("T", " ") + "Z";
+  // Unix seconds, or an RFC 3339 time as a report's members are, as one UTC time.
+  function when(time) {
+    if (typeof time === "string") return time.replace("T", " ");
+    if (typeof time !== "number") return "";
+    return new Date(time * 1000).toISOString().slice(0, 19).replace("T", " ") + "Z";
   }
 
   function age(seconds) {
@@ -253,6 +255,8 @@
       cell(row, text(r.counts));
       cell(row, text(r.reasons));
       cell(row, text(r.rule));
+      const a = r.action;
+      cell(row, a ? text(a.status) + " by rule " + text(a.rule) + ", record " + text(a.seq) : "");
       return row;
     });
     $("reports").tBodies[0].replaceChildren(...rows);
