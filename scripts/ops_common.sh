@@ -1,5 +1,6 @@
-# Shared by scripts/package_check, scripts/prometheus_check and scripts/cross_check (sourced, not
-# run): counting checks, starting and stopping the processes a check starts, waiting for readiness.
+# Shared by scripts/package_check, scripts/prometheus_check, scripts/console_check and
+# scripts/cross_check (sourced, not run): counting checks, starting and stopping the processes a
+# check starts, waiting for readiness.
 # The caller sets WORK (its state directory) before sourcing and calls `finish` at the end.
 
 PASSED=0
@@ -127,4 +128,34 @@ need_cargo_deb() {
     CARGO_INCREMENTAL=0 flock /tmp/m2mguard-build.lock \
         cargo install cargo-deb --locked --version "$version" --quiet >&2 ||
         die "tools" "cargo install cargo-deb $version failed"
+}
+
+# gateway_config FILE KIT WRITER: a gateway config in FILE: HTTP on $GW_HTTP in front of
+# $UPSTREAM, its admin API on $GW_ADMIN, the shipped policies (copied to $WORK/policies), state
+# in $WORK/gateway, following the authority with KIT/sync.toml (from `authority gateway add`)
+# by long-polls of 2 s. WRITER names the script in the file's first line.
+gateway_config() {
+    mkdir -p "$WORK/policies" && cp policies/* "$WORK/policies/"
+    {
+        cat <<TOML
+# Written by $3.
+[gateway]
+cse_id = "/id-in"
+cse_name = "cse-in"
+data_dir = "$WORK/gateway"
+
+[http]
+listen = "$GW_HTTP"
+upstream = "http://$UPSTREAM"
+
+[admin]
+listen = "$GW_ADMIN"
+
+[policy]
+dir = "$WORK/policies"
+
+TOML
+        cat "$2/sync.toml"
+        echo 'poll_wait_s = 2'
+    } >"$1"
 }

@@ -1,17 +1,19 @@
 //! The authority's HTTPS server: TLS asking for (not requiring) a client certificate from the
 //! authority's CA, HTTP/1.1 and HTTP/2, every request authenticated ([`auth`]) and routed to
 //! the feed's endpoints ([`feed_api`]), the audit checkpoints ([`anchor_api`]), misbehaviour
-//! reports ([`report_api`]) or the operator API ([`operator_api`]).
+//! reports ([`report_api`]) or the operator API ([`operator_api`]); the operator console's
+//! static page ([`console`]) needs no credential (it holds no data).
 //!
 //! Bounds: connections (`max_connections`, per source too), the TLS handshake and every
 //! request head within [`HEADER_TIMEOUT`] (and a connection idle that long closed), request
 //! heads of [`MAX_HEADER_BYTES`], bodies of [`reply::MAX_BODY_BYTES`], long-polls of
 //! [`feed_api::MAX_WAIT_S`]. Routes: gateway-only (snapshot, ack, audit checkpoints) refuse
 //! the operator with 403, operator routes refuse gateways with 403; without a credential
-//! every route is 401.
+//! every `/v1/` route is 401.
 
 pub mod anchor_api;
 pub mod auth;
+pub mod console;
 pub mod feed_api;
 pub mod operator_api;
 pub mod reply;
@@ -135,6 +137,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = req.into_parts();
+    if let Some(page) = console::serve(&parts.method, parts.uri.path()) {
+        return page;
+    }
     let caller = match authenticate(&parts.headers, identity, &context.token, &context.feed) {
         Ok(caller) => caller,
         Err(refusal) => return refusal.answer(),
