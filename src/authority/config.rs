@@ -38,6 +38,7 @@ struct FileAuthority {
     head_valid_s: Option<u64>,
     max_connections: Option<u64>,
     max_connections_per_source: Option<u64>,
+    enrol_code_ttl_s: Option<u64>,
     mqtt: Option<FileMqtt>,
 }
 
@@ -65,6 +66,8 @@ pub struct AuthorityConfig {
     pub max_connections: usize,
     /// Open connections from one source (an IPv4 address or an IPv6 /64).
     pub max_connections_per_source: usize,
+    /// How long a gateway's enrolment code is accepted after it was issued, in seconds.
+    pub enrol_code_ttl_s: u64,
     pub mqtt: Option<MqttPublish>,
 }
 
@@ -188,6 +191,13 @@ fn validate(
         1,
         max_connections,
     );
+    let enrol_code_ttl_s = range(
+        "enrol_code_ttl_s",
+        raw.enrol_code_ttl_s,
+        86_400,
+        1,
+        2_592_000,
+    );
     if head_valid_s <= heartbeat_s {
         err(
             "head_valid_s",
@@ -209,6 +219,7 @@ fn validate(
         head_valid_s,
         max_connections: max_connections as usize,
         max_connections_per_source: per_source as usize,
+        enrol_code_ttl_s,
         mqtt,
     }
 }

@@ -110,6 +110,7 @@ mod tests {
                 error: None,
                 received_at,
             }),
+            tls: None,
         }
     }
 

@@ -15,21 +15,7 @@ pub fn gateway_add(state: &State, input: GatewayInput) -> Result<Plan, OpError> 
             input.id
         )));
     }
-    for (what, value) in [("sign", &input.sign), ("seal", &input.seal)] {
-        parse_hex32(value, what).map_err(|_| {
-            OpError::Invalid(format!(
-                "{what} is not 64 hex digits (a 32-byte public key)"
-            ))
-        })?;
-    }
-    // A low-order X25519 point would make every later key.put fail to seal.
-    let seal = parse_hex32(&input.seal, "seal").map_err(|_| OpError::Invalid("seal".into()))?;
-    let probe = crate::feed::SealingKey::from_scalar(crate::feed::keys::random32());
-    if probe.agree(&seal).is_none() {
-        return Err(OpError::Invalid(
-            "seal is a low-order X25519 point: nothing could be sealed to it".into(),
-        ));
-    }
+    let (sign, seal) = check_keys(&input.sign, &input.seal)?;
     if state.gateway(&input.id)?.is_some() {
         return Err(OpError::Conflict(format!(
             "gateway {:?} exists already",
@@ -38,12 +24,34 @@ pub fn gateway_add(state: &State, input: GatewayInput) -> Result<Plan, OpError> 
     }
     let gateway = StoredGateway {
         id: input.id,
-        sign: input.sign.to_ascii_lowercase(),
-        seal: input.seal.to_ascii_lowercase(),
+        sign,
+        seal,
         status: GatewayStatus::Active,
         confirmed: None,
+        tls: None,
     };
     Ok(one(Vec::new(), vec![Change::PutGateway(gateway)]))
+}
+
+/// A gateway's public keys, checked (64 hex digits each; a sealing key that can be sealed
+/// to) and lowercased.
+pub(super) fn check_keys(sign: &str, seal: &str) -> Result<(String, String), OpError> {
+    for (what, value) in [("sign", sign), ("seal", seal)] {
+        parse_hex32(value, what).map_err(|_| {
+            OpError::Invalid(format!(
+                "{what} is not 64 hex digits (a 32-byte public key)"
+            ))
+        })?;
+    }
+    // A low-order X25519 point would make every later key.put fail to seal.
+    let point = parse_hex32(seal, "seal").map_err(|_| OpError::Invalid("seal".into()))?;
+    let probe = crate::feed::SealingKey::from_scalar(crate::feed::keys::random32());
+    if probe.agree(&point).is_none() {
+        return Err(OpError::Invalid(
+            "seal is a low-order X25519 point: nothing could be sealed to it".into(),
+        ));
+    }
+    Ok((sign.to_ascii_lowercase(), seal.to_ascii_lowercase()))
 }
 
 /// `gateway.put` for that gateway alone.
