@@ -111,6 +111,7 @@ mod tests {
                 received_at,
             }),
             tls: None,
+            removed_at: None,
         }
     }
 

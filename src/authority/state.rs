@@ -71,6 +71,10 @@ pub struct StoredGateway {
     /// gateway added with its kit (any certificate of the CA with its CN).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tls: Option<String>,
+    /// With status `removed`: the seq of the `gateway.put` that removed it. Its ack of that
+    /// record makes the authority forget the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<u64>,
 }
 
 /// A gateway's one-time enrolment code, as the authority keeps it: only its hash.
@@ -106,6 +110,7 @@ pub enum Change {
     RemoveKey(String),
     Revoke(String, u64),
     PutGateway(StoredGateway),
+    ForgetGateway(String),
     PutCode(String, StoredCode),
     RemoveCode(String),
 }
@@ -252,6 +257,7 @@ impl State {
                     Change::RemoveKey(id) => k.remove(id.as_bytes())?,
                     Change::Revoke(jti, at) => v.insert(jti.as_bytes(), &at.to_be_bytes())?,
                     Change::PutGateway(gw) => g.insert(gw.id.as_bytes(), json(gw))?,
+                    Change::ForgetGateway(id) => g.remove(id.as_bytes())?,
                     Change::PutCode(id, code) => c.insert(id.as_bytes(), json(code))?,
                     Change::RemoveCode(id) => c.remove(id.as_bytes())?,
                 };

@@ -111,6 +111,7 @@ pub fn enrol(
         status: GatewayStatus::Active,
         confirmed: None,
         tls: Some(sha256_hex(&spki)),
+        removed_at: None,
     };
     let plan = one(
         Vec::new(),

@@ -1,4 +1,5 @@
-//! Gateway operations: registering one (no record) and its status (`gateway.put` to it alone).
+//! Gateway operations: registering one (no record), its status and its removal
+//! (`gateway.put` to it alone).
 
 use super::input::{is_gateway_id, GatewayInput};
 use super::{one, OpError};
@@ -29,6 +30,7 @@ pub fn gateway_add(state: &State, input: GatewayInput) -> Result<Plan, OpError> 
         status: GatewayStatus::Active,
         confirmed: None,
         tls: None,
+        removed_at: None,
     };
     Ok(one(Vec::new(), vec![Change::PutGateway(gateway)]))
 }
@@ -59,6 +61,11 @@ pub fn gateway_status(state: &State, id: &str, status: GatewayStatus) -> Result<
     let mut gateway = state
         .gateway(id)?
         .ok_or_else(|| OpError::NotFound(format!("no gateway {id:?}")))?;
+    if gateway.status == GatewayStatus::Removed {
+        return Err(OpError::Conflict(format!(
+            "gateway {id:?} is removed: it must enrol again"
+        )));
+    }
     gateway.status = status;
     Ok(one(
         vec![(
@@ -66,6 +73,33 @@ pub fn gateway_status(state: &State, id: &str, status: GatewayStatus) -> Result<
             Body::GatewayPut(GatewayBody {
                 id: id.to_owned(),
                 status,
+            }),
+        )],
+        vec![Change::PutGateway(gateway)],
+    ))
+}
+
+/// Removes a gateway's credentials: `gateway.put` status `removed` to it alone. It is
+/// forgotten when it acks that record; no secret is sealed to it from now on.
+pub fn gateway_remove(state: &State, id: &str) -> Result<Plan, OpError> {
+    let mut gateway = state
+        .gateway(id)?
+        .ok_or_else(|| OpError::NotFound(format!("no gateway {id:?}")))?;
+    if gateway.status == GatewayStatus::Removed {
+        return Err(OpError::Conflict(format!(
+            "gateway {id:?} is removed already"
+        )));
+    }
+    // Planned under the writer's lock: the record goes right after the tip.
+    let (tip, _) = state.tip()?;
+    gateway.status = GatewayStatus::Removed;
+    gateway.removed_at = Some(tip + 1);
+    Ok(one(
+        vec![(
+            vec![id.to_owned()],
+            Body::GatewayPut(GatewayBody {
+                id: id.to_owned(),
+                status: GatewayStatus::Removed,
             }),
         )],
         vec![Change::PutGateway(gateway)],

@@ -12,7 +12,7 @@ mod keys;
 mod nodes;
 
 pub use enrolment::{code_issue, enrol as gateway_enrol, sha256_hex, EnrolInput, Enrolled};
-pub use gateways::{gateway_add, gateway_status};
+pub use gateways::{gateway_add, gateway_remove, gateway_status};
 pub use input::{decode_hex, is_gateway_id, GatewayInput, KeyInput, NodeFields, NodeInput};
 pub use keys::{key_add, key_body, key_remove, key_rotate, token_revoke};
 pub use nodes::{enrol, remove, set_status, update};

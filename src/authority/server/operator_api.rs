@@ -87,6 +87,10 @@ where
             }
             Err(answer) => answer,
         },
+        ["gateways", id] if method == Method::DELETE => {
+            let id = id.to_owned();
+            publish(feed, move |s| plain(ops::gateway_remove(s, &id))).await
+        }
         ["gateways", id, "code"] if post => {
             let id = id.to_owned();
             publish(feed, move |s| {

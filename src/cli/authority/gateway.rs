@@ -56,6 +56,10 @@ pub enum Action {
     Activate { id: String },
     /// Make a gateway refuse every request (publishes gateway.put to it).
     Deactivate { id: String },
+    /// Remove a gateway's credentials (publishes gateway.put status removed to it): it wipes
+    /// its secrets and refuses every request until it enrols again; the authority forgets it
+    /// once it acknowledges that record.
+    Remove { id: String },
     /// The audit checkpoints the gateway anchored here, oldest first: count (lines pinned),
     /// head (the hash of line COUNT, shortened), the checkpoint's time and when it arrived.
     Checkpoints {
@@ -94,6 +98,15 @@ pub async fn run(path: &Path, action: Action) -> Result<(), Failure> {
         }
         Action::Activate { id } => status(&client, &id, "activate").await,
         Action::Deactivate { id } => status(&client, &id, "deactivate").await,
+        Action::Remove { id } => {
+            let path = format!("/v1/gateways/{}", segment(&id));
+            let answer = client
+                .call(Method::DELETE, &path, None)
+                .await
+                .map_err(api)?;
+            println!("gateway {id}: removed, {}", record_of(&answer));
+            Ok(())
+        }
         Action::Checkpoints { id, json } => {
             let path = format!("/v1/gateways/{}/checkpoints", segment(&id));
             let value = client.call(Method::GET, &path, None).await.map_err(api)?;
