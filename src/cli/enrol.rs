@@ -13,10 +13,8 @@ use http::Method;
 use serde_json::json;
 
 use m2mguard::authority::client::Client;
-use m2mguard::authority::material::fresh_key_hex;
 use m2mguard::authority::ops::is_gateway_id;
 use m2mguard::feed::keys::{hex, parse_hex32};
-use m2mguard::feed::{SealingKey, SigningKey};
 
 use super::{kit, Failure};
 
@@ -114,16 +112,7 @@ struct Keys {
 
 impl Keys {
     fn generate() -> Result<Keys, Failure> {
-        let (sign, seal) = (fresh_key_hex(), fresh_key_hex());
-        let sign_pub = hex(SigningKey::from_seed(
-            &parse_hex32(&sign, "sign").map_err(Failure::startup)?,
-        )
-        .public()
-        .raw());
-        let seal_pub = hex(SealingKey::from_scalar(
-            parse_hex32(&seal, "seal").map_err(Failure::startup)?,
-        )
-        .public());
+        let (sign, seal, sign_pub, seal_pub) = kit::fresh_keys()?;
         let tls = rcgen::KeyPair::generate().map_err(Failure::startup)?;
         Ok(Keys {
             sign,

@@ -55,3 +55,18 @@ pub fn sync_toml(url: &str, feed: &str, id: &str, dir: &Path) -> String {
         file("client.key"),
     )
 }
+
+/// A fresh signing seed and sealing scalar (file contents) and their public keys (hex).
+pub fn fresh_keys() -> Result<(String, String, String, String), Failure> {
+    use m2mguard::feed::keys::{hex, parse_hex32};
+    use m2mguard::feed::{SealingKey, SigningKey};
+    let (sign, seal) = (
+        m2mguard::authority::material::fresh_key_hex(),
+        m2mguard::authority::material::fresh_key_hex(),
+    );
+    let seed = parse_hex32(&sign, "sign").map_err(Failure::startup)?;
+    let scalar = parse_hex32(&seal, "seal").map_err(Failure::startup)?;
+    let sign_pub = hex(SigningKey::from_seed(&seed).public().raw());
+    let seal_pub = hex(SealingKey::from_scalar(scalar).public());
+    Ok((sign, seal, sign_pub, seal_pub))
+}

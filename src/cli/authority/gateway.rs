@@ -14,11 +14,11 @@ use http::Method;
 use serde_json::{json, Value};
 
 use m2mguard::authority::client::segment;
-use m2mguard::authority::material::{fresh_key_hex, write_new, Ca};
+use m2mguard::authority::material::{write_new, Ca};
 use m2mguard::authority::ops::is_gateway_id;
 use m2mguard::authority::AuthorityConfig;
-use m2mguard::feed::keys::{hex, parse_hex32};
-use m2mguard::feed::{SealingKey, SigningKey};
+use m2mguard::feed::keys::hex;
+use m2mguard::feed::SigningKey;
 
 use super::super::{kit, table, Failure};
 use super::{api, client, load, print_json, record_of};
@@ -174,16 +174,7 @@ async fn add(
     let ca = Ca::load(&config.client_ca, &config.ca_key).map_err(Failure::config)?;
     let feed_key = SigningKey::load(&config.feed_key).map_err(Failure::config)?;
     let ca_pem = std::fs::read_to_string(&config.client_ca).map_err(Failure::config)?;
-    let (sign, seal) = (fresh_key_hex(), fresh_key_hex());
-    let sign_pub = hex(SigningKey::from_seed(
-        &parse_hex32(&sign, "sign").map_err(Failure::startup)?,
-    )
-    .public()
-    .raw());
-    let seal_pub = hex(SealingKey::from_scalar(
-        parse_hex32(&seal, "seal").map_err(Failure::startup)?,
-    )
-    .public());
+    let (sign, seal, sign_pub, seal_pub) = kit::fresh_keys()?;
     let cert = ca.issue(id, &[]).map_err(Failure::startup)?;
     let url = url.unwrap_or_else(|| config.url());
     let dir = std::fs::canonicalize(out)
