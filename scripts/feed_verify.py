@@ -245,13 +245,13 @@ BODIES = {
     "key.put": KEY,
     "key.remove": Obj(("id", KEY_ID)),
     "token.revoke": Obj(("jti", STR)),
-    "gateway.put": Obj(("id", GATEWAY_ID), ("status", one_of("active", "deactivated"))),
+    "gateway.put": Obj(("id", GATEWAY_ID), ("status", one_of("active", "deactivated", "removed"))),
 }
 RECORD = Obj(("feed", FEED_ID), ("seq", INT), ("prev", HASH), ("at", INT), ("aud", Arr(STR)),
              ("kind", one_of(*BODIES)), ("body", Obj()))    # body: by kind, below
 HEAD = Obj(("feed", FEED_ID), ("seq", INT), ("hash", HASH), ("at", INT), ("valid_until", INT))
 SNAPSHOT = Obj(("feed", FEED_ID), ("gateway", GATEWAY_ID), ("seq", INT), ("hash", HASH), ("at", INT),
-               ("status", one_of("active", "deactivated")), ("nodes", Arr(NODE)), ("keys", Arr(KEY)),
+               ("status", one_of("active", "deactivated", "removed")), ("nodes", Arr(NODE)), ("keys", Arr(KEY)),
                ("revoked", Arr(STR)))
 ACK = Obj(("feed", FEED_ID), ("gateway", GATEWAY_ID), ("seq", INT), ("hash", HASH), ("at", INT),
           ("error", STR_OR_NULL))
@@ -618,7 +618,25 @@ def check_vectors(path):
                 g.notes.append(f"{r['why']}: {e}")
                 continue
             raise Refused(f"{r['why']!r}: verifies as a record")
+    check_removed(v, feed_public, feed, gateway)
     print(f"ok: {Group.total} checks")
+
+
+def check_removed(v, feed_public, feed, gateway):
+    """The removal vectors: gateway.put status removed to that gateway alone, and the snapshot a
+    removed gateway gets (status removed, no key sealed to it)."""
+    r, sn = v["removed"]["record"], v["removed"]["snapshot"]
+    with Group("removed: gateway.put status removed to one gateway, its snapshot holds no key") as g:
+        rec, _, digest = g.run("removed.record", verify_record, r["compact"], feed_public, feed)
+        g.ok(signed_payload(r["compact"]) == r["payload"].encode(), "removed.record: the signed payload is not the vector's")
+        g.ok(digest == r["hash"], "removed.record: hash is not SHA-256 of the compact form")
+        g.ok(rec["kind"] == "gateway.put" and rec["body"] == {"id": gateway, "status": "removed"},
+             f"removed.record: {rec['kind']} {rec['body']}, expected gateway.put removed for {gateway!r}")
+        g.ok(rec["aud"] == [gateway], f"removed.record: aud {rec['aud']}, expected [{gateway!r}] alone")
+        snap = g.run("removed.snapshot", verify_snapshot, sn["compact"], feed_public, feed)
+        g.ok(signed_payload(sn["compact"]) == sn["payload"].encode(), "removed.snapshot: the signed payload is not the vector's")
+        g.ok(snap["status"] == "removed" and snap["keys"] == [], "removed.snapshot: expected status removed and no keys")
+        g.ok((snap["seq"], snap["hash"]) == (rec["seq"], r["hash"]), "removed.snapshot: not at the removal record")
 
 
 # --- live output --------------------------------------------------------------------------------

@@ -174,6 +174,15 @@ pub fn peer_identity(conn: &ServerConnection) -> Option<String> {
     common_name(leaf)
 }
 
+/// SHA-256 (hex) of the SubjectPublicKeyInfo of the peer's leaf certificate.
+pub fn peer_key_hash(conn: &ServerConnection) -> Option<String> {
+    let leaf = conn.peer_certificates()?.first()?;
+    let (_, cert) = x509_parser::parse_x509_certificate(leaf.as_ref()).ok()?;
+    Some(crate::feed::keys::hex(
+        &<sha2::Sha256 as sha2::Digest>::digest(cert.public_key().raw),
+    ))
+}
+
 /// The subject CN of a DER certificate, if it has exactly one readable CN.
 pub fn common_name(der: &CertificateDer<'_>) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der.as_ref()).ok()?;

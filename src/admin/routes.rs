@@ -158,7 +158,12 @@ fn ready(state: &State) -> Reply {
         ))
     );
     let limit = standing.max_age_s();
-    if standing.deactivated() {
+    if standing.removed() {
+        text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            &format!("credentials removed: enrol again\n{sync}"),
+        )
+    } else if standing.deactivated() {
         text(
             StatusCode::SERVICE_UNAVAILABLE,
             &format!("deactivated by the authority\n{sync}"),

@@ -39,6 +39,7 @@ struct FileAuthority {
     head_valid_s: Option<u64>,
     max_connections: Option<u64>,
     max_connections_per_source: Option<u64>,
+    enrol_code_ttl_s: Option<u64>,
     mqtt: Option<FileMqtt>,
     reports: Option<FileReports>,
 }
@@ -84,6 +85,8 @@ pub struct AuthorityConfig {
     pub max_connections: usize,
     /// Open connections from one source (an IPv4 address or an IPv6 /64).
     pub max_connections_per_source: usize,
+    /// How long a gateway's enrolment code is accepted after it was issued, in seconds.
+    pub enrol_code_ttl_s: u64,
     pub mqtt: Option<MqttPublish>,
     /// What reports make the authority do (docs/reports.md "Rules").
     pub report_rules: Vec<ReportRule>,
@@ -209,6 +212,13 @@ fn validate(
         1,
         max_connections,
     );
+    let enrol_code_ttl_s = range(
+        "enrol_code_ttl_s",
+        raw.enrol_code_ttl_s,
+        86_400,
+        1,
+        2_592_000,
+    );
     if head_valid_s <= heartbeat_s {
         err(
             "head_valid_s",
@@ -235,6 +245,7 @@ fn validate(
         head_valid_s,
         max_connections: max_connections as usize,
         max_connections_per_source: per_source as usize,
+        enrol_code_ttl_s,
         mqtt,
     }
 }

@@ -102,6 +102,43 @@ impl Ca {
             key_pem: key.serialize_pem(),
         })
     }
+
+    /// A client certificate with subject CN `cn` for the P-256 public key `point` (65 bytes,
+    /// uncompressed) that its holder made ([`p256_point`]): PEM.
+    pub fn issue_for(&self, cn: &str, point: &[u8]) -> Result<String, MaterialError> {
+        let mut params = CertificateParams::new(Vec::<String>::new()).map_err(issue_error)?;
+        params.distinguished_name.push(DnType::CommonName, cn);
+        let cert = params
+            .signed_by(&External(point), &self.cert, &self.key)
+            .map_err(issue_error)?;
+        Ok(cert.pem())
+    }
+}
+
+/// The DER prefix of an ECDSA P-256 SubjectPublicKeyInfo (id-ecPublicKey, prime256v1, a
+/// 65-byte BIT STRING): what `rcgen::KeyPair::generate` makes and `public_key_der` gives.
+const P256_SPKI_PREFIX: [u8; 26] = [
+    0x30, 0x59, 0x30, 0x13, 0x06, 0x07, 0x2a, 0x86, 0x48, 0xce, 0x3d, 0x02, 0x01, 0x06, 0x08, 0x2a,
+    0x86, 0x48, 0xce, 0x3d, 0x03, 0x01, 0x07, 0x03, 0x42, 0x00,
+];
+
+/// The uncompressed point of a P-256 SubjectPublicKeyInfo, if `spki` is exactly one.
+pub fn p256_point(spki: &[u8]) -> Option<&[u8]> {
+    let point = spki.strip_prefix(&P256_SPKI_PREFIX[..])?;
+    (point.len() == 65 && point[0] == 0x04).then_some(point)
+}
+
+/// A public key someone else holds the private half of, for rcgen to sign.
+struct External<'a>(&'a [u8]);
+
+impl rcgen::PublicKeyData for External<'_> {
+    fn der_bytes(&self) -> &[u8] {
+        self.0
+    }
+
+    fn algorithm(&self) -> &rcgen::SignatureAlgorithm {
+        &rcgen::PKCS_ECDSA_P256_SHA256
+    }
 }
 
 /// A fresh 32-byte key as a hex file's contents (Ed25519 seed or X25519 scalar).

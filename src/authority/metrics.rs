@@ -110,6 +110,8 @@ mod tests {
                 error: None,
                 received_at,
             }),
+            tls: None,
+            removed_at: None,
         }
     }
 

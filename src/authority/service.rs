@@ -12,6 +12,7 @@ use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
 use super::config::AuthorityConfig;
+use super::material::Ca;
 use super::publish::Feed;
 use super::server::{self, auth::OperatorToken, Context};
 use super::state::State;
@@ -54,6 +55,7 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
     let identity =
         KeyPair::load(&config.tls_cert, &config.tls_key).map_err(|e| material(e.to_string()))?;
     let client_ca = tls::load_certs(&config.client_ca).map_err(|e| material(e.to_string()))?;
+    let ca = Ca::load(&config.client_ca, &config.ca_key).map_err(|e| material(e.to_string()))?;
     let tls = tls::server_config_optional_client(&identity, &client_ca)
         .map_err(|e| material(e.to_string()))?;
     std::fs::create_dir_all(&config.data_dir).map_err(|e| {
@@ -85,6 +87,9 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
         feed: feed.clone(),
         token,
         report_rules: Arc::new(config.report_rules.clone()),
+        ca,
+        enrol_code_ttl_s: config.enrol_code_ttl_s,
+        guesses: Default::default(),
     });
     tasks.spawn(server::serve(
         tcp,

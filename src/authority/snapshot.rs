@@ -26,6 +26,12 @@ pub fn for_gateway(feed: &Feed, gateway: &str) -> Result<String, OpError> {
         };
         Ok::<_, OpError>((gw, state.keys()?, snapshot))
     })?;
+    // A removed gateway's snapshot holds no secret.
+    let keys = if gw.status == crate::feed::GatewayStatus::Removed {
+        Vec::new()
+    } else {
+        keys
+    };
     snapshot.keys = keys
         .iter()
         .map(|(id, key)| key_body(id, key, [&gw]))

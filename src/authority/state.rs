@@ -1,7 +1,8 @@
 //! The authority's state in sled, in its own data directory (`<data_dir>/authority`, 0700):
 //! `records` (seq, big-endian `u64` → the record's compact JWS), `nodes` (id → `node.put`
 //! body, JSON), `keys` (key id → [`StoredKey`]), `gateways` (id → [`StoredGateway`]) and
-//! `revoked` (token jti → Unix seconds, big-endian), and `checkpoints` (gateways' audit
+//! `revoked` (token jti → Unix seconds, big-endian), `enrol_codes` (gateway id →
+//! [`StoredCode`]: the hash of its one-time enrolment code) and `checkpoints` (gateways' audit
 //! checkpoints: [`super::anchors`]). Node key secrets are held here in the
 //! clear, as the authority must seal them to gateways added later: the directory is its
 //! owner's alone.
@@ -66,6 +67,25 @@ pub struct StoredGateway {
     pub seal: String,
     pub status: GatewayStatus,
     pub confirmed: Option<Confirmed>,
+    /// SHA-256 (hex) of the SubjectPublicKeyInfo of the client certificate the authority
+    /// signed at enrolment: only that certificate authenticates the gateway. `None` for a
+    /// gateway added with its kit (any certificate of the CA with its CN).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<String>,
+    /// With status `removed`: the seq of the `gateway.put` that removed it. Its ack of that
+    /// record makes the authority forget the gateway.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_at: Option<u64>,
+}
+
+/// A gateway's one-time enrolment code, as the authority keeps it: only its hash.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StoredCode {
+    /// SHA-256 of the code's text, hex.
+    pub hash: String,
+    /// Unix seconds after which the code is refused.
+    pub expires_at: u64,
 }
 
 impl StoredGateway {
@@ -103,6 +123,9 @@ pub enum Change {
     RemoveKey(String),
     Revoke(String, u64),
     PutGateway(StoredGateway),
+    ForgetGateway(String),
+    PutCode(String, StoredCode),
+    RemoveCode(String),
 }
 
 pub struct State {
@@ -112,6 +135,7 @@ pub struct State {
     keys: sled::Tree,
     gateways: sled::Tree,
     revoked: sled::Tree,
+    codes: sled::Tree,
     anchors: Anchors,
     reports: Reports,
 }
@@ -128,6 +152,7 @@ impl State {
             keys: db.open_tree("keys")?,
             gateways: db.open_tree("gateways")?,
             revoked: db.open_tree("revoked")?,
+            codes: db.open_tree("enrol_codes")?,
             anchors: Anchors::open(&db)?,
             reports: Reports::open(&db)?,
             db,
@@ -209,6 +234,11 @@ impl State {
         all(&self.gateways)
     }
 
+    /// The pending enrolment code of gateway `id`.
+    pub fn code(&self, id: &str) -> Result<Option<StoredCode>, StateError> {
+        get(&self.codes, id)
+    }
+
     pub fn is_revoked(&self, jti: &str) -> Result<bool, StateError> {
         Ok(self.revoked.contains_key(jti)?)
     }
@@ -231,8 +261,9 @@ impl State {
             &self.keys,
             &self.gateways,
             &self.revoked,
+            &self.codes,
         );
-        let result = trees.transaction(|(r, n, k, g, v)| {
+        let result = trees.transaction(|(r, n, k, g, v, c)| {
             for (seq, compact) in records {
                 if r.insert(&seq.to_be_bytes(), compact.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(*seq));
@@ -246,6 +277,9 @@ impl State {
                     Change::RemoveKey(id) => k.remove(id.as_bytes())?,
                     Change::Revoke(jti, at) => v.insert(jti.as_bytes(), &at.to_be_bytes())?,
                     Change::PutGateway(gw) => g.insert(gw.id.as_bytes(), json(gw))?,
+                    Change::ForgetGateway(id) => g.remove(id.as_bytes())?,
+                    Change::PutCode(id, code) => c.insert(id.as_bytes(), json(code))?,
+                    Change::RemoveCode(id) => c.remove(id.as_bytes())?,
                 };
             }
             Ok(())

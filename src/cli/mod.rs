@@ -4,7 +4,9 @@ mod audit;
 mod authority;
 mod check;
 mod demo;
+mod enrol;
 mod generate;
+mod kit;
 mod node;
 pub mod run;
 mod token;
@@ -117,6 +119,10 @@ every other command talks to the running authority over HTTPS with the operator 
 only the authority's CA, both named in authority.toml."
     )]
     Authority(authority::Authority),
+    /// Enrol this gateway at the authority with a one-time code: make its own key pairs
+    /// (signing, sealing, TLS client), keep the private ones in --dir (0600), register the
+    /// public ones, and write the certificate the authority signed and a [sync] snippet.
+    Enrol(enrol::Enrol),
     /// Verify, export or show the audit log (every request and administrative event, hash-
     /// chained, with signed checkpoints), and make the key that signs its checkpoints.
     Audit {
@@ -160,6 +166,7 @@ pub async fn dispatch(cli: Cli) -> Result<(), Failure> {
         Command::Node { at, action } => node::node(&at.file.config, at.admin, action).await,
         Command::Token { at, action } => token::token(&at.file.config, at.admin, action).await,
         Command::Authority(args) => authority::authority(args, log).await,
+        Command::Enrol(args) => enrol::enrol(args).await,
         Command::Audit { action } => audit::audit(action).await,
         Command::Generate(what) => generate::generate(what),
     }

@@ -68,6 +68,9 @@ pub struct SyncConfig {
     pub stale_group: String,
     pub request_timeout: Duration,
     pub backoff_max: Duration,
+    /// The private key files (`sign_key`, `seal_key`, `key`): wiped when the authority
+    /// removes this gateway's credentials.
+    pub private_files: Vec<std::path::PathBuf>,
 }
 
 /// A document holding only a `[sync]` table.
@@ -113,6 +116,10 @@ impl Validator {
         let feed_key = self.feed_file("sync.feed_key", &s.feed_key, VerifyingKey::load);
         let sign_key = self.feed_file("sync.sign_key", &s.sign_key, SigningKey::load);
         let seal_key = self.feed_file("sync.seal_key", &s.seal_key, SealingKey::load);
+        let private_files = [&s.sign_key, &s.seal_key, &s.key]
+            .into_iter()
+            .map(std::path::PathBuf::from)
+            .collect();
         let tls = self.client_tls(
             "sync",
             FileUpstreamTls {
@@ -155,6 +162,7 @@ impl Validator {
                 30,
                 1..=3600,
             )),
+            private_files,
         };
         Some(config)
     }

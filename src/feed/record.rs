@@ -89,6 +89,9 @@ pub struct TokenBody {
 pub enum GatewayStatus {
     Active,
     Deactivated,
+    /// The gateway's credentials are removed: it wipes its secrets and refuses everything
+    /// until it enrols again.
+    Removed,
 }
 
 impl GatewayStatus {
@@ -96,6 +99,7 @@ impl GatewayStatus {
         match self {
             GatewayStatus::Active => "active",
             GatewayStatus::Deactivated => "deactivated",
+            GatewayStatus::Removed => "removed",
         }
     }
 }

@@ -301,6 +301,25 @@ fn vectors() -> Value {
         header(1, ZERO_HASH, &["*"]),
         bodies().remove(0).1,
     );
+    let removal = Signed::sign(
+        &feed_key(),
+        header(1, ZERO_HASH, &["gw-a"]),
+        Body::GatewayPut(GatewayBody {
+            id: "gw-a".into(),
+            status: GatewayStatus::Removed,
+        }),
+    );
+    let removed_snapshot = Snapshot {
+        feed: FEED.into(),
+        gateway: "gw-a".into(),
+        seq: 1,
+        hash: removal.hash.clone(),
+        at: NOW + 2,
+        status: GatewayStatus::Removed,
+        nodes: vec![],
+        keys: vec![],
+        revoked: vec![],
+    };
     json!({
         "description": "m2mguard status feed vectors (docs/feed.md); keys are fixed test keys, never use them",
         "feed": FEED,
@@ -346,6 +365,17 @@ fn vectors() -> Value {
             {"why": "aud mixes \"*\" with a gateway id", "typ": "m2mguard-record", "compact": Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*", "gw-a"]), bodies().remove(0).1).compact},
             {"why": "an empty node id", "typ": "m2mguard-record", "compact": Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*"]), Body::NodeRemove(IdBody { id: String::new() })).compact},
         ],
+        "removed": {
+            "record": {
+                "payload": String::from_utf8(serde_json::to_vec(&removal.record).unwrap()).unwrap(),
+                "compact": removal.compact,
+                "hash": removal.hash,
+            },
+            "snapshot": {
+                "payload": String::from_utf8(serde_json::to_vec(&removed_snapshot).unwrap()).unwrap(),
+                "compact": removed_snapshot.sign(&feed_key()),
+            },
+        },
     })
 }
 

@@ -34,6 +34,8 @@ pub enum Reason {
     // The gateway's own standing.
     #[error("this gateway is deactivated by the authority")]
     GatewayDeactivated,
+    #[error("this gateway's credentials are removed by the authority: it must enrol again")]
+    GatewayRemoved,
     #[error(
         "the repository is {age_s} s old (limit {limit_s} s) and {fr:?} is not in the stale group"
     )]

@@ -47,6 +47,7 @@ pub fn lookup(nodes: &Nodes, fr: &str) -> Result<Option<Arc<Node>>, Denial> {
         .map_err(|refusal| {
             let reason = match refusal {
                 Refusal::Deactivated => Reason::GatewayDeactivated,
+                Refusal::Removed => Reason::GatewayRemoved,
                 Refusal::Stale { age_s, limit_s } => Reason::RepositoryStale {
                     fr: fr.to_owned(),
                     age_s,

@@ -58,6 +58,12 @@ impl Nodes {
         }
     }
 
+    pub fn set_gateway_removed(&self, removed: bool) {
+        if self.standing.set_removed(removed) {
+            self.announce_every_node();
+        }
+    }
+
     /// Tells every long-lived session to check its node again ([`EVERY_NODE`]): the
     /// gateway's own standing changed.
     pub fn announce_every_node(&self) {

@@ -17,6 +17,8 @@ pub const EVERY_NODE: &str = "";
 pub struct Standing {
     limits: Limits,
     deactivated: AtomicBool,
+    /// The authority removed this gateway's credentials: everything is refused.
+    removed: AtomicBool,
     /// Unix seconds of the newest verified head the repository caught up with (0: none).
     head_at: AtomicU64,
     /// The last feed record applied.
@@ -36,6 +38,7 @@ pub struct Limits {
 /// Why the gateway refuses everyone (or everyone outside the stale group).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Refusal {
+    Removed,
     Deactivated,
     Stale { age_s: u64, limit_s: u64 },
 }
@@ -54,6 +57,15 @@ impl Standing {
 
     pub fn deactivated(&self) -> bool {
         self.deactivated.load(Ordering::Acquire)
+    }
+
+    pub fn removed(&self) -> bool {
+        self.removed.load(Ordering::Acquire)
+    }
+
+    /// Sets whether the gateway's credentials are removed; whether it changed.
+    pub fn set_removed(&self, removed: bool) -> bool {
+        self.removed.swap(removed, Ordering::AcqRel) != removed
     }
 
     /// Sets the gateway's status; whether it changed.
@@ -92,6 +104,9 @@ impl Standing {
 
     /// Whether a request from a node in `groups` may be decided at `now`.
     pub fn admits(&self, groups: &[String], now: u64) -> Result<(), Refusal> {
+        if self.removed() {
+            return Err(Refusal::Removed);
+        }
         if self.deactivated() {
             return Err(Refusal::Deactivated);
         }

@@ -35,6 +35,11 @@ pub struct Cursor {
     pub position: Position,
     /// The gateway's own status as the feed last set it.
     pub gateway: GatewayStatus,
+    /// With status `removed`: the public signing key (hex) the removal was applied under. A
+    /// gateway that starts with another key has enrolled again and starts over from a
+    /// snapshot; with the same key it wipes and stays removed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub removed_key: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -99,8 +104,18 @@ impl Follower {
             None => Cursor {
                 position: Position::start(&config.feed),
                 gateway: GatewayStatus::Active,
+                removed_key: None,
             },
         };
+        let mut cursor = cursor;
+        if cursor.gateway == GatewayStatus::Removed
+            && cursor.removed_key.is_some()
+            && cursor.removed_key != Some(own_key(&config))
+        {
+            tracing::warn!(feed = %config.feed, "feed: new credentials after a removal; starting over from a snapshot (refusing until it says active)");
+            cursor.position = Position::start(&config.feed);
+            cursor.removed_key = None;
+        }
         if cursor.position.feed != config.feed {
             return Err(format!(
                 "the repository follows feed {:?}, the configuration names {:?} (start over with an empty gateway.data_dir)",
@@ -129,6 +144,9 @@ impl Follower {
 
     /// Follows until `stop`.
     pub async fn run(mut self, stop: CancellationToken) {
+        if self.wiped_if_removed() {
+            return;
+        }
         let mut pause = Pause::new(self.config.backoff_max);
         let mut broker = match &self.config.transport {
             Transport::Mqtt { broker, topic } => Some(super::mqtt::subscribe(
@@ -146,6 +164,9 @@ impl Follower {
                 () = stop.cancelled() => return,
                 round = self.round(broker.as_mut()) => round,
             };
+            if self.wiped_if_removed() {
+                return;
+            }
             match round {
                 Ok(()) => {
                     pause.reset();
@@ -387,6 +408,9 @@ impl Follower {
     /// Applies `changes` with `next` as the cursor, durably; then it is in force.
     fn commit(&mut self, mut next: Cursor, changes: Changes) -> Result<(), SyncError> {
         if let Some(status) = changes.gateway {
+            if status == GatewayStatus::Removed && next.removed_key.is_none() {
+                next.removed_key = Some(own_key(&self.config));
+            }
             next.gateway = status;
         }
         let bytes = serde_json::to_vec(&next).expect("a cursor serialises");
@@ -396,8 +420,21 @@ impl Follower {
         Ok(())
     }
 
+    /// Once the removal is applied (and acknowledged: the round that applied it sent the ack),
+    /// wipes the secrets and stops following: whether it did.
+    fn wiped_if_removed(&self) -> bool {
+        if self.cursor.gateway != GatewayStatus::Removed || self.cursor.removed_key.is_none() {
+            return false;
+        }
+        super::removal::wipe(&self.repository, &self.config.private_files);
+        tracing::error!(feed = %self.config.feed, "feed: this gateway's credentials are removed by the authority; refusing every request until `m2mguard enrol` and a restart");
+        true
+    }
+
     /// Puts the cursor's gateway status and head time in force for the request path.
     fn publish_standing(&self) {
+        let removed = self.cursor.gateway == GatewayStatus::Removed;
+        self.repository.nodes().set_gateway_removed(removed);
         let deactivated = self.cursor.gateway == GatewayStatus::Deactivated;
         let nodes = self.repository.nodes();
         let was = nodes.standing().deactivated();
@@ -454,6 +491,11 @@ impl Pause {
         let random = u64::from(crate::feed::keys::random32()[0]);
         full / 2 + full / 2 * u32::try_from(random).unwrap_or(0) / 255
     }
+}
+
+/// This gateway's public signing key, hex.
+fn own_key(config: &SyncConfig) -> String {
+    crate::feed::keys::hex(config.sign_key.public().raw())
 }
 
 pub fn unix_now() -> u64 {

@@ -11,6 +11,7 @@ pub mod apply;
 pub mod client;
 pub mod follower;
 pub mod mqtt;
+pub mod removal;
 #[cfg(test)]
 mod tests;
 

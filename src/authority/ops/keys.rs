@@ -122,7 +122,12 @@ pub fn key_body<'a>(
 }
 
 fn put_key(state: &State, id: &str, key: StoredKey) -> Result<Plan, OpError> {
-    let gateways = state.gateways()?;
+    // A removed gateway gets no secret any more.
+    let gateways: Vec<StoredGateway> = state
+        .gateways()?
+        .into_iter()
+        .filter(|g| g.status != crate::feed::GatewayStatus::Removed)
+        .collect();
     let body = key_body(id, &key, &gateways)?;
     Ok(one(
         vec![(all(), Body::KeyPut(body))],

@@ -5,12 +5,14 @@
 //! In: operator input (validated here) and the state. Out: a [`Plan`], or an [`OpError`]
 //! that the API turns into 400, 404 or 409.
 
+mod enrolment;
 mod gateways;
 mod input;
 mod keys;
 mod nodes;
 
-pub use gateways::{gateway_add, gateway_status};
+pub use enrolment::{code_issue, enrol as gateway_enrol, sha256_hex, EnrolInput, Enrolled};
+pub use gateways::{gateway_add, gateway_remove, gateway_status};
 pub use input::{decode_hex, is_gateway_id, GatewayInput, KeyInput, NodeFields, NodeInput};
 pub use keys::{key_add, key_body, key_remove, key_rotate, token_revoke};
 pub use nodes::{enrol, remove, set_status, update};
@@ -27,6 +29,9 @@ pub enum OpError {
     NotFound(String),
     #[error("{0}")]
     Conflict(String),
+    /// A credential that does not authenticate (a wrong, used or expired enrolment code).
+    #[error("{0}")]
+    Unauthorized(String),
     #[error(transparent)]
     State(#[from] StateError),
 }

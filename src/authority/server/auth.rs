@@ -79,10 +79,17 @@ impl Refusal {
     }
 }
 
+/// A client certificate's subject CN and the SHA-256 (hex) of its SubjectPublicKeyInfo.
+#[derive(Debug)]
+pub struct Peer {
+    pub cn: String,
+    pub key: String,
+}
+
 /// Authenticates a request; the refusal is its 401 answer.
 pub fn authenticate(
     headers: &HeaderMap,
-    tls_identity: Option<&str>,
+    tls_identity: Option<&Peer>,
     token: &OperatorToken,
     feed: &Feed,
 ) -> Result<Caller, Refusal> {
@@ -97,10 +104,15 @@ pub fn authenticate(
             Err(Refusal(StatusCode::UNAUTHORIZED, "bad credential"))
         };
     }
-    let Some(cn) = tls_identity else {
+    let Some(peer) = tls_identity else {
         return Err(Refusal(StatusCode::UNAUTHORIZED, "no credential"));
     };
-    match feed.state().gateway(cn) {
+    match feed.state().gateway(&peer.cn) {
+        // An enrolled gateway is pinned to the key of the certificate it was signed.
+        Ok(Some(gateway)) if gateway.tls.as_ref().is_some_and(|k| *k != peer.key) => Err(Refusal(
+            StatusCode::UNAUTHORIZED,
+            "certificate not the gateway's current one",
+        )),
         Ok(Some(gateway)) => Ok(Caller::Gateway(Box::new(gateway))),
         Ok(None) => Err(Refusal(StatusCode::UNAUTHORIZED, "bad credential")),
         Err(e) => {

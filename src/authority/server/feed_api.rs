@@ -187,9 +187,17 @@ where
                 error: ack.error,
                 received_at: now_s(),
             });
+            // A removed gateway that applied its removal is forgotten.
+            let change = match gateway.removed_at {
+                Some(at) if ack.seq >= at => {
+                    tracing::info!(gateway.id = %id, "removed gateway acked its removal: forgotten");
+                    Change::ForgetGateway(id.clone())
+                }
+                _ => Change::PutGateway(gateway),
+            };
             let plan = Plan {
                 records: Vec::new(),
-                changes: vec![Change::PutGateway(gateway)],
+                changes: vec![change],
             };
             Ok((plan, ()))
         })

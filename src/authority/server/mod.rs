@@ -14,6 +14,7 @@
 pub mod anchor_api;
 pub mod auth;
 pub mod console;
+pub mod enrol_api;
 pub mod feed_api;
 pub mod operator_api;
 pub mod reply;
@@ -33,8 +34,9 @@ use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 use tokio_util::sync::CancellationToken;
 
-use self::auth::{authenticate, Caller, OperatorToken};
+use self::auth::{authenticate, Caller, OperatorToken, Peer};
 use self::reply::{error, Answer};
+use super::material::Ca;
 use super::publish::Feed;
 use super::report_rules::ReportRule;
 use crate::listen::lifetime::{self, Activity, Tracked};
@@ -55,6 +57,10 @@ pub struct Context {
     pub token: OperatorToken,
     /// `[[authority.reports.rules]]`.
     pub report_rules: Arc<Vec<ReportRule>>,
+    /// Signs enrolling gateways' client certificates.
+    pub ca: Ca,
+    pub enrol_code_ttl_s: u64,
+    pub guesses: enrol_api::Guesses,
 }
 
 /// Serves until `stop` is cancelled.
@@ -112,7 +118,10 @@ async fn connection(
             return tracing::info!(peer = %peer, "TLS handshake timed out");
         }
     };
-    let identity: Option<Arc<str>> = tls::peer_identity(stream.get_ref().1).map(Into::into);
+    let tls = stream.get_ref().1;
+    let identity = tls::peer_identity(tls)
+        .zip(tls::peer_key_hash(tls))
+        .map(|(cn, key)| Arc::new(Peer { cn, key }));
     let tracker = activity.clone();
     let service = service_fn(move |req: Request<hyper::body::Incoming>| {
         let (context, identity) = (context.clone(), identity.clone());
@@ -131,7 +140,7 @@ async fn connection(
 }
 
 /// Authenticates and routes one request.
-pub async fn handle<B>(context: &Context, req: Request<B>, identity: Option<&str>) -> Answer
+pub async fn handle<B>(context: &Arc<Context>, req: Request<B>, identity: Option<&Peer>) -> Answer
 where
     B: hyper::body::Body,
     B::Error: std::error::Error + Send + Sync + 'static,
@@ -139,6 +148,12 @@ where
     let (parts, body) = req.into_parts();
     if let Some(page) = console::serve(&parts.method, parts.uri.path()) {
         return page;
+    }
+    if parts.uri.path() == "/v1/enrol" {
+        return match parts.method {
+            Method::POST => enrol_api::enrol(context, body).await,
+            _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
+        };
     }
     let caller = match authenticate(&parts.headers, identity, &context.token, &context.feed) {
         Ok(caller) => caller,
@@ -191,7 +206,10 @@ where
         }
         (["feed", ..], _) => error(StatusCode::NOT_FOUND, "no such route"),
         (_, Caller::Gateway(_)) => error(StatusCode::FORBIDDEN, "for the operator only"),
-        (_, Caller::Operator) => operator_api::route(feed, method, &path, query, body).await,
+        (_, Caller::Operator) => {
+            let ttl = context.enrol_code_ttl_s;
+            operator_api::route(feed, ttl, method, &path, query, body).await
+        }
     }
 }
 

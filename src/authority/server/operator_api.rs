@@ -18,6 +18,7 @@ use crate::store::NodeStatus;
 /// Serves one operator request; `path` is the percent-decoded segments after `/v1/`.
 pub async fn route<B>(
     feed: &Arc<Feed>,
+    enrol_code_ttl_s: u64,
     method: &Method,
     path: &[String],
     query: Option<&str>,
@@ -86,6 +87,22 @@ where
             }
             Err(answer) => answer,
         },
+        ["gateways", id] if method == Method::DELETE => {
+            let id = id.to_owned();
+            publish(feed, move |s| plain(ops::gateway_remove(s, &id))).await
+        }
+        ["gateways", id, "code"] if post => {
+            let id = id.to_owned();
+            publish(feed, move |s| {
+                let (plan, (code, expires_at)) =
+                    ops::code_issue(s, &id, enrol_code_ttl_s, crate::authority::publish::now_s())?;
+                Ok((
+                    plan,
+                    json!({ "id": id, "code": code, "expires_at": expires_at }),
+                ))
+            })
+            .await
+        }
         ["gateways", id, "checkpoints"] if get => super::anchor_api::list(feed, id).await,
         ["gateways", id, action] if post => {
             let status = match action {

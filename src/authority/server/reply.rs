@@ -54,6 +54,7 @@ pub fn op_error(e: &OpError) -> Answer {
         OpError::Invalid(m) => error(StatusCode::BAD_REQUEST, m),
         OpError::NotFound(m) => error(StatusCode::NOT_FOUND, m),
         OpError::Conflict(m) => error(StatusCode::CONFLICT, m),
+        OpError::Unauthorized(m) => error(StatusCode::UNAUTHORIZED, m),
         OpError::State(e) => {
             tracing::error!(error = %e, "authority state failed");
             error(StatusCode::INTERNAL_SERVER_ERROR, "internal error")

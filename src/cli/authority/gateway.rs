@@ -1,8 +1,11 @@
-//! `m2mguard authority gateway …`. `add` makes a gateway's whole kit in `--out DIR` — its
-//! Ed25519 signing key and X25519 sealing key (`sign.key`, `seal.key`, 0600), a TLS client
-//! certificate with CN = its id from the authority's CA (`client.crt`, `client.key` 0600),
-//! `ca.crt`, `feed.pub` and a ready `[sync]` snippet (`sync.toml`) — and registers the public
-//! parts with the running authority. If the authority refuses, the files are removed again.
+//! `m2mguard authority gateway …`. `add --code-out FILE` issues the gateway a one-time
+//! enrolment code (written 0600 to FILE, never printed) for `m2mguard enrol`, with which the
+//! gateway makes its own keys. `add --out DIR` instead makes a gateway's whole kit at the
+//! operator's side — its Ed25519 signing key and X25519 sealing key (`sign.key`, `seal.key`,
+//! 0600), a TLS client certificate with CN = its id from the authority's CA (`client.crt`,
+//! `client.key` 0600), `ca.crt`, `feed.pub` and a ready `[sync]` snippet (`sync.toml`) — and
+//! registers the public parts with the running authority. If the authority refuses, the files
+//! are removed again.
 
 use std::path::{Path, PathBuf};
 
@@ -11,25 +14,33 @@ use http::Method;
 use serde_json::{json, Value};
 
 use m2mguard::authority::client::segment;
-use m2mguard::authority::material::{fresh_key_hex, none_exist, write_new, Ca};
+use m2mguard::authority::material::{write_new, Ca};
 use m2mguard::authority::ops::is_gateway_id;
 use m2mguard::authority::AuthorityConfig;
-use m2mguard::feed::keys::{hex, parse_hex32};
-use m2mguard::feed::{SealingKey, SigningKey};
+use m2mguard::feed::keys::hex;
+use m2mguard::feed::SigningKey;
 
-use super::super::{table, Failure};
+use super::super::{kit, table, Failure};
 use super::{api, client, load, print_json, record_of};
 
 #[derive(Subcommand)]
 pub enum Action {
-    /// Make a gateway's keys, certificate and [sync] snippet in --out and register it.
+    /// Issue a gateway a one-time enrolment code (--code-out), or make its whole kit here
+    /// and register it (--out).
+    #[command(group(clap::ArgGroup::new("mode").required(true).args(["out", "code_out"])))]
     Add {
         /// The gateway id (1 to 64 of A-Z a-z 0-9 . _ -): its certificate's CN.
         #[arg(long, value_name = "ID")]
         id: String,
-        /// The directory for the gateway's files (created if missing; no file is overwritten).
+        /// Write a one-time enrolment code to FILE (created 0600, never overwritten; the code
+        /// is not printed) for `m2mguard enrol` on the gateway, which makes its keys itself.
+        /// Valid for the authority's `enrol_code_ttl_s`; a new code replaces a pending one.
+        #[arg(long, value_name = "FILE")]
+        code_out: Option<PathBuf>,
+        /// Make the gateway's keys, certificate and [sync] snippet in DIR (created if
+        /// missing; no file is overwritten) and register it: its private keys are made here.
         #[arg(long, value_name = "DIR")]
-        out: PathBuf,
+        out: Option<PathBuf>,
         /// The authority's base URL written to sync.toml (default: https:// and the listen
         /// address).
         #[arg(long, value_name = "URL")]
@@ -45,6 +56,10 @@ pub enum Action {
     Activate { id: String },
     /// Make a gateway refuse every request (publishes gateway.put to it).
     Deactivate { id: String },
+    /// Remove a gateway's credentials (publishes gateway.put status removed to it): it wipes
+    /// its secrets and refuses every request until it enrols again; the authority forgets it
+    /// once it acknowledges that record.
+    Remove { id: String },
     /// The audit checkpoints the gateway anchored here, oldest first: count (lines pinned),
     /// head (the hash of line COUNT, shortened), the checkpoint's time and when it arrived.
     Checkpoints {
@@ -56,21 +71,19 @@ pub enum Action {
     },
 }
 
-const KIT: [&str; 7] = [
-    "sign.key",
-    "seal.key",
-    "client.crt",
-    "client.key",
-    "ca.crt",
-    "feed.pub",
-    "sync.toml",
-];
-
 pub async fn run(path: &Path, action: Action) -> Result<(), Failure> {
     let config = load(path)?;
     let client = client(&config)?;
     match action {
-        Action::Add { id, out, url } => add(&config, &client, &id, &out, url).await,
+        Action::Add {
+            id,
+            code_out: Some(file),
+            ..
+        } => invite(&client, &id, &file).await,
+        Action::Add { id, out, url, .. } => {
+            let out = out.expect("clap requires --out or --code-out");
+            add(&config, &client, &id, &out, url).await
+        }
         Action::List { json } => {
             let value = client
                 .call(Method::GET, "/v1/gateways", None)
@@ -85,6 +98,15 @@ pub async fn run(path: &Path, action: Action) -> Result<(), Failure> {
         }
         Action::Activate { id } => status(&client, &id, "activate").await,
         Action::Deactivate { id } => status(&client, &id, "deactivate").await,
+        Action::Remove { id } => {
+            let path = format!("/v1/gateways/{}", segment(&id));
+            let answer = client
+                .call(Method::DELETE, &path, None)
+                .await
+                .map_err(api)?;
+            println!("gateway {id}: removed, {}", record_of(&answer));
+            Ok(())
+        }
         Action::Checkpoints { id, json } => {
             let path = format!("/v1/gateways/{}/checkpoints", segment(&id));
             let value = client.call(Method::GET, &path, None).await.map_err(api)?;
@@ -109,6 +131,31 @@ async fn status(
     Ok(())
 }
 
+async fn invite(
+    client: &m2mguard::authority::client::Client,
+    id: &str,
+    file: &Path,
+) -> Result<(), Failure> {
+    if file.exists() {
+        return Err(Failure::startup(anyhow::anyhow!(
+            "{} exists already; refusing to overwrite it",
+            file.display()
+        )));
+    }
+    let path = format!("/v1/gateways/{}/code", segment(id));
+    let answer = client.call(Method::POST, &path, None).await.map_err(api)?;
+    let code = answer["code"]
+        .as_str()
+        .ok_or_else(|| Failure::startup(anyhow::anyhow!("the authority sent no code")))?;
+    write_new(file, &format!("{code}\n"), true).map_err(Failure::startup)?;
+    println!(
+        "gateway {id}: one-time enrolment code written to {} (0600), valid until {} (Unix seconds); on the gateway: m2mguard enrol --authority URL --ca ca.crt --id {id} --code-file FILE --dir DIR",
+        file.display(),
+        answer["expires_at"]
+    );
+    Ok(())
+}
+
 async fn add(
     config: &AuthorityConfig,
     client: &m2mguard::authority::client::Client,
@@ -123,26 +170,16 @@ async fn add(
     }
     std::fs::create_dir_all(out)
         .map_err(|e| Failure::startup(anyhow::anyhow!("cannot create {}: {e}", out.display())))?;
-    let paths: Vec<PathBuf> = KIT.iter().map(|f| out.join(f)).collect();
-    none_exist(paths.iter().map(PathBuf::as_path)).map_err(Failure::startup)?;
+    let paths = kit::fresh_paths(out)?;
     let ca = Ca::load(&config.client_ca, &config.ca_key).map_err(Failure::config)?;
     let feed_key = SigningKey::load(&config.feed_key).map_err(Failure::config)?;
     let ca_pem = std::fs::read_to_string(&config.client_ca).map_err(Failure::config)?;
-    let (sign, seal) = (fresh_key_hex(), fresh_key_hex());
-    let sign_pub = hex(SigningKey::from_seed(
-        &parse_hex32(&sign, "sign").map_err(Failure::startup)?,
-    )
-    .public()
-    .raw());
-    let seal_pub = hex(SealingKey::from_scalar(
-        parse_hex32(&seal, "seal").map_err(Failure::startup)?,
-    )
-    .public());
+    let (sign, seal, sign_pub, seal_pub) = kit::fresh_keys()?;
     let cert = ca.issue(id, &[]).map_err(Failure::startup)?;
     let url = url.unwrap_or_else(|| config.url());
     let dir = std::fs::canonicalize(out)
         .map_err(|e| Failure::startup(anyhow::anyhow!("cannot resolve {}: {e}", out.display())))?;
-    let sync = sync_toml(&url, &config.feed, id, &dir);
+    let sync = kit::sync_toml(&url, &config.feed, id, &dir);
     let feed_pub = format!("{}\n", hex(feed_key.public().raw()));
     let files: [(&str, &str, bool); 7] = [
         ("sign.key", &sign, true),
@@ -153,7 +190,7 @@ async fn add(
         ("feed.pub", &feed_pub, false),
         ("sync.toml", &sync, false),
     ];
-    let written = write_all(out, &files);
+    let written = kit::write_all(out, &files);
     let body = json!({"id": id, "sign": sign_pub, "seal": seal_pub});
     let registered = match written {
         Ok(()) => client
@@ -172,34 +209,10 @@ async fn add(
             Ok(())
         }
         Err(e) => {
-            for path in &paths {
-                let _ = std::fs::remove_file(path);
-            }
+            kit::remove_all(&paths);
             Err(e)
         }
     }
-}
-
-fn write_all(out: &Path, files: &[(&str, &str, bool)]) -> Result<(), Failure> {
-    for (name, contents, private) in files {
-        write_new(&out.join(name), contents, *private).map_err(Failure::startup)?;
-    }
-    Ok(())
-}
-
-/// The gateway's `[sync]` table, naming the kit's files by their absolute paths in `dir`
-/// (the gateway takes relative paths from its working directory).
-fn sync_toml(url: &str, feed: &str, id: &str, dir: &Path) -> String {
-    let file = |name: &str| toml::Value::String(dir.join(name).display().to_string()).to_string();
-    format!(
-        "[sync]\nauthority = \"{url}\"   # base URL\nfeed = \"{feed}\"\ngateway_id = \"{id}\"\nfeed_key = {}   # the authority's Ed25519 public key (64 hex)\nsign_key = {}   # this gateway's Ed25519 seed (64 hex)\nseal_key = {}   # this gateway's X25519 scalar (64 hex)\nca = {}   # CA of the authority's TLS server certificate\ncert = {}   # this gateway's TLS client certificate\nkey = {}\n",
-        file("feed.pub"),
-        file("sign.key"),
-        file("seal.key"),
-        file("ca.crt"),
-        file("client.crt"),
-        file("client.key"),
-    )
 }
 
 /// A cell: `-` for null; a gateway chose the strings, so control characters are escaped.
