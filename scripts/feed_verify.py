@@ -37,9 +37,12 @@ Format:
     key.put       id, node, insert (bool), sealed {gateway id: sealed secret} (byte order)
     gateway.put   id, status (active|deactivated)
     node.remove, key.remove: id; token.revoke: jti
+    issuer.put    iss, alg (EdDSA), key (64 hex, Ed25519 public), max_uses (null|1..2^32-1)
+    issuer.remove iss
   head          feed, seq, hash, at, valid_until
   snapshot      feed, gateway, seq, hash, at, status, nodes [node.put body], keys [key.put
-                body, sealed holding this gateway only], revoked [jti]
+                body, sealed holding this gateway only], revoked [jti], issuers [issuer.put
+                body]
   ack           feed, gateway, seq, hash, at, error (str|null)
   limits        record 64 KiB, head and ack 4 KiB, snapshot 256 MiB (compact form)
   sealed secret B64(header) "." B64(wrapped CEK, 40 bytes) "." B64(IV, 12) "." B64(ciphertext)
@@ -239,6 +242,8 @@ NODE = Obj(("id", NODE_ID), ("kind", one_of("ae", "cse")), ("groups", Arr(STR)),
            ("status", one_of("active", "suspended", "deactivated", "revoked")),
            ("registrar", STR_OR_NULL))
 KEY = Obj(("id", KEY_ID), ("node", NODE_ID), ("insert", BOOL), ("sealed", Map(GATEWAY_ID, SEALED)))
+ISSUER = Obj(("iss", NODE_ID), ("alg", one_of("EdDSA")), ("key", HASH),
+             ("max_uses", Leaf("null or 1..2^32-1", lambda v: v is None or (type(v) is int and 1 <= v <= 2**32 - 1))))
 BODIES = {
     "node.put": NODE,
     "node.remove": Obj(("id", NODE_ID)),
@@ -246,13 +251,15 @@ BODIES = {
     "key.remove": Obj(("id", KEY_ID)),
     "token.revoke": Obj(("jti", STR)),
     "gateway.put": Obj(("id", GATEWAY_ID), ("status", one_of("active", "deactivated"))),
+    "issuer.put": ISSUER,
+    "issuer.remove": Obj(("iss", NODE_ID)),
 }
 RECORD = Obj(("feed", FEED_ID), ("seq", INT), ("prev", HASH), ("at", INT), ("aud", Arr(STR)),
              ("kind", one_of(*BODIES)), ("body", Obj()))    # body: by kind, below
 HEAD = Obj(("feed", FEED_ID), ("seq", INT), ("hash", HASH), ("at", INT), ("valid_until", INT))
 SNAPSHOT = Obj(("feed", FEED_ID), ("gateway", GATEWAY_ID), ("seq", INT), ("hash", HASH), ("at", INT),
                ("status", one_of("active", "deactivated")), ("nodes", Arr(NODE)), ("keys", Arr(KEY)),
-               ("revoked", Arr(STR)))
+               ("revoked", Arr(STR)), ("issuers", Arr(ISSUER)))
 ACK = Obj(("feed", FEED_ID), ("gateway", GATEWAY_ID), ("seq", INT), ("hash", HASH), ("at", INT),
           ("error", STR_OR_NULL))
 JWS_HEADER = Obj(("alg", STR), ("kid", STR), ("typ", STR))
@@ -503,7 +510,7 @@ def items(values):
 
 def snapshot_state(records, upto, gateway):
     """What a snapshot for gateway at record upto holds, from the records 1..upto."""
-    nodes, keys, revoked, status = {}, {}, set(), "active"
+    nodes, keys, revoked, status, issuers = {}, {}, set(), "active", {}
     for rec in records[:upto]:
         if rec["aud"] != ["*"] and gateway not in rec["aud"]:
             continue
@@ -520,8 +527,12 @@ def snapshot_state(records, upto, gateway):
             revoked.add(body["jti"])
         elif rec["kind"] == "gateway.put" and body["id"] == gateway:
             status = body["status"]
+        elif rec["kind"] == "issuer.put":
+            issuers[body["iss"]] = body
+        elif rec["kind"] == "issuer.remove":
+            issuers.pop(body["iss"], None)
     return {"status": status, "nodes": items(nodes.values()), "keys": items(keys.values()),
-            "revoked": sorted(revoked)}
+            "revoked": sorted(revoked), "issuers": items(issuers.values())}
 
 
 def signed_payload(compact_text):
@@ -594,7 +605,7 @@ def check_vectors(path):
         for i, key in enumerate(snap["keys"]):
             g.run(f"snapshot.keys[{i}].sealed", open_sealed, key["sealed"][gateway], seal_scalar)
         held = {"status": snap["status"], "nodes": items(snap["nodes"]), "keys": items(snap["keys"]),
-                "revoked": sorted(snap["revoked"])}
+                "revoked": sorted(snap["revoked"]), "issuers": items(snap["issuers"])}
         made = snapshot_state(records, snap["seq"], gateway)
         differs = [m for m in held if held[m] != made[m]]
         g.ok(not differs, "; ".join(f"snapshot.{m} holds {held[m]}, records 1..{snap['seq']} give {made[m]}"

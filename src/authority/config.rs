@@ -20,6 +20,7 @@ pub const TEMPLATE: &str = include_str!("../../config/authority.toml");
 #[serde(deny_unknown_fields)]
 struct FileRoot {
     authority: FileAuthority,
+    das: Option<super::das::FileDas>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -66,6 +67,8 @@ pub struct AuthorityConfig {
     /// Open connections from one source (an IPv4 address or an IPv6 /64).
     pub max_connections_per_source: usize,
     pub mqtt: Option<MqttPublish>,
+    /// `[das]`: the authority issues tokens.
+    pub das: Option<super::das::DasConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -92,7 +95,10 @@ impl AuthorityConfig {
             vec![error(name, at, "", e.message().trim().to_owned())]
         })?;
         let mut errors = Vec::new();
-        let config = validate(raw.authority, base, &mut errors);
+        let mut config = validate(raw.authority, base, &mut errors);
+        config.das = raw
+            .das
+            .map(|d| super::das::config::validate(d, base, &mut |k, m| errors.push((k, m))));
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -210,6 +216,7 @@ fn validate(
         max_connections: max_connections as usize,
         max_connections_per_source: per_source as usize,
         mqtt,
+        das: None,
     }
 }
 

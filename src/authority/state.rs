@@ -1,8 +1,9 @@
 //! The authority's state in sled, in its own data directory (`<data_dir>/authority`, 0700):
 //! `records` (seq, big-endian `u64` → the record's compact JWS), `nodes` (id → `node.put`
 //! body, JSON), `keys` (key id → [`StoredKey`]), `gateways` (id → [`StoredGateway`]) and
-//! `revoked` (token jti → Unix seconds, big-endian), and `checkpoints` (gateways' audit
-//! checkpoints: [`super::anchors`]). Node key secrets are held here in the
+//! `revoked` (token jti → Unix seconds, big-endian), `issuers` (the token issuers it
+//! published: `iss` → `issuer.put` body, JSON), `checkpoints` (gateways' audit
+//! checkpoints: [`super::anchors`]) and `das_tokens` (issued tokens: [`super::das`]). Node key secrets are held here in the
 //! clear, as the authority must seal them to gateways added later: the directory is its
 //! owner's alone.
 //!
@@ -18,8 +19,9 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::anchors::Anchors;
+use super::das::IssuedTokens;
 use crate::feed::record::{hash, ZERO_HASH};
-use crate::feed::{GatewayStatus, NodeBody};
+use crate::feed::{GatewayStatus, IssuerBody, NodeBody};
 
 /// Largest page of records read at once, in bytes (lines and their newlines).
 pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -90,6 +92,8 @@ pub enum Change {
     RemoveKey(String),
     Revoke(String, u64),
     PutGateway(StoredGateway),
+    PutIssuer(IssuerBody),
+    RemoveIssuer(String),
 }
 
 pub struct State {
@@ -99,7 +103,9 @@ pub struct State {
     keys: sled::Tree,
     gateways: sled::Tree,
     revoked: sled::Tree,
+    issuers: sled::Tree,
     anchors: Anchors,
+    issued: IssuedTokens,
 }
 
 impl State {
@@ -114,7 +120,9 @@ impl State {
             keys: db.open_tree("keys")?,
             gateways: db.open_tree("gateways")?,
             revoked: db.open_tree("revoked")?,
+            issuers: db.open_tree("issuers")?,
             anchors: Anchors::open(&db)?,
+            issued: IssuedTokens::open(&db)?,
             db,
         })
     }
@@ -122,6 +130,16 @@ impl State {
     /// The audit checkpoints gateways anchored here.
     pub fn anchors(&self) -> &Anchors {
         &self.anchors
+    }
+
+    /// The tokens the authority issued as DAS.
+    pub fn issued(&self) -> &IssuedTokens {
+        &self.issued
+    }
+
+    /// The token issuers published, in byte order of `iss`.
+    pub fn issuers(&self) -> Result<Vec<IssuerBody>, StateError> {
+        all(&self.issuers)
     }
 
     /// The last record's seq and hash (0 and 64 zeros for an empty feed).
@@ -211,8 +229,9 @@ impl State {
             &self.keys,
             &self.gateways,
             &self.revoked,
+            &self.issuers,
         );
-        let result = trees.transaction(|(r, n, k, g, v)| {
+        let result = trees.transaction(|(r, n, k, g, v, i)| {
             for (seq, compact) in records {
                 if r.insert(&seq.to_be_bytes(), compact.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(*seq));
@@ -226,6 +245,8 @@ impl State {
                     Change::RemoveKey(id) => k.remove(id.as_bytes())?,
                     Change::Revoke(jti, at) => v.insert(jti.as_bytes(), &at.to_be_bytes())?,
                     Change::PutGateway(gw) => g.insert(gw.id.as_bytes(), json(gw))?,
+                    Change::PutIssuer(body) => i.insert(body.iss.as_bytes(), json(body))?,
+                    Change::RemoveIssuer(iss) => i.remove(iss.as_bytes())?,
                 };
             }
             Ok(())

@@ -279,6 +279,7 @@ fn vectors() -> Value {
         },
         keys: vec![key_record.clone()],
         revoked: vec![],
+        issuers: vec![],
     };
     let ack = Ack {
         feed: FEED.into(),

@@ -12,6 +12,7 @@
 
 pub mod anchor_api;
 pub mod auth;
+pub mod das_api;
 pub mod feed_api;
 pub mod operator_api;
 pub mod reply;
@@ -49,6 +50,8 @@ const MAX_STREAMS: u32 = 64;
 pub struct Context {
     pub feed: Arc<Feed>,
     pub token: OperatorToken,
+    /// `[das]`: the token service, if configured.
+    pub das: Option<Arc<super::das::Das>>,
 }
 
 /// Serves until `stop` is cancelled.
@@ -131,6 +134,9 @@ where
     B::Error: std::error::Error + Send + Sync + 'static,
 {
     let (parts, body) = req.into_parts();
+    if das_api::is_node_request(&parts, identity) {
+        return das_api::for_node(context, body).await;
+    }
     let caller = match authenticate(&parts.headers, identity, &context.token, &context.feed) {
         Ok(caller) => caller,
         Err(refusal) => return refusal.answer(),
@@ -151,6 +157,7 @@ where
         (["feed", "ack"], Caller::Gateway(gw)) if method == Method::POST => {
             feed_api::ack(feed, gw, body).await
         }
+        (["das", ..], _) => das_api::route(context, method, &names, &caller, body).await,
         (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::POST => {
             anchor_api::put(feed, gw, body).await
         }
