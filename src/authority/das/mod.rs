@@ -168,3 +168,5 @@ fn load_or_create(path: &Path) -> Result<SigningKey, String> {
     }
     SigningKey::load(path).map_err(|e| format!("das.token_key: {e}"))
 }
+#[cfg(test)]
+mod tests;
