@@ -774,17 +774,11 @@ def main():
     sub.choices["head"].add_argument("--now", type=int, help="Unix seconds (default: now)")
     a = ap.parse_args()
     try:
-        if a.cmd == "vectors":
+        if a.cmd in ("vectors", "das"):
             try:
-                check_vectors(a.file)
+                (check_vectors if a.cmd == "vectors" else check_das)(a.file)
             except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
-                sys.exit(f"FAIL {a.file}: not the layout of a vector file ({type(e).__name__}: {e})")
-            return
-        if a.cmd == "das":
-            try:
-                check_das(a.file)
-            except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
-                sys.exit(f"FAIL {a.file}: not the layout of a das vector file ({type(e).__name__}: {e})")
+                sys.exit(f"FAIL {a.file}: not the layout of a {a.cmd} vector file ({type(e).__name__}: {e})")
             return
         feed_public = hex32(a.feed_key, "--feed-key")
         need(FEED_ID.test(a.feed), "--feed: expected 1 to 64 of A-Za-z0-9._-")

@@ -76,22 +76,7 @@ async fn meter(s: &Synced, auth: Option<&str>, query: &str) -> common::Answer {
 async fn synced_with_key() -> Synced {
     let s =
         Synced::unstarted_with(&[("Cmeter", "devices"), ("Clamp", "devices")], REQUIRE, DAS).await;
-    let dir = s.setup.dir.path();
-    let secret = common::key_file(dir, "meter.secret", &KEY);
-    s.setup
-        .ok(&[
-            "key",
-            "add",
-            "--id",
-            "meter-k1",
-            "--node",
-            "Cmeter",
-            "--secret-file",
-            secret.to_str().unwrap(),
-            "--secret-out",
-            dir.join("meter.out").to_str().unwrap(),
-        ])
-        .await;
+    s.setup.add_key("meter-k1", "Cmeter", &KEY).await;
     s
 }
 
