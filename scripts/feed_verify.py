@@ -37,9 +37,12 @@ Format:
     key.put       id, node, insert (bool), sealed {gateway id: sealed secret} (byte order)
     gateway.put   id, status (active|deactivated)
     node.remove, key.remove: id; token.revoke: jti
+    issuer.put    iss, alg (EdDSA), key (64 hex, Ed25519 public), max_uses (null|1..2^32-1)
+    issuer.remove iss
   head          feed, seq, hash, at, valid_until
   snapshot      feed, gateway, seq, hash, at, status, nodes [node.put body], keys [key.put
-                body, sealed holding this gateway only], revoked [jti]
+                body, sealed holding this gateway only], revoked [jti], issuers [issuer.put
+                body]
   ack           feed, gateway, seq, hash, at, error (str|null)
   limits        record 64 KiB, head and ack 4 KiB, snapshot 256 MiB (compact form)
   sealed secret B64(header) "." B64(wrapped CEK, 40 bytes) "." B64(IV, 12) "." B64(ciphertext)
@@ -239,6 +242,8 @@ NODE = Obj(("id", NODE_ID), ("kind", one_of("ae", "cse")), ("groups", Arr(STR)),
            ("status", one_of("active", "suspended", "deactivated", "revoked")),
            ("registrar", STR_OR_NULL))
 KEY = Obj(("id", KEY_ID), ("node", NODE_ID), ("insert", BOOL), ("sealed", Map(GATEWAY_ID, SEALED)))
+ISSUER = Obj(("iss", NODE_ID), ("alg", one_of("EdDSA")), ("key", HASH),
+             ("max_uses", Leaf("null or 1..2^32-1", lambda v: v is None or (type(v) is int and 1 <= v <= 2**32 - 1))))
 BODIES = {
     "node.put": NODE,
     "node.remove": Obj(("id", NODE_ID)),
@@ -246,13 +251,15 @@ BODIES = {
     "key.remove": Obj(("id", KEY_ID)),
     "token.revoke": Obj(("jti", STR)),
     "gateway.put": Obj(("id", GATEWAY_ID), ("status", one_of("active", "deactivated", "removed"))),
+    "issuer.put": ISSUER,
+    "issuer.remove": Obj(("iss", NODE_ID)),
 }
 RECORD = Obj(("feed", FEED_ID), ("seq", INT), ("prev", HASH), ("at", INT), ("aud", Arr(STR)),
              ("kind", one_of(*BODIES)), ("body", Obj()))    # body: by kind, below
 HEAD = Obj(("feed", FEED_ID), ("seq", INT), ("hash", HASH), ("at", INT), ("valid_until", INT))
 SNAPSHOT = Obj(("feed", FEED_ID), ("gateway", GATEWAY_ID), ("seq", INT), ("hash", HASH), ("at", INT),
                ("status", one_of("active", "deactivated", "removed")), ("nodes", Arr(NODE)), ("keys", Arr(KEY)),
-               ("revoked", Arr(STR)))
+               ("revoked", Arr(STR)), ("issuers", Arr(ISSUER)))
 ACK = Obj(("feed", FEED_ID), ("gateway", GATEWAY_ID), ("seq", INT), ("hash", HASH), ("at", INT),
           ("error", STR_OR_NULL))
 JWS_HEADER = Obj(("alg", STR), ("kid", STR), ("typ", STR))
@@ -503,7 +510,7 @@ def items(values):
 
 def snapshot_state(records, upto, gateway):
     """What a snapshot for gateway at record upto holds, from the records 1..upto."""
-    nodes, keys, revoked, status = {}, {}, set(), "active"
+    nodes, keys, revoked, status, issuers = {}, {}, set(), "active", {}
     for rec in records[:upto]:
         if rec["aud"] != ["*"] and gateway not in rec["aud"]:
             continue
@@ -520,8 +527,12 @@ def snapshot_state(records, upto, gateway):
             revoked.add(body["jti"])
         elif rec["kind"] == "gateway.put" and body["id"] == gateway:
             status = body["status"]
+        elif rec["kind"] == "issuer.put":
+            issuers[body["iss"]] = body
+        elif rec["kind"] == "issuer.remove":
+            issuers.pop(body["iss"], None)
     return {"status": status, "nodes": items(nodes.values()), "keys": items(keys.values()),
-            "revoked": sorted(revoked)}
+            "revoked": sorted(revoked), "issuers": items(issuers.values())}
 
 
 def signed_payload(compact_text):
@@ -594,7 +605,7 @@ def check_vectors(path):
         for i, key in enumerate(snap["keys"]):
             g.run(f"snapshot.keys[{i}].sealed", open_sealed, key["sealed"][gateway], seal_scalar)
         held = {"status": snap["status"], "nodes": items(snap["nodes"]), "keys": items(snap["keys"]),
-                "revoked": sorted(snap["revoked"])}
+                "revoked": sorted(snap["revoked"]), "issuers": items(snap["issuers"])}
         made = snapshot_state(records, snap["seq"], gateway)
         differs = [m for m in held if held[m] != made[m]]
         g.ok(not differs, "; ".join(f"snapshot.{m} holds {held[m]}, records 1..{snap['seq']} give {made[m]}"
@@ -619,6 +630,90 @@ def check_vectors(path):
                 continue
             raise Refused(f"{r['why']!r}: verifies as a record")
     check_removed(v, feed_public, feed, gateway)
+    check_issuer_records(v.get("issuer_records", []), feed_public, feed)
+    print(f"ok: {Group.total} checks")
+
+
+def check_issuer_records(vectors, feed_public, feed):
+    """issuer.put and issuer.remove records (each on its own, seq 1): they verify, and their
+    payload and hash are the vector's."""
+    with Group(f"issuer records: {len(vectors)} verify, payload and hash as the vector says") as g:
+        for i, r in enumerate(vectors):
+            what = f"issuer record {i}"
+            rec, payload, h = g.run(what, verify_record, r["compact"], feed_public, feed)
+            g.ok(rec["kind"] in ("issuer.put", "issuer.remove"), f"{what}: kind {rec['kind']!r}")
+            g.ok(payload == r["payload"].encode("utf-8"), f"{what}: the signed payload is not the vector's")
+            g.ok(h == r["hash"], f"{what}: hash {h}, the vector says {r['hash']}")
+
+
+# --- the token service (docs/authority.md "Tokens") -------------------------------------------
+
+OPS = ("create", "retrieve", "update", "delete", "notify", "discover")   # acop bits 1, 2, 4, ...
+DAS_REQUEST = Obj(("or", NODE_ID), ("aud", Arr(STR)), ("ris", Arr(STR)), ("ops", Arr(one_of(*OPS))),
+                  ("at", INT), ("nonce", Leaf("16 to 64 of A-Za-z0-9_-", pattern(r"[A-Za-z0-9_-]{16,64}"))))
+
+
+def verify_das_request(text, kid_, secret):
+    """A node's token request: header exactly as documented, HS256 under the key's secret."""
+    import hmac
+    parts = text.split(".")
+    need(len(parts) == 3, "not three base64url parts")
+    header = b64d(parts[0], "header")
+    want = json.dumps({"alg": "HS256", "kid": kid_, "typ": "m2mguard-das-request"}, separators=(",", ":"))
+    need(header == want.encode(), f"header {header!r}, expected {want}")
+    mac = hmac.new(secret, (parts[0] + "." + parts[1]).encode("ascii"), hashlib.sha256).digest()
+    need(hmac.compare_digest(mac, b64d(parts[2], "signature")), "HS256 signature does not verify")
+    payload = b64d(parts[1], "payload")
+    return parse_payload(payload, lambda o: DAS_REQUEST, "token request"), payload
+
+
+def check_das(path):
+    v = json.load(open(path, encoding="utf-8"))
+    secret = bytes.fromhex(v["node_key"]["secret_hex"])
+    public = ed25519_public(hex32(v["token_key"]["seed"], "token_key.seed"))
+    with Group("das: the token key's public part and kid") as g:
+        g.ok(public.hex() == v["token_key"]["public"], "token_key.public is not the seed's")
+        g.ok(kid(public) == v["token_key"]["kid"], "token_key.kid is not the public key's")
+    r = v["request"]
+    with Group("das: the node's request (HS256 under its key, exact header and payload)") as g:
+        req, payload = g.run("request", verify_das_request, r["compact"], v["node_key"]["id"], secret)
+        g.ok(payload == r["payload"].encode(), "the signed payload is not the vector's")
+        g.ok(req["or"] == v["node_key"]["node"], "or is not the key's node")
+        g.ok(abs(req["at"] - v["now"]) <= 60, "at is more than 60 s from now")
+    t = v["token"]
+    with Group("das: the issued JWT (EdDSA, header, claims in order, what the request asked)") as g:
+        parts = t["compact"].split(".")
+        g.ok(len(parts) == 3, "the token is not three parts")
+        header = b64d(parts[0], "token header")
+        want = json.dumps({"alg": "EdDSA", "kid": v["token_key"]["kid"], "typ": "JWT"}, separators=(",", ":"))
+        g.ok(header == want.encode(), f"token header {header!r}, expected {want}")
+        try:
+            Ed25519PublicKey.from_public_bytes(public).verify(b64d(parts[2], "token signature"),
+                                                             (parts[0] + "." + parts[1]).encode("ascii"))
+            g.ok(True, "")
+        except InvalidSignature:
+            g.ok(False, "the token's signature does not verify under the token key")
+        claims_bytes = b64d(parts[1], "token claims")
+        g.ok(claims_bytes == t["claims"].encode(), "the signed claims are not the vector's")
+        claims = json.loads(claims_bytes)
+        order = ["iss", "aud", "azp", "jti", "nbf", "exp", "tkps"] + (["tkuc"] if v["grant"]["uses"] else [])
+        g.ok(list(claims) == order, f"claims {list(claims)}, expected {order}")
+        g.ok(claims["iss"] == v["issuer"], "iss is not the issuer")
+        g.ok(claims["aud"] == req["aud"] and claims["azp"] == req["or"], "aud or azp is not what was asked")
+        g.ok(re.fullmatch(r"[0-9a-f]{32}", claims["jti"]) is not None, "jti is not 32 hex digits")
+        g.ok(claims["nbf"] == v["now"] and claims["exp"] == v["now"] + v["grant"]["ttl_s"], "nbf/exp")
+        acop = sum(1 << OPS.index(o) for o in req["ops"])
+        g.ok(claims["tkps"] == [{"ris": req["ris"], "pv": {"acr": [{"acop": acop}]}}], f"tkps {claims['tkps']}")
+        g.ok(claims.get("tkuc") == v["grant"]["uses"], "tkuc is not the grant's uses")
+    with Group(f"das: {len(v['refused_requests'])} requests refused") as g:
+        for bad in v["refused_requests"]:
+            try:
+                verify_das_request(bad["compact"], v["node_key"]["id"], secret)
+            except Refused as e:
+                g.ok(True, "")
+                g.notes.append(f"{bad['why']}: {e}")
+                continue
+            raise Refused(f"{bad['why']!r}: verifies")
     print(f"ok: {Group.total} checks")
 
 
@@ -685,6 +780,7 @@ def main():
     sub = ap.add_subparsers(dest="cmd", required=True)
     v = sub.add_parser("vectors")
     v.add_argument("file")
+    sub.add_parser("das").add_argument("file")
     for name in ("records", "head"):
         p = sub.add_parser(name)
         p.add_argument("--feed-key", required=True, help="the feed's Ed25519 public key, 64 hex digits")
@@ -696,11 +792,11 @@ def main():
     sub.choices["head"].add_argument("--now", type=int, help="Unix seconds (default: now)")
     a = ap.parse_args()
     try:
-        if a.cmd == "vectors":
+        if a.cmd in ("vectors", "das"):
             try:
-                check_vectors(a.file)
+                (check_vectors if a.cmd == "vectors" else check_das)(a.file)
             except (KeyError, TypeError, IndexError, AttributeError, ValueError) as e:
-                sys.exit(f"FAIL {a.file}: not the layout of a vector file ({type(e).__name__}: {e})")
+                sys.exit(f"FAIL {a.file}: not the layout of a {a.cmd} vector file ({type(e).__name__}: {e})")
             return
         feed_public = hex32(a.feed_key, "--feed-key")
         need(FEED_ID.test(a.feed), "--feed: expected 1 to 64 of A-Za-z0-9._-")

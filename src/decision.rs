@@ -20,6 +20,7 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use crate::audit::Gate;
+use crate::das::Das;
 use crate::guard::{Addition, Admission, Denial, Guard, Permit, Stage, Verdict};
 use crate::metrics::Metrics;
 use crate::primitive::{Peer, Primitive, Protocol, TopicRequest};
@@ -44,6 +45,8 @@ pub struct Decider {
     tqf: Option<Arc<str>>,
     /// With `[audit] on_full = "refuse"`: nothing is let through while the log cannot take it.
     audit: Option<Gate>,
+    /// With `[sync]`: token ids resolved and tokens obtained at the authority.
+    das: Option<Arc<Das>>,
 }
 
 /// The decider's verdict: a permitted request, or the recorded denial.
@@ -131,7 +134,14 @@ impl Decider {
             targets,
             tqf: tqf.map(Arc::from),
             audit: None,
+            das: None,
         }
+    }
+
+    /// Resolves token ids and attaches tokens obtained on behalf of nodes through `das`.
+    pub fn with_das(mut self, das: Arc<Das>) -> Self {
+        self.das = Some(das);
+        self
     }
 
     /// Refuses every request (stage `audit`, rsc 5000) while `gate` is closed.
@@ -184,7 +194,28 @@ impl Decider {
     /// [`crate::target::resolve`]); other targets pass untouched. Identity and status are
     /// checked first, so that unknown senders cannot make the gateway ask the CSE. A target
     /// that cannot be resolved is a denial, recorded here.
+    /// Then token ids are resolved and a token obtained on the sender's behalf is attached
+    /// ([`crate::das`]), for senders the head stages pass.
     pub async fn resolve(&self, p: &mut Primitive) -> Result<(), Denial> {
+        self.resolve_target(p).await?;
+        let Some(das) = &self.das else {
+            return Ok(());
+        };
+        if das.resolves(p) {
+            self.precheck(p)?;
+            let (now, started) = (SystemTime::now(), Instant::now());
+            if let Err(denial) = das.resolve_ids(p).await {
+                if !self.observing() {
+                    self.denied(About::of(p), &denial, now, started);
+                    return Err(denial);
+                }
+            }
+        }
+        das.attach(p).await;
+        Ok(())
+    }
+
+    async fn resolve_target(&self, p: &mut Primitive) -> Result<(), Denial> {
         if self.addressing().resource_id(&p.to).is_none() {
             return Ok(());
         }
@@ -470,6 +501,7 @@ fn record(
 /// What the record of a forwarded request says of an addition: its key, not its value.
 fn added(addition: &Addition) -> Option<Added> {
     match addition {
+        Addition::Token(_) => None,
         Addition::CheckValue(aus) => {
             crate::guard::check_value::named(aus).map(|v| Added::CheckValue {
                 kid: v.key_id,

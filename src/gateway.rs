@@ -167,8 +167,15 @@ impl Gateway {
         }
         fixed.extend(audit.as_ref().map(Audit::sink));
         let recorder = Arc::new(Recorder::new(fixed));
+        let mut tokens_config = config.tokens.clone();
+        if let (None, Some(s)) = (&tokens_config.token_request_info, &config.sync) {
+            // With [sync], tokens come from the authority: tqf names its token service.
+            let base = s.authority.to_string();
+            tokens_config.token_request_info =
+                Some(format!("{}/v1/das/tokens", base.trim_end_matches('/')));
+        }
         let tokens = Arc::new(
-            Tokens::new(&config.tokens, &config.gateway.cse_id, store.clone())
+            Tokens::new(&tokens_config, &config.gateway.cse_id, store.clone())
                 .map_err(StartError::Tokens)?,
         );
         let state = Arc::new(State {
@@ -179,7 +186,11 @@ impl Gateway {
             keys: keys.clone(),
             recorder: recorder.clone(),
         });
-        let repository = Arc::new(Repository::new(nodes.clone(), keys.clone()));
+        let reload = tokens.clone();
+        let repository = Arc::new(
+            Repository::new(nodes.clone(), keys.clone())
+                .on_issuers(move || reload.reload_issuers()),
+        );
         let checks = MessageChecks::new(&config.checks, keys, tokens.clone(), store)
             .map_err(|source| StartError::Store {
                 dir: config.gateway.data_dir.display().to_string(),
@@ -219,6 +230,11 @@ impl Gateway {
         .with_mode(config.gateway.mode);
         if let Some(gate) = audit.as_ref().and_then(Audit::gate) {
             decider = decider.with_audit_gate(gate);
+        }
+        if let Some(s) = &config.sync {
+            let client = Arc::new(crate::sync::client::Client::new(s));
+            let das = crate::das::Das::new(client, tokens.clone(), &config.tokens);
+            decider = decider.with_das(Arc::new(das));
         }
         let decider = Arc::new(decider);
         let h = &config.http;

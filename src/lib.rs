@@ -15,6 +15,7 @@ pub mod authority;
 pub mod binding;
 pub mod budget;
 pub mod config;
+pub mod das;
 pub mod decision;
 pub mod feed;
 pub mod gateway;

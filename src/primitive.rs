@@ -134,6 +134,9 @@ pub struct Security {
     pub token_ids: Vec<String>,
     /// Authorization signature (`aus`), the check value.
     pub aus: Option<String>,
+    /// A token the gateway obtained for this request's originator and put into `tokens`
+    /// ([`crate::das`]): added to the forwarded request once the request is allowed.
+    pub attached: Option<String>,
 }
 
 impl fmt::Debug for Security {
@@ -143,6 +146,7 @@ impl fmt::Debug for Security {
             .field("tokens", &self.tokens.len())
             .field("token_ids", &self.token_ids)
             .field("aus", &self.aus.as_ref().map(|_| "<redacted>"))
+            .field("attached", &self.attached.is_some())
             .finish()
     }
 }

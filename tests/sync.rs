@@ -96,23 +96,7 @@ timestamp = true
 "#;
     let s = Synced::new(&[("Cmeter", "devices")], checks).await;
     let dir = s.setup.dir.path();
-    let secret = dir.join("meter.secret");
-    common::key_file(dir, "meter.secret", &KEY);
-    let out = dir.join("meter.out");
-    s.setup
-        .ok(&[
-            "key",
-            "add",
-            "--id",
-            "meter-k1",
-            "--node",
-            "Cmeter",
-            "--secret-file",
-            secret.to_str().unwrap(),
-            "--secret-out",
-            out.to_str().unwrap(),
-        ])
-        .await;
+    s.setup.add_key("meter-k1", "Cmeter", &KEY).await;
     let gw = s.gateway().http_addr;
     let mut seq = 0;
     let mut next = || {

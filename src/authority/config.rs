@@ -21,6 +21,7 @@ pub const TEMPLATE: &str = include_str!("../../config/authority.toml");
 #[serde(deny_unknown_fields)]
 struct FileRoot {
     authority: FileAuthority,
+    das: Option<super::das::FileDas>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -90,6 +91,8 @@ pub struct AuthorityConfig {
     pub mqtt: Option<MqttPublish>,
     /// What reports make the authority do (docs/reports.md "Rules").
     pub report_rules: Vec<ReportRule>,
+    /// `[das]`: the authority issues tokens.
+    pub das: Option<super::das::DasConfig>,
 }
 
 #[derive(Debug, Clone)]
@@ -116,7 +119,10 @@ impl AuthorityConfig {
             vec![error(name, at, "", e.message().trim().to_owned())]
         })?;
         let mut errors = Vec::new();
-        let config = validate(raw.authority, base, &mut errors);
+        let mut config = validate(raw.authority, base, &mut errors);
+        config.das = raw
+            .das
+            .map(|d| super::das::config::validate(d, base, &mut |k, m| errors.push((k, m))));
         if errors.is_empty() {
             Ok(config)
         } else {
@@ -247,6 +253,7 @@ fn validate(
         max_connections_per_source: per_source as usize,
         enrol_code_ttl_s,
         mqtt,
+        das: None,
     }
 }
 

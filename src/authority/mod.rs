@@ -18,6 +18,7 @@
 pub mod anchors;
 pub mod client;
 pub mod config;
+pub mod das;
 pub mod material;
 pub mod metrics;
 pub mod mqtt;

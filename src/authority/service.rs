@@ -70,6 +70,13 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
     let feed = Feed::new(config.feed.clone(), state, key, config.head_valid_s)
         .map_err(|e| StartError::Startup(e.to_string()))?;
     let feed = Arc::new(feed);
+    let das = match config.das.clone() {
+        Some(d) => Some(Arc::new(
+            super::das::Das::load(d, super::publish::now_s()).map_err(material)?,
+        )),
+        None => None,
+    };
+    publish_issuers(&feed, das.as_deref())?;
     let tcp = TcpListener::bind(config.listen)
         .await
         .map_err(|e| StartError::Startup(format!("cannot listen on {}: {e}", config.listen)))?;
@@ -90,6 +97,7 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
         ca,
         enrol_code_ttl_s: config.enrol_code_ttl_s,
         guesses: Default::default(),
+        das,
     });
     tasks.spawn(server::serve(
         tcp,
@@ -109,6 +117,22 @@ pub async fn start(config: AuthorityConfig) -> Result<Running, StartError> {
         stop,
         tasks,
     })
+}
+
+/// Publishes `issuer.put` for the token key when it is new or rotated, and `issuer.remove`
+/// for issuers no longer configured; nothing when the feed says so already.
+fn publish_issuers(feed: &Feed, das: Option<&super::das::Das>) -> Result<(), StartError> {
+    let (seq, _, count) = feed
+        .publish(|state| {
+            let plan = super::das::issuer_plan(state, das)?;
+            let count = plan.records.len();
+            Ok((plan, count))
+        })
+        .map_err(|e| StartError::Startup(format!("cannot publish the token issuer: {e}")))?;
+    if count > 0 {
+        tracing::info!(seq, records = count, "das: token issuers published");
+    }
+    Ok(())
 }
 
 /// Signs a fresh head every `every`, until `stop`.

@@ -1,5 +1,5 @@
 //! A gateway's snapshot (docs/feed.md "Snapshots"): every node, every key sealed to that
-//! gateway alone, the revoked tokens and its own status, at the feed's current position,
+//! gateway alone, the revoked tokens, the token issuers and its own status, at the feed's current position,
 //! read under the writer's lock so that it is the state of exactly that record.
 
 use super::ops::{key_body, OpError};
@@ -23,6 +23,7 @@ pub fn for_gateway(feed: &Feed, gateway: &str) -> Result<String, OpError> {
             nodes: state.nodes()?,
             keys: Vec::new(),
             revoked: state.revoked()?,
+            issuers: state.issuers()?,
         };
         Ok::<_, OpError>((gw, state.keys()?, snapshot))
     })?;

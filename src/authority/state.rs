@@ -2,8 +2,9 @@
 //! `records` (seq, big-endian `u64` → the record's compact JWS), `nodes` (id → `node.put`
 //! body, JSON), `keys` (key id → [`StoredKey`]), `gateways` (id → [`StoredGateway`]) and
 //! `revoked` (token jti → Unix seconds, big-endian), `enrol_codes` (gateway id →
-//! [`StoredCode`]: the hash of its one-time enrolment code) and `checkpoints` (gateways' audit
-//! checkpoints: [`super::anchors`]). Node key secrets are held here in the
+//! [`StoredCode`]: the hash of its one-time enrolment code), `issuers` (the token issuers it
+//! published: `iss` → `issuer.put` body, JSON), `checkpoints` (gateways' audit
+//! checkpoints: [`super::anchors`]) and `das_tokens` (issued tokens: [`super::das`]). Node key secrets are held here in the
 //! clear, as the authority must seal them to gateways added later: the directory is its
 //! owner's alone.
 //!
@@ -20,8 +21,9 @@ use sled::Transactional;
 
 use super::anchors::Anchors;
 use super::reports::Reports;
+use super::das::IssuedTokens;
 use crate::feed::record::{hash, ZERO_HASH};
-use crate::feed::{GatewayStatus, NodeBody};
+use crate::feed::{GatewayStatus, IssuerBody, NodeBody};
 
 /// Largest page of records read at once, in bytes (lines and their newlines).
 pub const MAX_PAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -126,6 +128,8 @@ pub enum Change {
     ForgetGateway(String),
     PutCode(String, StoredCode),
     RemoveCode(String),
+    PutIssuer(IssuerBody),
+    RemoveIssuer(String),
 }
 
 pub struct State {
@@ -136,8 +140,10 @@ pub struct State {
     gateways: sled::Tree,
     revoked: sled::Tree,
     codes: sled::Tree,
+    issuers: sled::Tree,
     anchors: Anchors,
     reports: Reports,
+    issued: IssuedTokens,
 }
 
 impl State {
@@ -153,8 +159,10 @@ impl State {
             gateways: db.open_tree("gateways")?,
             revoked: db.open_tree("revoked")?,
             codes: db.open_tree("enrol_codes")?,
+            issuers: db.open_tree("issuers")?,
             anchors: Anchors::open(&db)?,
             reports: Reports::open(&db)?,
+            issued: IssuedTokens::open(&db)?,
             db,
         })
     }
@@ -167,6 +175,16 @@ impl State {
     /// The misbehaviour reports gateways sent.
     pub fn reports(&self) -> &Reports {
         &self.reports
+    }
+
+    /// The tokens the authority issued as DAS.
+    pub fn issued(&self) -> &IssuedTokens {
+        &self.issued
+    }
+
+    /// The token issuers published, in byte order of `iss`.
+    pub fn issuers(&self) -> Result<Vec<IssuerBody>, StateError> {
+        all(&self.issuers)
     }
 
     /// The last record's seq and hash (0 and 64 zeros for an empty feed).
@@ -262,8 +280,9 @@ impl State {
             &self.gateways,
             &self.revoked,
             &self.codes,
+            &self.issuers,
         );
-        let result = trees.transaction(|(r, n, k, g, v, c)| {
+        let result = trees.transaction(|(r, n, k, g, v, c, i)| {
             for (seq, compact) in records {
                 if r.insert(&seq.to_be_bytes(), compact.as_bytes())?.is_some() {
                     return Err(ConflictableTransactionError::Abort(*seq));
@@ -280,6 +299,8 @@ impl State {
                     Change::ForgetGateway(id) => g.remove(id.as_bytes())?,
                     Change::PutCode(id, code) => c.insert(id.as_bytes(), json(code))?,
                     Change::RemoveCode(id) => c.remove(id.as_bytes())?,
+                    Change::PutIssuer(body) => i.insert(body.iss.as_bytes(), json(body))?,
+                    Change::RemoveIssuer(iss) => i.remove(iss.as_bytes())?,
                 };
             }
             Ok(())

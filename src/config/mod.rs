@@ -372,6 +372,11 @@ impl Validator {
         let sync = raw.sync.and_then(|s| self.sync(s));
         if sync.is_some() {
             self.sync_owns(nodes.len(), checks.keys.len());
+        } else if !tokens.obtain.is_empty() {
+            self.err(
+                "tokens.obtain",
+                "tokens are obtained from the authority: [[tokens.obtain]] needs [sync]",
+            );
         }
         let log_id = sync
             .as_ref()

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use super::checks::read_key;
 use super::Validator;
-use crate::guard::token::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
+use crate::guard::token::{IssuerConfig, IssuerKey, ObtainConfig, TokenAlgorithm, TokensConfig};
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -22,9 +22,26 @@ pub struct FileTokens {
     pub max_skew_s: Option<u64>,
     pub cache_entries: Option<u64>,
     pub token_request_info: Option<String>,
+    pub resolve_ids: Option<bool>,
     #[serde(default)]
     pub issuers: Vec<FileIssuer>,
+    #[serde(default)]
+    pub obtain: Vec<FileObtain>,
 }
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileObtain {
+    pub node: String,
+    pub aud: Vec<String>,
+    pub ris: Vec<String>,
+    pub ops: Vec<String>,
+}
+
+/// Operation names a token may grant (`tkps` `acop` bits, lowest first).
+const OPERATIONS: [&str; 6] = [
+    "create", "retrieve", "update", "delete", "notify", "discover",
+];
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -77,12 +94,62 @@ impl Validator {
                 issuers.push(issuer);
             }
         }
+        let obtain = self.obtain(raw.obtain);
         TokensConfig {
             max_skew,
             cache_entries,
             token_request_info: raw.token_request_info,
+            resolve_ids: raw.resolve_ids.unwrap_or(d.resolve_ids),
+            obtain,
             issuers,
         }
+    }
+
+    fn obtain(&mut self, raw: Vec<FileObtain>) -> Vec<ObtainConfig> {
+        let mut seen = std::collections::HashSet::new();
+        let mut out = Vec::with_capacity(raw.len());
+        for (i, o) in raw.into_iter().enumerate() {
+            let at = format!("tokens.obtain[{i}]");
+            let printable =
+                |s: &String| !s.is_empty() && s.len() <= 1024 && !s.contains(char::is_control);
+            if !printable(&o.node) || o.node.len() > 256 {
+                self.err(
+                    format!("{at}.node"),
+                    "expected a node id (1 to 256 printable characters)",
+                );
+            } else if !seen.insert(o.node.clone()) {
+                self.err(
+                    format!("{at}.node"),
+                    format!("{:?} is listed twice", o.node),
+                );
+            }
+            let cse_id = |a: &String| a.len() > 1 && a.starts_with('/') && !a[1..].contains('/');
+            if o.aud.is_empty() || o.aud.len() > 64 || !o.aud.iter().all(cse_id) {
+                self.err(
+                    format!("{at}.aud"),
+                    "expected 1 to 64 CSE-IDs (\"/\" and a name): this gateway's and the upstream's",
+                );
+            }
+            if o.ris.is_empty() || o.ris.len() > 64 || !o.ris.iter().all(printable) {
+                self.err(
+                    format!("{at}.ris"),
+                    "expected 1 to 64 resources (targets as the policy sees them, e.g. \"/cse-in/meter\")",
+                );
+            }
+            if o.ops.is_empty() || !o.ops.iter().all(|op| OPERATIONS.contains(&op.as_str())) {
+                self.err(
+                    format!("{at}.ops"),
+                    format!("expected operation names among {}", OPERATIONS.join(", ")),
+                );
+            }
+            out.push(ObtainConfig {
+                node: o.node,
+                aud: o.aud,
+                ris: o.ris,
+                ops: o.ops,
+            });
+        }
+        out
     }
 
     fn issuer(&mut self, at: &str, raw: FileIssuer) -> Option<IssuerConfig> {

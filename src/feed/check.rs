@@ -2,7 +2,7 @@
 //! parses: ids, audiences, the empty feed's hash, the order of snapshot lists. A payload that
 //! breaks one is refused as malformed before anything reads it.
 
-use super::record::{Body, Head, KeyBody, NodeBody, Snapshot, ZERO_HASH};
+use super::record::{Body, Head, IssuerBody, KeyBody, NodeBody, Snapshot, ZERO_HASH};
 use super::FeedError;
 
 /// Feed and gateway ids: 1–64 of `A-Za-z0-9._-`.
@@ -54,7 +54,37 @@ pub fn body(body: &Body) -> Result<(), FeedError> {
         Body::KeyRemove(b) => key_id("key.remove", &b.id),
         Body::TokenRevoke(t) => id("token.revoke", "jti", &t.jti),
         Body::GatewayPut(g) => name("gateway.put", "id", &g.id),
+        Body::IssuerPut(i) => issuer(i),
+        Body::IssuerRemove(i) => id("issuer.remove", "iss", &i.iss),
     }
+}
+
+/// An `issuer.put`: `iss` as a node id, `alg` exactly `EdDSA`, `key` 64 lowercase hex
+/// digits, `max_uses` `null` or 1 to 2^32 - 1.
+pub fn issuer(i: &IssuerBody) -> Result<(), FeedError> {
+    id("issuer.put", "iss", &i.iss)?;
+    if i.alg != "EdDSA" {
+        return Err(malformed("issuer.put", "alg must be \"EdDSA\""));
+    }
+    let hex = i.key.len() == 64
+        && i.key
+            .bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b));
+    if !hex {
+        return Err(malformed(
+            "issuer.put",
+            "key must be 64 lowercase hex digits (an Ed25519 public key)",
+        ));
+    }
+    if i.max_uses
+        .is_some_and(|n| n == 0 || n > u64::from(u32::MAX))
+    {
+        return Err(malformed(
+            "issuer.put",
+            "max_uses must be null or 1 to 4294967295",
+        ));
+    }
+    Ok(())
 }
 
 pub fn node(n: &NodeBody) -> Result<(), FeedError> {
@@ -101,13 +131,15 @@ pub fn snapshot(s: &Snapshot) -> Result<(), FeedError> {
     s.revoked
         .iter()
         .try_for_each(|j| id("snapshot", "revoked", j))?;
+    s.issuers.iter().try_for_each(issuer)?;
     let ordered = increasing(s.nodes.iter().map(|n| &n.id))
         && increasing(s.keys.iter().map(|k| &k.id))
-        && increasing(s.revoked.iter());
+        && increasing(s.revoked.iter())
+        && increasing(s.issuers.iter().map(|i| &i.iss));
     if !ordered {
         return Err(malformed(
             "snapshot",
-            "nodes, keys and revoked must be in strictly increasing order of id",
+            "nodes, keys, revoked and issuers must be in strictly increasing order of id",
         ));
     }
     if s.keys

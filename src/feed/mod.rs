@@ -20,8 +20,8 @@ mod tests;
 pub use follow::{Behind, Position};
 pub use keys::{SealingKey, SigningKey, VerifyingKey};
 pub use record::{
-    Ack, Body, GatewayBody, GatewayStatus, Head, IdBody, KeyBody, NodeBody, Record, Signed,
-    Snapshot, TokenBody,
+    Ack, Body, GatewayBody, GatewayStatus, Head, IdBody, IssuerBody, IssuerIdBody, KeyBody,
+    NodeBody, Record, Signed, Snapshot, TokenBody,
 };
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

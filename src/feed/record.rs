@@ -48,6 +48,8 @@ pub enum Body {
     KeyRemove(IdBody),
     TokenRevoke(TokenBody),
     GatewayPut(GatewayBody),
+    IssuerPut(IssuerBody),
+    IssuerRemove(IssuerIdBody),
 }
 
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -111,6 +113,27 @@ pub struct GatewayBody {
     pub status: GatewayStatus,
 }
 
+/// A token issuer the gateways' token stage trusts (the authority as DAS, docs/feed.md).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerBody {
+    /// The tokens' `iss`.
+    pub iss: String,
+    /// `"EdDSA"`: the only algorithm the feed carries.
+    pub alg: String,
+    /// The Ed25519 public key, 64 lowercase hex digits.
+    pub key: String,
+    /// Uses per token when the token says fewer or nothing; `null`: no default limit.
+    #[serde(deserialize_with = "required")]
+    pub max_uses: Option<u64>,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IssuerIdBody {
+    pub iss: String,
+}
+
 impl Body {
     pub fn kind(&self) -> &'static str {
         match self {
@@ -120,6 +143,8 @@ impl Body {
             Body::KeyRemove(_) => "key.remove",
             Body::TokenRevoke(_) => "token.revoke",
             Body::GatewayPut(_) => "gateway.put",
+            Body::IssuerPut(_) => "issuer.put",
+            Body::IssuerRemove(_) => "issuer.remove",
         }
     }
 
@@ -132,6 +157,8 @@ impl Body {
             Body::KeyPut(b) => &b.id,
             Body::TokenRevoke(b) => &b.jti,
             Body::GatewayPut(b) => &b.id,
+            Body::IssuerPut(b) => &b.iss,
+            Body::IssuerRemove(b) => &b.iss,
         }
     }
 
@@ -151,6 +178,8 @@ impl Body {
             Body::KeyPut(b) => serde_json::to_value(b),
             Body::TokenRevoke(b) => serde_json::to_value(b),
             Body::GatewayPut(b) => serde_json::to_value(b),
+            Body::IssuerPut(b) => serde_json::to_value(b),
+            Body::IssuerRemove(b) => serde_json::to_value(b),
         };
         value.expect("a body serialises")
     }
@@ -169,6 +198,8 @@ impl Body {
             "key.remove" => Body::KeyRemove(typed(kind, body)?),
             "token.revoke" => Body::TokenRevoke(typed(kind, body)?),
             "gateway.put" => Body::GatewayPut(typed(kind, body)?),
+            "issuer.put" => Body::IssuerPut(typed(kind, body)?),
+            "issuer.remove" => Body::IssuerRemove(typed(kind, body)?),
             other => {
                 return Err(FeedError::Malformed {
                     what: "record".into(),
@@ -253,6 +284,8 @@ pub struct Snapshot {
     pub nodes: Vec<NodeBody>,
     pub keys: Vec<KeyBody>,
     pub revoked: Vec<String>,
+    /// `issuer.put` bodies, in byte order of `iss`.
+    pub issuers: Vec<IssuerBody>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -279,6 +279,7 @@ fn vectors() -> Value {
         },
         keys: vec![key_record.clone()],
         revoked: vec![],
+        issuers: vec![],
     };
     let ack = Ack {
         feed: FEED.into(),
@@ -319,7 +320,40 @@ fn vectors() -> Value {
         nodes: vec![],
         keys: vec![],
         revoked: vec![],
+        issuers: vec![],
     };
+    let bad_issuer = [
+        IssuerBody {
+            alg: "ES256".into(),
+            ..issuer()
+        },
+        IssuerBody {
+            key: issuer().key.to_uppercase(),
+            ..issuer()
+        },
+    ]
+    .map(|b| {
+        Signed::sign(
+            &feed_key(),
+            header(1, ZERO_HASH, &["*"]),
+            Body::IssuerPut(b),
+        )
+        .compact
+    });
+    let issuer_records: Vec<Value> = [
+        Body::IssuerPut(issuer()),
+        Body::IssuerRemove(IssuerIdBody { iss: issuer().iss }),
+    ]
+    .into_iter()
+    .map(|body| {
+        let s = Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*"]), body);
+        json!({
+            "payload": String::from_utf8(serde_json::to_vec(&s.record).unwrap()).unwrap(),
+            "compact": s.compact,
+            "hash": s.hash,
+        })
+    })
+    .collect();
     json!({
         "description": "m2mguard status feed vectors (docs/feed.md); keys are fixed test keys, never use them",
         "feed": FEED,
@@ -364,6 +398,8 @@ fn vectors() -> Value {
             {"why": "a head where a record is expected", "typ": "m2mguard-record", "compact": head.sign(&feed_key())},
             {"why": "aud mixes \"*\" with a gateway id", "typ": "m2mguard-record", "compact": Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*", "gw-a"]), bodies().remove(0).1).compact},
             {"why": "an empty node id", "typ": "m2mguard-record", "compact": Signed::sign(&feed_key(), header(1, ZERO_HASH, &["*"]), Body::NodeRemove(IdBody { id: String::new() })).compact},
+            {"why": "issuer.put with alg ES256", "typ": "m2mguard-record", "compact": bad_issuer[0]},
+            {"why": "issuer.put with an uppercase key", "typ": "m2mguard-record", "compact": bad_issuer[1]},
         ],
         "removed": {
             "record": {
@@ -376,7 +412,18 @@ fn vectors() -> Value {
                 "compact": removed_snapshot.sign(&feed_key()),
             },
         },
+        "issuer_records": issuer_records,
     })
+}
+
+/// The token issuer of the vectors: the public key of the seed 0x44... (see das.json).
+fn issuer() -> IssuerBody {
+    IssuerBody {
+        iss: "das-test".into(),
+        alg: "EdDSA".into(),
+        key: keys::hex(SigningKey::from_seed(&[0x44; 32]).public().raw()),
+        max_uses: None,
+    }
 }
 
 #[test]

@@ -114,13 +114,14 @@ impl MessageChecks {
         )
     }
 
-    /// What to add to an allowed request: a check value, if its node has an insert key.
+    /// What to add to an allowed request: the token the gateway attached, if it did; a check
+    /// value, if its node has an insert key.
     pub fn insert(&self, p: &Primitive) -> Result<Vec<Addition>, Denial> {
-        Ok(self
-            .inserter
-            .aus(p, &self.keys.ring())?
-            .map(Addition::CheckValue)
+        let token = p.security.attached.clone().map(Addition::Token);
+        let aus = self.inserter.aus(p, &self.keys.ring())?;
+        Ok(token
             .into_iter()
+            .chain(aus.map(Addition::CheckValue))
             .collect())
     }
 

@@ -107,6 +107,12 @@ impl Denial {
         Denial { stage, reason }
     }
 
+    /// A token-stage denial made before the guard: a token id not resolved at the authority
+    /// ([`crate::das`]).
+    pub fn token(reason: Reason) -> Self {
+        Denial::new(Stage::Token, reason)
+    }
+
     /// A target that was not resolved (decided outside the guard: it is no decision on the
     /// request, only the refusal to decide on a name that is not known).
     pub fn unresolved(unresolved: crate::target::resolve::Unresolved) -> Self {
@@ -144,6 +150,9 @@ pub enum Addition {
     /// [`super::checks::MessageChecks::insert`]): HTTP header `X-M2M-AS`, CoAP option 339, MQTT
     /// JSON member `aus`.
     CheckValue(String),
+    /// An access-control token the gateway obtained for a legacy device ([`crate::das`]):
+    /// HTTP `Authorization: Bearer`, CoAP Uri-Query `tkns=`, MQTT member `tkns`.
+    Token(String),
 }
 
 /// Proof that the guard allowed one request. Not `Clone`: one permit, one forward.

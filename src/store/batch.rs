@@ -2,7 +2,7 @@
 //! [`Store::apply`](super::Store::apply) in one atomic, durable step — what the IN sync
 //! needs to apply a page of the feed and remember where it stopped, all or nothing.
 
-use super::{Node, StoreError};
+use super::{FeedIssuer, Node, StoreError};
 use crate::security::CheckKey;
 
 /// One change to the repository.
@@ -19,6 +19,10 @@ pub enum Change {
     RemoveKey(String),
     /// Revokes access-control token `jti` (at Unix seconds `at`); already revoked stays so.
     RevokeToken { jti: String, at: u64 },
+    /// Adds or replaces the token issuer with this `iss` (from the feed).
+    PutIssuer(FeedIssuer),
+    /// Removes the token issuer with this `iss` (nothing if there is none).
+    RemoveIssuer(String),
 }
 
 /// Changes applied in order (a later change to the same record wins), then the cursor.
@@ -59,6 +63,23 @@ impl Batch {
             at,
         });
         self
+    }
+
+    pub fn put_issuer(mut self, issuer: FeedIssuer) -> Self {
+        self.changes.push(Change::PutIssuer(issuer));
+        self
+    }
+
+    pub fn remove_issuer(mut self, iss: &str) -> Self {
+        self.changes.push(Change::RemoveIssuer(iss.to_owned()));
+        self
+    }
+
+    /// Whether the batch changes the feed's token issuers.
+    pub fn touches_issuers(&self) -> bool {
+        self.changes
+            .iter()
+            .any(|c| matches!(c, Change::PutIssuer(_) | Change::RemoveIssuer(_)))
     }
 
     /// The feed position this batch brings the repository to.

@@ -126,7 +126,11 @@ fn next_ring(current: &KeyRing, batch: &Batch) -> Result<Option<KeyRing>, StoreE
                 changed = true;
             }
             Change::RemoveKey(id) => changed |= records.remove(id.as_str()).is_some(),
-            Change::PutNode(_) | Change::RemoveNode(_) | Change::RevokeToken { .. } => {}
+            Change::PutNode(_)
+            | Change::RemoveNode(_)
+            | Change::RevokeToken { .. }
+            | Change::PutIssuer(_)
+            | Change::RemoveIssuer(_) => {}
         }
     }
     if !changed {

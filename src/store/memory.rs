@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use super::{Batch, Change, Node, Store, StoreError};
+use super::{Batch, Change, FeedIssuer, Node, Store, StoreError};
 use crate::security::CheckKey;
 
 #[derive(Default)]
@@ -20,6 +20,7 @@ struct State {
     marks: BTreeMap<String, u64>,
     revoked_tokens: BTreeMap<String, u64>,
     token_uses: BTreeMap<String, u64>,
+    issuers: BTreeMap<String, FeedIssuer>,
     cursor: Option<Vec<u8>>,
 }
 
@@ -71,6 +72,12 @@ impl Store for MemoryStore {
                     Change::RevokeToken { jti, at } => {
                         s.revoked_tokens.entry(jti.clone()).or_insert(*at);
                     }
+                    Change::PutIssuer(issuer) => {
+                        s.issuers.insert(issuer.iss.clone(), issuer.clone());
+                    }
+                    Change::RemoveIssuer(iss) => {
+                        s.issuers.remove(iss);
+                    }
                 }
             }
             if let Some(cursor) = batch.cursor() {
@@ -103,5 +110,9 @@ impl Store for MemoryStore {
             *uses = uses.saturating_add(n);
             *uses
         }))
+    }
+
+    fn issuers(&self) -> Result<Vec<FeedIssuer>, StoreError> {
+        Ok(self.with(|s| s.issuers.values().cloned().collect()))
     }
 }

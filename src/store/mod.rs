@@ -148,6 +148,16 @@ pub struct Registered {
     pub policies: Vec<String>,
 }
 
+/// A token issuer the feed trusts (`issuer.put`, docs/feed.md): its `iss`, Ed25519 public
+/// key (64 lowercase hex digits) and default use limit. Kept in the `feed` tree as
+/// `issuer:<iss>`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FeedIssuer {
+    pub iss: String,
+    pub key: String,
+    pub max_uses: Option<u64>,
+}
+
 /// A node as the configuration declares it; its status is the repository's.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct NodeSeed {
@@ -180,4 +190,6 @@ pub trait Store: Send + Sync + 'static {
     fn token_revoked(&self, jti: &str) -> Result<bool, StoreError>;
     /// Adds `n` to token `jti`'s reserved uses, durably, and returns the new total.
     fn reserve_token_uses(&self, jti: &str, n: u64) -> Result<u64, StoreError>;
+    /// The token issuers the feed gave, in byte order of `iss`.
+    fn issuers(&self) -> Result<Vec<FeedIssuer>, StoreError>;
 }

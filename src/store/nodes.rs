@@ -100,6 +100,11 @@ impl Nodes {
         self.store.nodes()
     }
 
+    /// The feed's token issuers the repository holds (see [`Store::issuers`]).
+    pub fn issuers(&self) -> Result<Vec<super::FeedIssuer>, StoreError> {
+        self.store.issuers()
+    }
+
     /// The node that registered with the certificate identity `identity`, if one is enrolled
     /// (from memory; see [`Bindings`]).
     pub fn bound_to(&self, identity: &str) -> Result<Option<String>, StoreError> {

@@ -10,17 +10,37 @@ use super::{Batch, Keys, Node, Nodes, StoreError};
 pub struct Repository {
     nodes: Arc<Nodes>,
     keys: Arc<Keys>,
+    /// Told after a batch that changed the feed's token issuers was applied.
+    on_issuers: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 impl Repository {
     /// `nodes` and `keys` must sit on the same [`super::Store`].
     pub fn new(nodes: Arc<Nodes>, keys: Arc<Keys>) -> Self {
-        Repository { nodes, keys }
+        Repository {
+            nodes,
+            keys,
+            on_issuers: None,
+        }
+    }
+
+    /// Calls `reload` after every batch that changes the feed's token issuers, so that the
+    /// token stage trusts exactly what is on disk before `apply` returns.
+    pub fn on_issuers(mut self, reload: impl Fn() + Send + Sync + 'static) -> Self {
+        self.on_issuers = Some(Box::new(reload));
+        self
     }
 
     /// Applies `batch`: checked, written and flushed at once, then in force.
     pub fn apply(&self, batch: &Batch) -> Result<(), StoreError> {
-        self.nodes.apply_with(batch, || self.keys.apply_all(batch))
+        self.nodes
+            .apply_with(batch, || self.keys.apply_all(batch))?;
+        if batch.touches_issuers() {
+            if let Some(reload) = &self.on_issuers {
+                reload();
+            }
+        }
+        Ok(())
     }
 
     /// Puts `node` into the repository only if `allowed` says so of what holds its id and

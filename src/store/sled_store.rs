@@ -3,7 +3,8 @@
 //! it: see [`crate::security`] on protection at rest); `feed` (`cursor` → the feed cursor as
 //! given); `sequence_marks` (check-value key id → persisted sequence bound), `revoked_tokens`
 //! (token id → revocation time) and `token_uses` (token id → uses reserved so far), all three
-//! with big-endian `u64` values. Every write is flushed before it returns; a [`Batch`] is one
+//! with big-endian `u64` values; the feed's token issuers are in `feed` too, as
+//! `issuer:<iss>` → JSON [`FeedIssuer`]. Every write is flushed before it returns; a [`Batch`] is one
 //! sled transaction across `nodes`, `check_keys`, `feed` and `revoked_tokens`. The repository directory is
 //! restricted to its owner (0700) when opened.
 
@@ -16,10 +17,11 @@ use serde::{Deserialize, Serialize};
 use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
-use super::{Batch, Change, Node, Store, StoreError};
+use super::{Batch, Change, FeedIssuer, Node, Store, StoreError};
 use crate::security::{CheckKey, KeyOrigin, Secret};
 
 const CURSOR: &[u8] = b"cursor";
+const ISSUER: &[u8] = b"issuer:";
 
 pub struct SledStore {
     db: sled::Db,
@@ -151,6 +153,7 @@ enum Write {
     RemoveKey(Vec<u8>),
     RemoveNode(Vec<u8>),
     Revoke(Vec<u8>, [u8; 8]),
+    Feed(Vec<u8>, Option<Vec<u8>>),
 }
 
 fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
@@ -166,12 +169,24 @@ fn encode(batch: &Batch) -> Result<Vec<Write>, StoreError> {
                 Change::RevokeToken { jti, at } => {
                     Write::Revoke(jti.clone().into_bytes(), at.to_be_bytes())
                 }
+                Change::PutIssuer(i) => Write::Feed(
+                    issuer_key(&i.iss),
+                    Some(serde_json::to_vec(i).map_err(|e| StoreError::Corrupt {
+                        key: i.iss.clone(),
+                        detail: e.to_string(),
+                    })?),
+                ),
+                Change::RemoveIssuer(iss) => Write::Feed(issuer_key(iss), None),
             })
         })
         .collect()
 }
 
-fn decode(key: &[u8], value: &[u8]) -> Result<Node, StoreError> {
+fn issuer_key(iss: &str) -> Vec<u8> {
+    [ISSUER, iss.as_bytes()].concat()
+}
+
+fn decode<T: serde::de::DeserializeOwned>(key: &[u8], value: &[u8]) -> Result<T, StoreError> {
     serde_json::from_slice(value).map_err(|e| StoreError::Corrupt {
         key: String::from_utf8_lossy(key).into_owned(),
         detail: e.to_string(),
@@ -232,6 +247,8 @@ impl Store for SledStore {
                             Some(first) => Some(first),
                             None => revoked.insert(k.as_slice(), &at[..])?,
                         },
+                        Write::Feed(k, Some(v)) => feed.insert(k.as_slice(), v.as_slice())?,
+                        Write::Feed(k, None) => feed.remove(k.as_slice())?,
                     };
                 }
                 if let Some(cursor) = cursor {
@@ -290,6 +307,16 @@ impl Store for SledStore {
                 key: jti.to_owned(),
                 detail: "use count is not an 8-byte counter".into(),
             })
+    }
+
+    fn issuers(&self) -> Result<Vec<FeedIssuer>, StoreError> {
+        self.feed
+            .scan_prefix(ISSUER)
+            .map(|entry| {
+                let (k, v) = entry?;
+                decode(&k, &v)
+            })
+            .collect()
     }
 }
 

@@ -81,6 +81,8 @@ fn a_batch_with_a_bad_record_applies_nothing() {
                 Change::RemoveKey(id) => batch.remove_key(&id),
                 Change::RemoveNode(id) => batch.remove_node(&id),
                 Change::RevokeToken { jti, at } => batch.revoke_token(&jti, at),
+                Change::PutIssuer(i) => batch.put_issuer(i),
+                Change::RemoveIssuer(iss) => batch.remove_issuer(&iss),
             };
             let batch = batch.revoke_token("t1", 5);
             let e = store.apply(&batch).unwrap_err();

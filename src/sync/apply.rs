@@ -1,13 +1,13 @@
 //! From verified feed records (or a snapshot) to one repository [`Batch`]: node records with
 //! their registration provenance kept, keys with their secrets unsealed for this gateway,
-//! token revocations, and the gateway's own status. Nothing is written here.
+//! token revocations, token issuers, and the gateway's own status. Nothing is written here.
 
 use std::collections::{HashMap, HashSet};
 
-use crate::feed::record::KeyBody;
+use crate::feed::record::{IssuerBody, KeyBody};
 use crate::feed::{Body, FeedError, GatewayStatus, NodeBody, SealingKey, Signed, Snapshot};
 use crate::security::{CheckKey, KeyOrigin, Secret};
-use crate::store::{Batch, Node, Nodes, StoreError};
+use crate::store::{Batch, FeedIssuer, Node, Nodes, StoreError};
 
 /// What applying some records changes.
 pub struct Changes {
@@ -78,6 +78,8 @@ pub fn records(
             Body::TokenRevoke(body) => batch = batch.revoke_token(&body.jti, now),
             Body::GatewayPut(body) if body.id == me => gateway = Some(body.status),
             Body::GatewayPut(_) => {}
+            Body::IssuerPut(body) => batch = batch.put_issuer(issuer(body)),
+            Body::IssuerRemove(body) => batch = batch.remove_issuer(&body.iss),
         }
     }
     Ok(Changes::new(batch, gateway, records.len()))
@@ -119,7 +121,24 @@ pub fn snapshot(
     for jti in &snapshot.revoked {
         batch = batch.revoke_token(jti, now);
     }
+    let issuers: HashSet<&str> = snapshot.issuers.iter().map(|i| i.iss.as_str()).collect();
+    for old in nodes.issuers()? {
+        if !issuers.contains(old.iss.as_str()) {
+            batch = batch.remove_issuer(&old.iss);
+        }
+    }
+    for body in &snapshot.issuers {
+        batch = batch.put_issuer(issuer(body));
+    }
     Ok(Changes::new(batch, Some(snapshot.status), 0))
+}
+
+fn issuer(body: &IssuerBody) -> FeedIssuer {
+    FeedIssuer {
+        iss: body.iss.clone(),
+        key: body.key.clone(),
+        max_uses: body.max_uses,
+    }
 }
 
 /// The node as the feed says, keeping how it registered through this gateway (if it did)

@@ -19,6 +19,8 @@ use crate::feed::record::{MAX_HEAD, MAX_RECORD, MAX_SNAPSHOT};
 pub const PAGE: u64 = 1000;
 /// Largest list of held checkpoints read (the authority keeps at most 1000 per gateway).
 const MAX_CHECKPOINTS_ANSWER: usize = 4 * 1024 * 1024;
+/// Largest answer to a token request or look-up (a token is at most 8 KiB).
+const MAX_TOKEN_ANSWER: usize = 16 * 1024;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -132,6 +134,29 @@ impl Client {
             .body(Full::new(Bytes::from(body)))
             .map_err(|e| ClientError::Unreachable(e.to_string()))?;
         self.send(what, request, 4096, Duration::ZERO).await
+    }
+
+    /// A token from the authority's DAS on a node's behalf (docs/authority.md "Tokens"):
+    /// the answer's JSON text.
+    pub async fn obtain_token(&self, body: String) -> Result<String, ClientError> {
+        let request = Request::builder()
+            .method(Method::POST)
+            .uri(self.uri("/v1/das/tokens")?)
+            .header(http::header::CONTENT_TYPE, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|e| ClientError::Unreachable(e.to_string()))?;
+        self.send("token request", request, MAX_TOKEN_ANSWER, Duration::ZERO)
+            .await
+    }
+
+    /// The token the authority issued as `jti` (a `tids` entry): the answer's JSON text.
+    pub async fn token(&self, jti: &str) -> Result<String, ClientError> {
+        let path = format!(
+            "/v1/das/tokens/{}",
+            percent_encoding::utf8_percent_encode(jti, percent_encoding::NON_ALPHANUMERIC)
+        );
+        self.get("token", &path, MAX_TOKEN_ANSWER, Duration::ZERO)
+            .await
     }
 
     /// The audit checkpoints the authority holds for this gateway (docs/authority.md), as

@@ -204,6 +204,7 @@ fn a_snapshot_replaces_what_the_feed_gave_and_keeps_registrations() {
         nodes: vec![node_body("Ckept", NodeStatus::Active)],
         keys: vec![key_body("kkept", "Ckept", &[ME])],
         revoked: vec!["t9".into()],
+        issuers: vec![],
     };
     let keys: Vec<_> = repo.keys().ring().records().cloned().collect();
     let changes = apply::snapshot(&snapshot, ME, &seal_key(), repo.nodes(), &keys, 3).unwrap();

@@ -122,6 +122,27 @@ impl Setup {
         String::from_utf8(out.stdout).unwrap()
     }
 
+    /// `authority key add --id <id> --node <node>` with `secret` (through a key file).
+    pub async fn add_key(&self, id: &str, node: &str, secret: &[u8]) {
+        let dir = self.dir.path();
+        let file = super::key_file(dir, &format!("{id}.secret"), secret);
+        let out = dir.join(format!("{id}.out"));
+        let (file, out) = (file.to_str().unwrap(), out.to_str().unwrap());
+        self.ok(&[
+            "key",
+            "add",
+            "--id",
+            id,
+            "--node",
+            node,
+            "--secret-file",
+            file,
+            "--secret-out",
+            out,
+        ])
+        .await;
+    }
+
     /// `authority gateway add --id <id>` and its kit.
     pub async fn gateway(&self, id: &str) -> Gateway {
         let out = self.dir.path().join(id);

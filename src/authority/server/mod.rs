@@ -15,6 +15,7 @@ pub mod anchor_api;
 pub mod auth;
 pub mod console;
 pub mod enrol_api;
+pub mod das_api;
 pub mod feed_api;
 pub mod operator_api;
 pub mod reply;
@@ -61,6 +62,8 @@ pub struct Context {
     pub ca: Ca,
     pub enrol_code_ttl_s: u64,
     pub guesses: enrol_api::Guesses,
+    /// `[das]`: the token service, if configured.
+    pub das: Option<Arc<super::das::Das>>,
 }
 
 /// Serves until `stop` is cancelled.
@@ -155,6 +158,9 @@ where
             _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
         };
     }
+    if das_api::is_node_request(&parts, identity) {
+        return das_api::for_node(context, body).await;
+    }
     let caller = match authenticate(&parts.headers, identity, &context.token, &context.feed) {
         Ok(caller) => caller,
         Err(refusal) => return refusal.answer(),
@@ -175,6 +181,7 @@ where
         (["feed", "ack"], Caller::Gateway(gw)) if method == Method::POST => {
             feed_api::ack(feed, gw, body).await
         }
+        (["das", ..], _) => das_api::route(context, method, &names, &caller, body).await,
         (["audit", "checkpoints"], Caller::Gateway(gw)) if method == Method::POST => {
             anchor_api::put(feed, gw, body).await
         }

@@ -108,6 +108,7 @@ pub fn decode(
             tokens: query_list(&queries, "tkns"),
             token_ids: query_list(&queries, "tids"),
             aus: text(packet, AUS)?,
+            attached: None,
         },
         peer,
     })

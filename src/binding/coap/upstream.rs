@@ -44,13 +44,17 @@ fn consume_tokens(packet: &mut Packet) {
     }
 }
 
-/// Puts the guard's additions on the request: a check value as option 339 (`aus`).
+/// Puts the guard's additions on the request: a check value as option 339 (`aus`), an
+/// attached token as Uri-Query `tkns=`.
 fn apply(packet: &mut Packet, additions: &[Addition]) {
     for addition in additions {
         match addition {
             Addition::CheckValue(aus) => {
                 packet.clear_option(CoapOption::Unknown(AUS));
                 packet.add_option(CoapOption::Unknown(AUS), aus.as_bytes().to_vec());
+            }
+            Addition::Token(jwt) => {
+                packet.add_option(CoapOption::UriQuery, format!("tkns={jwt}").into_bytes());
             }
         }
     }
@@ -76,6 +80,10 @@ impl Relay {
     ) {
         let follow_up = permitted.take_follow_up().map(std::sync::Arc::new);
         let (mut packet, additions, record) = permitted.into_parts();
+        if !self.forward_tokens {
+            consume_tokens(&mut packet);
+        }
+        // After the consuming: an attached token is for the upstream.
         apply(&mut packet, &additions);
         let client_token = packet.get_token().to_vec();
         let observe = match packet.get_observe_value() {
@@ -114,9 +122,6 @@ impl Relay {
         packet.header.message_id = mid;
         packet.set_token(token.to_be_bytes().to_vec());
         packet.clear_option(CoapOption::Unknown(ECHO));
-        if !self.forward_tokens {
-            consume_tokens(&mut packet);
-        }
         let Ok(bytes) = packet.to_bytes_unlimited() else {
             if let Some(record) = route.record.take() {
                 record.failed(UpstreamFailure::Request("unencodable".into()));

@@ -82,6 +82,7 @@ pub fn decode(
             tokens: tokens(headers)?,
             token_ids: query_list(parts.uri.query(), "tids"),
             aus: header(headers, SIGNATURE)?.map(str::to_owned),
+            attached: None,
         },
         peer,
     })

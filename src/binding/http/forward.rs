@@ -175,7 +175,8 @@ impl Upstream {
     }
 }
 
-/// Puts the guard's additions on the request's headers: a check value as `X-M2M-AS`.
+/// Puts the guard's additions on the request's headers: a check value as `X-M2M-AS`, an
+/// attached token as `Authorization: Bearer` (unless the request has an `Authorization`).
 fn apply(headers: &mut HeaderMap, additions: &[Addition]) -> Result<(), UpstreamError> {
     for addition in additions {
         match addition {
@@ -184,6 +185,13 @@ fn apply(headers: &mut HeaderMap, additions: &[Addition]) -> Result<(), Upstream
                     .map_err(|e| UpstreamError::Request(format!("inserted check value: {e}")))?;
                 headers.insert(SIGNATURE, value);
             }
+            // Attached only to requests that carried no token; another scheme stays.
+            Addition::Token(jwt) if !headers.contains_key(http::header::AUTHORIZATION) => {
+                let value = HeaderValue::from_str(&format!("Bearer {jwt}"))
+                    .map_err(|e| UpstreamError::Request(format!("attached token: {e}")))?;
+                headers.insert(http::header::AUTHORIZATION, value);
+            }
+            Addition::Token(_) => {}
         }
     }
     Ok(())

@@ -85,6 +85,7 @@ pub fn primitive(
             tokens: list(object, "tkns")?,
             token_ids: list(object, "tids")?,
             aus: optional(object, "aus")?,
+            attached: None,
         },
         peer,
     })

@@ -31,13 +31,14 @@ pub fn publish(permitted: Permitted<Publish>, to_broker: &mut BytesMut) -> Resul
 }
 
 /// Puts the guard's additions into the request primitive a PUBLISH carries: a check value as
-/// its member `aus`. `false` if there are additions and the payload is no request primitive.
+/// its member `aus`, an attached token as `tkns`. `false` if there are additions and the payload is no request primitive.
 fn apply(publish: &mut Publish, additions: &[Addition]) -> bool {
     if additions.is_empty() {
         return true;
     }
     let members = additions.iter().map(|addition| match addition {
         Addition::CheckValue(aus) => ("aus", Value::String(aus.clone())),
+        Addition::Token(jwt) => ("tkns", Value::Array(vec![Value::String(jwt.clone())])),
     });
     let format = topic::request(&publish.topic).map(|t| t.format);
     match format.and_then(|f| with_members(&publish.payload, f, members)) {

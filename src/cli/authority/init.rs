@@ -1,7 +1,7 @@
 //! `m2mguard authority init`: a new authority directory — `authority.toml`, the feed key
 //! (`feed.key` 0600, `feed.pub`), a CA (`ca.crt`, `ca.key` 0600), a server certificate for the
-//! names given (`server.crt`, `server.key` 0600) and the operator token (`operator.token`
-//! 0600). Nothing is overwritten: if any of these files exists, nothing is written.
+//! names given (`server.crt`, `server.key` 0600), the operator token (`operator.token`
+//! 0600) and the token key of `[das]` (`das.key` 0600). Nothing is overwritten: if any of these files exists, nothing is written.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -32,9 +32,10 @@ pub struct Init {
     names: Vec<String>,
 }
 
-const FILES: [&str; 9] = [
+const FILES: [&str; 10] = [
     "authority.toml",
     "feed.key",
+    "das.key",
     "feed.pub",
     "ca.crt",
     "ca.key",
@@ -74,8 +75,10 @@ pub fn init(args: Init) -> Result<(), Failure> {
             "listen = \"127.0.0.1:7443\"",
             &format!("listen = \"{}\"", args.listen),
         );
-    let writes: [(&str, &str, bool); 8] = [
+    let das_seed = fresh_key_hex();
+    let writes: [(&str, &str, bool); 9] = [
         ("feed.key", &feed_seed, true),
+        ("das.key", &das_seed, true),
         ("feed.pub", &feed_pub, false),
         ("ca.crt", &ca_files.cert_pem, false),
         ("ca.key", &ca_files.key_pem, true),

@@ -14,6 +14,10 @@ pub struct TokensConfig {
     pub cache_entries: u64,
     /// `tqf`: where clients obtain tokens, sent with a token denial.
     pub token_request_info: Option<String>,
+    /// Token ids (`tids`) are resolved at the authority (with `[sync]`).
+    pub resolve_ids: bool,
+    /// Tokens the gateway obtains on behalf of legacy devices.
+    pub obtain: Vec<ObtainConfig>,
     pub issuers: Vec<IssuerConfig>,
 }
 
@@ -23,6 +27,8 @@ impl Default for TokensConfig {
             max_skew: Duration::from_secs(30),
             cache_entries: 10_000,
             token_request_info: None,
+            resolve_ids: true,
+            obtain: Vec::new(),
             issuers: Vec::new(),
         }
     }
@@ -58,6 +64,8 @@ impl TokenAlgorithm {
 pub enum IssuerKey {
     /// An Ed25519 public key, SubjectPublicKeyInfo PEM.
     Ed25519Pem(Vec<u8>),
+    /// An Ed25519 public key as the JWK `x`: base64url of the raw 32 bytes (from the feed).
+    Ed25519X(String),
     /// A P-256 public key, SubjectPublicKeyInfo PEM.
     P256Pem(Vec<u8>),
     /// The shared HMAC secret.
@@ -68,7 +76,7 @@ impl IssuerKey {
     /// The one algorithm this key verifies.
     pub fn algorithm(&self) -> TokenAlgorithm {
         match self {
-            IssuerKey::Ed25519Pem(_) => TokenAlgorithm::EdDsa,
+            IssuerKey::Ed25519Pem(_) | IssuerKey::Ed25519X(_) => TokenAlgorithm::EdDsa,
             IssuerKey::P256Pem(_) => TokenAlgorithm::Es256,
             IssuerKey::Hmac(_) => TokenAlgorithm::Hs256,
         }
@@ -95,4 +103,17 @@ impl IssuerConfig {
             max_uses,
         }
     }
+}
+
+/// One `[[tokens.obtain]]`: the gateway obtains tokens for `node` from the authority and
+/// attaches one to the node's requests that carry none.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObtainConfig {
+    pub node: String,
+    /// The audience to ask for: this gateway's CSE-ID and the upstream's.
+    pub aud: Vec<String>,
+    /// The resources the token is for (`tkps` `ris`), as the policy sees `resource.path`.
+    pub ris: Vec<String>,
+    /// Operation names (`create`, `retrieve`, ...).
+    pub ops: Vec<String>,
 }

@@ -17,6 +17,7 @@
 
 mod config;
 mod grant;
+mod trust;
 mod uses;
 mod verify;
 
@@ -29,9 +30,10 @@ use sha2::{Digest, Sha256};
 use super::{Denial, Reason, Stage, TokenGrant};
 use crate::primitive::Primitive;
 use crate::store::{Store, StoreError};
-pub use config::{IssuerConfig, IssuerKey, TokenAlgorithm, TokensConfig};
+pub use config::{IssuerConfig, IssuerKey, ObtainConfig, TokenAlgorithm, TokensConfig};
+use trust::Trust;
 use uses::{UseError, Uses};
-use verify::{Issuer, Verified};
+use verify::Verified;
 pub use verify::{TokenError, MAX_ID_CHARS, MAX_TOKEN_BYTES};
 
 /// At most this many tokens in one request.
@@ -41,11 +43,12 @@ pub const MAX_TOKENS: usize = 8;
 const CACHE_TTL: Duration = Duration::from_secs(3600);
 
 pub struct Tokens {
-    issuers: Vec<Issuer>,
+    trust: Trust,
     audience: String,
     max_skew_s: u64,
     request_info: Option<String>,
-    cache: Cache<[u8; 32], Arc<Verified>>,
+    /// Verified tokens with the generation of the trusted issuers they were verified under.
+    cache: Cache<[u8; 32], (u64, Arc<Verified>)>,
     /// `None` only for [`Tokens::none`], which has no issuers and so never reaches it.
     store: Option<Arc<dyn Store>>,
     uses: Uses,
@@ -58,26 +61,48 @@ impl Tokens {
         audience: &str,
         store: Arc<dyn Store>,
     ) -> Result<Self, String> {
-        let issuers = config
-            .issuers
-            .iter()
-            .map(Issuer::new)
-            .collect::<Result<_, _>>()?;
-        Ok(Tokens {
-            issuers,
+        let tokens = Tokens {
+            trust: Trust::new(config.issuers.clone())?,
             audience: audience.to_owned(),
             max_skew_s: config.max_skew.as_secs(),
             request_info: config.token_request_info.clone(),
             cache: cache(config.cache_entries),
             store: Some(store),
             uses: Uses::new(config.cache_entries),
-        })
+        };
+        tokens.reload_issuers();
+        Ok(tokens)
+    }
+
+    /// Reads the feed's token issuers from the repository and trusts exactly those (beside
+    /// the configured ones) from the next token on. A repository that cannot be read trusts
+    /// no feed issuer (fail closed).
+    pub fn reload_issuers(&self) {
+        let Some(store) = &self.store else {
+            return;
+        };
+        let feed = store.issuers().unwrap_or_else(|e| {
+            tracing::error!(error = %e, "tokens: feed issuers unreadable; none trusted");
+            Vec::new()
+        });
+        self.trust.replace_feed(&feed);
+        self.cache.invalidate_all();
+    }
+
+    /// Whether `token` would pass the stage for `holder` now, without counting a use: its
+    /// `exp` if so. For tokens the gateway obtained itself, before it attaches one.
+    pub fn accepts(&self, token: &str, holder: &str, now: SystemTime) -> Result<u64, TokenError> {
+        let now_s = now.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let v = self
+            .verified(token)
+            .and_then(|v| self.admit(v, holder, now_s))?;
+        Ok(v.exp)
     }
 
     /// No issuers: every presented token is refused (unknown issuer); none is required.
     pub fn none() -> Self {
         Tokens {
-            issuers: Vec::new(),
+            trust: Trust::new(Vec::new()).expect("no issuers"),
             audience: String::new(),
             max_skew_s: 0,
             request_info: None,
@@ -141,7 +166,9 @@ impl Tokens {
         };
         let jti = jti.to_owned();
         // Registered with support_invalidation_closures: cannot fail.
-        let _ = self.cache.invalidate_entries_if(move |_, v| v.jti == jti);
+        let _ = self
+            .cache
+            .invalidate_entries_if(move |_, (_, v)| v.jti == jti);
         Ok(fresh)
     }
 
@@ -150,11 +177,14 @@ impl Tokens {
             return Err(TokenError::TooLarge);
         }
         let key: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some(hit) = self.cache.get(&key) {
-            return Ok(hit);
+        let trusted = self.trust.current();
+        match self.cache.get(&key) {
+            Some((generation, hit)) if generation == trusted.generation => return Ok(hit),
+            _ => {}
         }
-        let verified = Arc::new(verify::verify(token, &self.issuers, &self.audience)?);
-        self.cache.insert(key, verified.clone());
+        let verified = Arc::new(verify::verify(token, &trusted, &self.audience)?);
+        self.cache
+            .insert(key, (trusted.generation, verified.clone()));
         Ok(verified)
     }
 
@@ -199,7 +229,7 @@ fn repository(e: StoreError) -> TokenError {
     TokenError::Repository(e.to_string())
 }
 
-fn cache(entries: u64) -> Cache<[u8; 32], Arc<Verified>> {
+fn cache(entries: u64) -> Cache<[u8; 32], (u64, Arc<Verified>)> {
     Cache::builder()
         .max_capacity(entries)
         .time_to_live(CACHE_TTL)

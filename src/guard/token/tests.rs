@@ -35,6 +35,8 @@ fn kit() -> Kit {
         max_skew: Duration::from_secs(30),
         cache_entries: 100,
         token_request_info: Some("http://127.0.0.1:1/das".into()),
+        resolve_ids: true,
+        obtain: Vec::new(),
         issuers: vec![
             IssuerConfig::new("/id-in/das-ed", ed_key, None),
             IssuerConfig::new("/id-in/das-ec", ec_key, None),

@@ -19,6 +19,7 @@ use serde::Deserialize;
 use serde_json::Value;
 
 use super::grant;
+use super::trust::Trusted;
 use super::{IssuerConfig, IssuerKey, TokenAlgorithm};
 use crate::guard::TokenGrant;
 
@@ -41,6 +42,10 @@ pub enum TokenError {
     Unsigned,
     #[error("issuer {0:?} is not configured")]
     UnknownIssuer(String),
+    #[error("issuer {0:?} is both configured and in the feed: refused")]
+    IssuerClash(String),
+    #[error("token id {0:?} is not known at the authority")]
+    UnknownId(String),
     #[error("alg {alg:?} is not on the list of issuer {iss:?}")]
     AlgorithmNotAllowed { alg: String, iss: String },
     #[error("signature does not verify")]
@@ -80,6 +85,7 @@ impl Issuer {
     pub fn new(config: &IssuerConfig) -> Result<Self, String> {
         let key = match &config.key {
             IssuerKey::Ed25519Pem(pem) => DecodingKey::from_ed_pem(pem),
+            IssuerKey::Ed25519X(x) => DecodingKey::from_ed_components(x),
             IssuerKey::P256Pem(pem) => DecodingKey::from_ec_pem(pem),
             IssuerKey::Hmac(secret) => Ok(DecodingKey::from_secret(secret.expose())),
         }
@@ -160,7 +166,8 @@ struct Claims {
 }
 
 /// Verifies everything about `token` that does not depend on the request or the clock.
-pub fn verify(token: &str, issuers: &[Issuer], audience: &str) -> Result<Verified, TokenError> {
+pub fn verify(token: &str, trusted: &Trusted, audience: &str) -> Result<Verified, TokenError> {
+    let issuers = &trusted.issuers;
     if token.len() > MAX_TOKEN_BYTES {
         return Err(TokenError::TooLarge);
     }
@@ -186,6 +193,9 @@ pub fn verify(token: &str, issuers: &[Issuer], audience: &str) -> Result<Verifie
     }
     let peek: Peek = json_part(body).ok_or(TokenError::Malformed("payload"))?;
     let iss = peek.iss.unwrap_or_default();
+    if trusted.clashes.contains(&iss) {
+        return Err(TokenError::IssuerClash(shortened(&iss)));
+    }
     let issuer = issuers
         .iter()
         .find(|i| i.iss == iss)
