@@ -42,7 +42,7 @@ STAGES = ["identity", "gateway", "status", "check_value", "replay", "token", "pl
           "policy", "audit", "target"]
 REASONS = """
 certificate_mismatch certificate_required certificate_bound unbound session_claims
-gateway_deactivated repository_stale audit_unavailable
+gateway_deactivated gateway_removed repository_stale audit_unavailable
 inactive unknown_originator registrant_only repository
 check_value_required check_value_malformed unknown_key key_not_enrolled mac_not_base64
 check_value_mismatch sequence_unavailable

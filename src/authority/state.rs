@@ -20,8 +20,8 @@ use sled::transaction::{ConflictableTransactionError, TransactionError};
 use sled::Transactional;
 
 use super::anchors::Anchors;
-use super::reports::Reports;
 use super::das::IssuedTokens;
+use super::reports::Reports;
 use crate::feed::record::{hash, ZERO_HASH};
 use crate::feed::{GatewayStatus, IssuerBody, NodeBody};
 

@@ -6,7 +6,7 @@
 use super::reason::Reason;
 
 /// Every reason name, in the order of [`Reason`]'s variants.
-pub const NAMES: [&str; 41] = [
+pub const NAMES: [&str; 42] = [
     "certificate_mismatch",
     "certificate_required",
     "certificate_bound",
@@ -48,6 +48,7 @@ pub const NAMES: [&str; 41] = [
     "policy_request",
     "unresolved",
     "unresolved_at_guard",
+    "gateway_removed",
 ];
 
 impl Reason {
@@ -99,6 +100,7 @@ impl Reason {
             Reason::PolicyRequest(_) => 38,
             Reason::Unresolved(_) => 39,
             Reason::UnresolvedAtGuard => 40,
+            Reason::GatewayRemoved => 41,
         }
     }
 }

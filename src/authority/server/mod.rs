@@ -14,8 +14,8 @@
 pub mod anchor_api;
 pub mod auth;
 pub mod console;
-pub mod enrol_api;
 pub mod das_api;
+pub mod enrol_api;
 pub mod feed_api;
 pub mod operator_api;
 pub mod reply;
@@ -158,7 +158,7 @@ where
             _ => error(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here"),
         };
     }
-    if das_api::is_node_request(&parts, identity) {
+    if das_api::is_node_request(&parts, identity.map(|p| p.cn.as_str())) {
         return das_api::for_node(context, body).await;
     }
     let caller = match authenticate(&parts.headers, identity, &context.token, &context.feed) {
