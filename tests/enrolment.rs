@@ -14,28 +14,8 @@ use http::Method;
 use m2mguard::authority::client::Client;
 use m2mguard::tls::KeyPair;
 
-use common::authority::{m2mguard_in, Setup};
+use common::authority::Setup;
 use common::sync::{eventually, Synced};
-
-/// `m2mguard enrol` against `setup`'s authority, from its directory.
-async fn enrol(setup: &Setup, id: &str, code: &Path, dir: &Path) -> Output {
-    let ca = setup.path("ca.crt");
-    let url = setup.url();
-    let args = [
-        "enrol",
-        "--authority",
-        &url,
-        "--ca",
-        ca.to_str().unwrap(),
-        "--id",
-        id,
-        "--code-file",
-        code.to_str().unwrap(),
-        "--dir",
-        dir.to_str().unwrap(),
-    ];
-    m2mguard_in(setup.dir.path(), &args).await
-}
 
 /// `authority gateway add --id ID --code-out FILE`; the code file's path.
 async fn invite(setup: &Setup, id: &str) -> PathBuf {
@@ -76,7 +56,7 @@ async fn an_enrolled_gateway_follows_the_feed_and_forwards_and_its_code_works_on
     std::fs::write(&wrong, format!("{}\n", "ab".repeat(32))).unwrap();
     std::fs::set_permissions(&wrong, std::fs::Permissions::from_mode(0o600)).unwrap();
     let dir = s.setup.dir.path().join("gw-e");
-    let out = enrol(&s.setup, "gw-e", &wrong, &dir).await;
+    let out = s.setup.enrol("gw-e", &wrong, &dir).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("401"), "{}", stderr(&out));
     assert!(
@@ -91,7 +71,7 @@ async fn an_enrolled_gateway_follows_the_feed_and_forwards_and_its_code_works_on
     );
 
     // The right one.
-    let out = enrol(&s.setup, "gw-e", &code, &dir).await;
+    let out = s.setup.enrol("gw-e", &code, &dir).await;
     assert!(out.status.success(), "{}", stderr(&out));
     assert_eq!(mode(&dir), 0o700);
     for private in ["sign.key", "seal.key", "client.key"] {
@@ -100,7 +80,7 @@ async fn an_enrolled_gateway_follows_the_feed_and_forwards_and_its_code_works_on
 
     // Used once: a second enrolment with it is refused.
     let again = s.setup.dir.path().join("gw-e2");
-    let out = enrol(&s.setup, "gw-e", &code, &again).await;
+    let out = s.setup.enrol("gw-e", &code, &again).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("used already"), "{}", stderr(&out));
     // ... and so is a new code for a gateway that holds credentials.
@@ -146,7 +126,7 @@ async fn only_the_certificate_signed_at_enrolment_authenticates_the_gateway() {
     let _authority = setup.start().await;
     let code = invite(&setup, "gw-p").await;
     let dir = setup.dir.path().join("gw-p");
-    let out = enrol(&setup, "gw-p", &code, &dir).await;
+    let out = setup.enrol("gw-p", &code, &dir).await;
     assert!(out.status.success(), "{}", stderr(&out));
 
     // Another certificate from the same CA with the same CN: refused.
@@ -180,11 +160,11 @@ async fn an_expired_code_is_refused_and_a_fresh_one_enrols() {
     let code = invite(&setup, "gw-x").await;
     tokio::time::sleep(std::time::Duration::from_millis(2100)).await;
     let dir = setup.dir.path().join("gw-x");
-    let out = enrol(&setup, "gw-x", &code, &dir).await;
+    let out = setup.enrol("gw-x", &code, &dir).await;
     assert!(!out.status.success());
     assert!(stderr(&out).contains("expired"), "{}", stderr(&out));
     let code = invite(&setup, "gw-x").await;
-    let out = enrol(&setup, "gw-x", &code, &dir).await;
+    let out = setup.enrol("gw-x", &code, &dir).await;
     assert!(out.status.success(), "{}", stderr(&out));
 }
 
@@ -216,10 +196,10 @@ async fn guesses_beyond_the_bound_are_answered_429_then_the_right_code_enrols() 
     assert!(reply.headers.contains_key("retry-after"));
     // The right code is not heard either while the bucket is empty ...
     let dir = setup.dir.path().join("gw-g");
-    let out = enrol(&setup, "gw-g", &code, &dir).await;
+    let out = setup.enrol("gw-g", &code, &dir).await;
     assert!(stderr(&out).contains("429"), "{}", stderr(&out));
     // ... and enrols once a guess is allowed again (one per 6 s).
     tokio::time::sleep(std::time::Duration::from_secs(6)).await;
-    let out = enrol(&setup, "gw-g", &code, &dir).await;
+    let out = setup.enrol("gw-g", &code, &dir).await;
     assert!(out.status.success(), "{}", stderr(&out));
 }

@@ -5,7 +5,6 @@
 
 mod common;
 
-use common::authority::m2mguard_in;
 use common::signed::KEY;
 use common::sync::{eventually, Synced};
 use m2mguard::config::Config;
@@ -83,24 +82,7 @@ async fn a_removed_gateway_wipes_its_secrets_refuses_everything_and_serves_after
         ])
         .await;
     let again = dir.join("gw-a-2");
-    let (ca, url) = (s.setup.path("ca.crt"), s.setup.url());
-    let enrolled = m2mguard_in(
-        &dir,
-        &[
-            "enrol",
-            "--authority",
-            &url,
-            "--ca",
-            ca.to_str().unwrap(),
-            "--id",
-            "gw-a",
-            "--code-file",
-            code.to_str().unwrap(),
-            "--dir",
-            again.to_str().unwrap(),
-        ],
-    )
-    .await;
+    let enrolled = s.setup.enrol("gw-a", &code, &again).await;
     assert!(
         enrolled.status.success(),
         "{}",

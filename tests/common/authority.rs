@@ -31,6 +31,26 @@ pub fn free_port() -> u16 {
 }
 
 impl Setup {
+    /// `m2mguard enrol` against this authority (its CA pinned), from its directory.
+    pub async fn enrol(&self, id: &str, code: &Path, dir: &Path) -> Output {
+        let ca = self.path("ca.crt");
+        let url = self.url();
+        let args = [
+            "enrol",
+            "--authority",
+            &url,
+            "--ca",
+            ca.to_str().unwrap(),
+            "--id",
+            id,
+            "--code-file",
+            code.to_str().unwrap(),
+            "--dir",
+            dir.to_str().unwrap(),
+        ];
+        m2mguard_in(self.dir.path(), &args).await
+    }
+
     /// `m2mguard authority init` on a free port, plus `extra` appended to authority.toml.
     pub async fn new(extra: &str) -> Setup {
         let dir = tempfile::tempdir().unwrap();
