@@ -7,7 +7,11 @@ Steps (each prints "ok  <check>" or "FAIL <check>: <detail>"):
   the page's own headers (CSP, X-Frame-Options) and no data in it before signing in;
   a wrong token refused with a clear error, and no data shown;
   the right token: nodes, gateways (confirmed seq, behind head, last ack), reports ("no reports"
-  while the authority answers 404 for /v1/reports, the rows otherwise);
+  while none has arrived);
+  forged check values as one node through the gateway, each refused, until the gateway's
+  [[reports.rules]] makes a report: its row in the panel within 20 s (gateway, node, counts by
+  stage, reason, rule), and nothing the requests carried in the panel's markup (content,
+  request id, check value) nor the token;
   a node whose id is markup shown as text (no element made from it, no script run);
   the filter finds one node; Deactivate, then Cancel: nothing published; Deactivate, Confirm:
   the gateway refuses that node (403 4103) while another node passes (200 2000);
@@ -16,7 +20,8 @@ Steps (each prints "ok  <check>" or "FAIL <check>: <detail>"):
   request, activated serves again; signing out forgets the token.
 
 Usage: console_check.py --console URL --token-file FILE --gateway URL --gateway-id ID
-       --spki BASE64 --driver-port PORT --screenshot PATH [--screenshot-state deactivated]
+       --spki BASE64 --driver-port PORT --screenshot PATH --ca FILE --allowed NODE
+       --target NODE --markup NODE --reported NODE --report-rule NAME --report-count N
 The browser trusts the authority's certificate by its public key (--spki: Chromium's
 --ignore-certificate-errors-spki-list), nothing else; the token is read from its file and
 never printed.
@@ -57,6 +62,15 @@ def expect(name, want, got):
         fail(name, f"expected {want!r}, got {got!r}")
 
 
+def outcome(request):
+    """What the gateway answered a oneM2M request: "HTTP-STATUS RSC"."""
+    try:
+        with urllib.request.urlopen(request, timeout=5) as r:
+            return f"{r.status} {r.headers.get('X-M2M-RSC')}"
+    except urllib.error.HTTPError as e:
+        return f"{e.code} {e.headers.get('X-M2M-RSC')}"
+
+
 def retrieve(gateway, origin):
     """A oneM2M retrieve through the gateway: "HTTP-STATUS RSC"."""
     request = urllib.request.Request(
@@ -68,11 +82,26 @@ def retrieve(gateway, origin):
             "Accept": "application/json",
         },
     )
-    try:
-        with urllib.request.urlopen(request, timeout=5) as r:
-            return f"{r.status} {r.headers.get('X-M2M-RSC')}"
-    except urllib.error.HTTPError as e:
-        return f"{e.code} {e.headers.get('X-M2M-RSC')}"
+    return outcome(request)
+
+
+def forged(gateway, origin, n, secrets):
+    """A oneM2M create through the gateway as `origin` with a check value no key made (and
+    content, a request id and a check value that must never reach a report): "HTTP-STATUS RSC"."""
+    request = urllib.request.Request(
+        gateway,
+        method="POST",
+        data=json.dumps({"m2m:cin": {"con": secrets["content"]}}).encode(),
+        headers={
+            "X-M2M-Origin": origin,
+            "X-M2M-RI": f"{secrets['rqi']}-{n}",
+            "X-M2M-RVI": "3",
+            "X-M2M-AS": secrets["check_value"],
+            "Content-Type": "application/json;ty=4",
+            "Accept": "application/json",
+        },
+    )
+    return outcome(request)
 
 
 def until(predicate, seconds=WAIT_S):
@@ -99,7 +128,7 @@ def browser(args):
         "--no-sandbox",  # CI runs as root, where Chromium's sandbox cannot start
         "--disable-dev-shm-usage",
         "--disable-gpu",
-        "--window-size=1280,760",
+        "--window-size=1280,900",  # the reports panel in the screenshot too
         f"--ignore-certificate-errors-spki-list={args.spki}",
         "--no-first-run",
         "--disable-background-networking",
@@ -199,6 +228,9 @@ def main():
     parser.add_argument("--allowed", required=True, help="a node whose requests pass")
     parser.add_argument("--target", required=True, help="the node to deactivate")
     parser.add_argument("--markup", required=True, help="a node id that is HTML")
+    parser.add_argument("--reported", required=True, help="the node to send forged check values as")
+    parser.add_argument("--report-rule", required=True, help="the gateway's [[reports.rules]] name")
+    parser.add_argument("--report-count", type=int, required=True, help="its count")
     args = parser.parse_args()
     with open(args.token_file) as f:
         token = f.read().strip()
@@ -231,6 +263,35 @@ def main():
         expect("no CSP violation or script error in the browser's console", [], errors[:3])
         driver.quit()
     return 1 if FAILED else 0
+
+
+def reports_panel(c, args, token):
+    """Forged check values as args.reported through the gateway, the gateway's report of them
+    delivered to the authority, and its row in the panel: ids, counts and names, nothing the
+    requests carried."""
+    secrets = {
+        "content": f"con-secret-content-{time.monotonic_ns()}",
+        "rqi": f"con-forged-rqi-{time.monotonic_ns()}",
+        "check_value": "con-forged-k1.1.bm90IGEgcmVhbCBtYWMgYXQgYWxs",
+    }
+    answers = [forged(args.gateway, args.reported, n, secrets) for n in range(args.report_count)]
+    expect(f"{args.report_count} forged check values as {args.reported}: each refused (403 4103)",
+           ["403 4103"] * args.report_count, answers)
+    # The gateway's outbox delivers the report; the panel shows it on a refresh (every 5 s).
+    row = c.wait(lambda: next((r for r in c.rows("reports") if r[2] == args.reported), None), 20)
+    expect("the report reaches the panel within 20 s: gateway, node", [args.gateway_id, args.reported],
+           row[1:3] if row else None)
+    expect("with the counts by stage, the reason and the gateway's rule",
+           [f"check_value: {args.report_count}", "unknown_key", args.report_rule, ""],
+           row[4:8] if row else None)
+    expect("its window and the time received shown", True,
+           bool(row) and " to " in row[3] and row[3].endswith("Z") and row[0].endswith("Z"))
+    expect("the panel counts it", "newest 1", c.text("reports-count"))
+    panel = c.d.execute_script("return document.getElementById('reports').closest('section').outerHTML")
+    leaked = [name for name, value in [*secrets.items(), ("operator token", token)]
+              if value in panel or value.split(".")[0] in panel]
+    expect("and nothing secret in the panel's markup: no content, request id, check value, token",
+           [], leaked)
 
 
 def run(c, args, token):
@@ -270,13 +331,9 @@ def run(c, args, token):
            True, bool(gw) and gw[1] == "active" and f"head seq {gw[2]}," in c.text("head"))
     expect("and the age of its last ack shown", True, bool(gw) and gw[4].endswith("ago"))
 
-    reports = c.wait(lambda: c.visible("reports-empty") and c.text("reports-empty")
-                     or c.rows("reports"))
-    if isinstance(reports, str):
-        expect("reports: the authority answers 404 for /v1/reports, the panel says so", True,
-               reports.startswith("no reports"))
-    else:
-        expect("reports: the rows of GET /v1/reports, newest first", True, bool(reports))
+    empty = c.wait(lambda: c.visible("reports-empty") and c.text("reports-empty"))
+    expect("reports: none received yet, the panel says so", "no reports", empty)
+    reports_panel(c, args, token)
 
     search = c.by_id("filter")
     search.send_keys(args.target)
